@@ -1,0 +1,133 @@
+//! Wires the spine (bus, state, store) and the subsystems (PVE poller, store writer, side port) together, and
+//! owns the shutdown protocol: cancel one token, every task stops, the store writer drains the bus and
+//! checkpoints last. Each subsystem is `run(.., shutdown)`, as in mini-redis.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, Event, DEFAULT_CAPACITY};
+use crate::cluster::client::{PveClient, PveError};
+use crate::cluster::poller::Poller;
+use crate::config::Config;
+use crate::state::{JarvisStatus, StateHandle, World};
+use crate::store::{Store, StoreError};
+use crate::web::{self, WebContext};
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pve(#[from] PveError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running Jarvis.
+pub struct App {
+    pub web_addr: SocketAddr,
+    pub bus: Bus,
+    pub state: StateHandle,
+    pub store: Arc<Store>,
+    shutdown: CancellationToken,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    writer: JoinHandle<()>,
+}
+
+impl App {
+    pub async fn start(config: &Config, mode: &str) -> Result<App, AppError> {
+        let bus = Bus::new(DEFAULT_CAPACITY);
+        let state = StateHandle::new(World {
+            jarvis: JarvisStatus {
+                mode: mode.to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                started_at_ms: crate::time::now_ms(),
+            },
+            ..World::default()
+        });
+        let path = config.store_path.clone();
+        let store = Arc::new(
+            tokio::task::spawn_blocking(move || Store::open(&path))
+                .await
+                .map_err(|e| StoreError::Open { path: e.to_string(), source: rusqlite::Error::InvalidQuery })??,
+        );
+        let shutdown = CancellationToken::new();
+        // The writer subscribes before anything publishes, so the log misses nothing.
+        let writer = tokio::spawn(crate::store::writer::run(store.clone(), bus.subscribe(), shutdown.clone()));
+
+        let client = PveClient::new(&config.pve)?;
+        let listener = TcpListener::bind(config.web.listen)
+            .await
+            .map_err(|source| AppError::Listen { addr: config.web.listen, source })?;
+        let web_addr = listener.local_addr().map_err(|source| AppError::Listen { addr: config.web.listen, source })?;
+        let ctx = Arc::new(WebContext { state: state.clone(), bus: bus.clone(), store: store.clone(), token: config.web.token.clone() });
+        let app = web::router(ctx, config.web.max_body_bytes);
+
+        let mut tasks = Vec::new();
+        let poller = Poller::new(client, config.poll.clone(), bus.clone(), state.clone());
+        tasks.push(("poller", tokio::spawn(poller.run(shutdown.clone()))));
+        let web_shutdown = shutdown.clone();
+        tasks.push((
+            "web",
+            tokio::spawn(async move {
+                if let Err(e) = web::serve(listener, app, web_shutdown).await {
+                    tracing::error!("side port stopped: {e}");
+                }
+            }),
+        ));
+        bus.publish(Event::JarvisStarted { version: env!("CARGO_PKG_VERSION").to_string(), mode: mode.to_string() });
+        tracing::info!(%web_addr, mode, "Jarvis is up");
+        Ok(App { web_addr, bus, state, store, shutdown, tasks, writer })
+    }
+
+    /// A token that stops the app when cancelled (for signal handlers).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops every task, then lets the store writer drain the bus and checkpoint.
+    pub async fn shutdown(self) {
+        self.bus.publish(Event::JarvisStopping);
+        self.shutdown.cancel();
+        for (name, task) in self.tasks {
+            match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
+                Ok(_) => tracing::debug!(task = name, "stopped"),
+                Err(_) => tracing::warn!(task = name, "did not stop in time"),
+            }
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.writer).await.is_err() {
+            tracing::warn!("store writer did not finish in time");
+        }
+        tracing::info!("Jarvis stopped");
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

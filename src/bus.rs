@@ -1,0 +1,179 @@
+//! The event bus: one `tokio::sync::broadcast` of typed [`Event`]s that every subsystem publishes to and the
+//! store, the WebSocket and (later) the UI and autopilot subscribe to.
+//!
+//! Publishing never blocks: a subscriber that falls behind loses the oldest events and is told how many
+//! (`RecvError::Lagged`), so a slow reader can never slow the pollers down.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::cluster::model::{GuestKind, Staleness};
+
+/// Default capacity of the broadcast ring.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// The four channels an event can belong to, like the four Socket.IO namespaces of the original product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Cluster,
+    Jarvis,
+    Voice,
+    Vision,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Cluster => "cluster",
+            Channel::Jarvis => "jarvis",
+            Channel::Voice => "voice",
+            Channel::Vision => "vision",
+        }
+    }
+}
+
+/// Storage fill level classes used for threshold events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FillLevel {
+    Normal,
+    Warning,
+    Critical,
+}
+
+/// Everything that happens, as one typed enum. Serialised as `{"kind": "...", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A node left the cluster view (offline or unknown).
+    NodeOffline { node: String },
+    /// A node came back online.
+    NodeOnline { node: String },
+    /// A guest changed power state (`running`, `stopped`, `paused`...), or appeared/disappeared.
+    GuestStateChanged {
+        vmid: u32,
+        name: String,
+        node: String,
+        guest_kind: GuestKind,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    /// A storage crossed a fill threshold, upwards or downwards.
+    StorageThreshold {
+        storage: String,
+        node: String,
+        used_pct: f64,
+        from: FillLevel,
+        to: FillLevel,
+    },
+    /// A task finished with an exit status other than `OK`.
+    TaskFailed {
+        upid: String,
+        node: String,
+        task_type: String,
+        id: String,
+        user: String,
+        exitstatus: String,
+    },
+    /// The Proxmox API stopped answering properly; the cluster view is stale.
+    PveStale(Staleness),
+    /// The Proxmox API answers again after being stale.
+    PveRecovered { after_ms: u64 },
+    /// A power action was sent to PVE and produced a task.
+    ActionStarted { upid: String, node: String, vmid: u32, action: String },
+    /// A followed task finished.
+    ActionFinished { upid: String, node: String, vmid: u32, action: String, exitstatus: String },
+    /// Jarvis itself started.
+    JarvisStarted { version: String, mode: String },
+    /// Jarvis is shutting down.
+    JarvisStopping,
+}
+
+impl Event {
+    pub fn channel(&self) -> Channel {
+        match self {
+            Event::JarvisStarted { .. } | Event::JarvisStopping => Channel::Jarvis,
+            _ => Channel::Cluster,
+        }
+    }
+
+    /// The `kind` tag as a string, for the store's index and for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::NodeOffline { .. } => "node_offline",
+            Event::NodeOnline { .. } => "node_online",
+            Event::GuestStateChanged { .. } => "guest_state_changed",
+            Event::StorageThreshold { .. } => "storage_threshold",
+            Event::TaskFailed { .. } => "task_failed",
+            Event::PveStale(_) => "pve_stale",
+            Event::PveRecovered { .. } => "pve_recovered",
+            Event::ActionStarted { .. } => "action_started",
+            Event::ActionFinished { .. } => "action_finished",
+            Event::JarvisStarted { .. } => "jarvis_started",
+            Event::JarvisStopping => "jarvis_stopping",
+        }
+    }
+}
+
+/// An event with the wall-clock time it was published at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stamped {
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    pub event: Event,
+}
+
+/// Cheap to clone; every clone publishes to the same channel.
+#[derive(Clone)]
+pub struct Bus {
+    tx: broadcast::Sender<Stamped>,
+}
+
+impl Bus {
+    pub fn new(capacity: usize) -> Bus {
+        let (tx, _) = broadcast::channel(capacity);
+        Bus { tx }
+    }
+
+    /// Publishes an event stamped with the current time. Having no subscriber is not an error.
+    pub fn publish(&self, event: Event) {
+        tracing::debug!(kind = event.kind(), "event");
+        let _ = self.tx.send(Stamped { ts_ms: crate::time::now_ms(), event });
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Stamped> {
+        self.tx.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn subscribers_receive_in_order_and_lag_is_reported() {
+        let bus = Bus::new(2);
+        let mut rx = bus.subscribe();
+        for n in ["a", "b", "c"] {
+            bus.publish(Event::NodeOnline { node: n.into() });
+        }
+        match rx.recv().await {
+            Err(broadcast::error::RecvError::Lagged(1)) => {}
+            other => panic!("expected a lag of 1, got {other:?}"),
+        }
+        let next = rx.recv().await.expect("event after lag");
+        assert_eq!(next.event, Event::NodeOnline { node: "b".into() });
+    }
+
+    #[test]
+    fn events_serialise_with_kind_tag_and_channel() {
+        let e = Event::NodeOffline { node: "pve".into() };
+        let json = serde_json::to_value(&e).expect("serialise");
+        assert_eq!(json["kind"], "node_offline");
+        assert_eq!(json["node"], "pve");
+        assert_eq!(e.kind(), "node_offline");
+        assert_eq!(e.channel(), Channel::Cluster);
+        assert_eq!(Event::JarvisStopping.channel(), Channel::Jarvis);
+    }
+}

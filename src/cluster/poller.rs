@@ -1,0 +1,281 @@
+//! The cluster poller: `/cluster/resources` as the main poll, node status, disks, quorum and failed tasks at
+//! slower rates, a faster burst for a while after an action; every view is diffed into events and published to
+//! the state. When PVE fails the view is marked stale with the reason and polls back off exponentially (capped);
+//! the first good answer clears it and refreshes everything.
+//!
+//! Architecture invariant: the poller never blocks a reader; it only writes the state and publishes events.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{PveClient, PveError};
+use super::diff::{diff, DiffMemory, Thresholds};
+use super::model::Staleness;
+use super::snapshot::{build, NodeDetails};
+use crate::bus::{Bus, Event};
+use crate::state::StateHandle;
+use crate::time::{now_ms, now_secs};
+
+/// How often each call is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollSettings {
+    pub resources: Duration,
+    pub node_status: Duration,
+    pub disks: Duration,
+    pub tasks: Duration,
+    pub quorum: Duration,
+    /// `/cluster/resources` interval right after an action...
+    pub burst: Duration,
+    /// ...for this long.
+    pub burst_for: Duration,
+    pub backoff_max: Duration,
+    pub thresholds: Thresholds,
+}
+
+impl Default for PollSettings {
+    /// See docs/BENCHMARKS.md: 1.4 s keeps change-to-screen p99 under 1.5 s at well under 1 request/s in all.
+    fn default() -> PollSettings {
+        PollSettings {
+            resources: Duration::from_millis(1400),
+            node_status: Duration::from_secs(60),
+            disks: Duration::from_secs(600),
+            tasks: Duration::from_secs(60),
+            quorum: Duration::from_secs(30),
+            burst: Duration::from_millis(500),
+            burst_for: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(30),
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+/// When each slow poll is next due.
+struct Due {
+    node_status: Instant,
+    disks: Instant,
+    tasks: Instant,
+    quorum: Instant,
+}
+
+impl Due {
+    fn now() -> Due {
+        let t = Instant::now();
+        Due { node_status: t, disks: t, tasks: t, quorum: t }
+    }
+}
+
+const MAX_SEEN_TASKS: usize = 2000;
+
+pub struct Poller {
+    client: PveClient,
+    settings: PollSettings,
+    bus: Bus,
+    state: StateHandle,
+    details: BTreeMap<String, NodeDetails>,
+    quorate: Option<bool>,
+    version: Option<String>,
+    memory: DiffMemory,
+    failures: u32,
+    stale_since: Option<u64>,
+    due: Due,
+    burst_until: Option<Instant>,
+    tasks_since: u64,
+    seen_tasks: HashSet<String>,
+    seen_order: VecDeque<String>,
+}
+
+impl Poller {
+    pub fn new(client: PveClient, settings: PollSettings, bus: Bus, state: StateHandle) -> Poller {
+        Poller {
+            client,
+            settings,
+            bus,
+            state,
+            details: BTreeMap::new(),
+            quorate: None,
+            version: None,
+            memory: DiffMemory::default(),
+            failures: 0,
+            stale_since: None,
+            due: Due::now(),
+            burst_until: None,
+            tasks_since: now_secs().saturating_sub(60),
+            seen_tasks: HashSet::new(),
+            seen_order: VecDeque::new(),
+        }
+    }
+
+    /// Polls until `shutdown` is cancelled.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut actions = self.bus.subscribe();
+        loop {
+            let wait = self.poll_once().await;
+            let until = Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = sleep_until(until) => break,
+                    ev = actions.recv() => match ev {
+                        Ok(stamped) => if let Event::ActionStarted { .. } = stamped.event {
+                            self.burst_until = Some(Instant::now() + self.settings.burst_for);
+                            break;
+                        },
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+            }
+        }
+    }
+
+    /// One round; returns how long to wait before the next.
+    pub async fn poll_once(&mut self) -> Duration {
+        let resources = match self.client.cluster_resources(None).await {
+            Ok(r) => r,
+            Err(e) => return self.failed(&e),
+        };
+        if let Some(since) = self.stale_since.take() {
+            tracing::info!("Proxmox VE answers again");
+            self.bus.publish(Event::PveRecovered { after_ms: now_ms().saturating_sub(since) });
+            self.due = Due::now();
+        }
+        self.failures = 0;
+        self.refresh_slow(&resources).await;
+        let old = self.state.get().cluster.clone();
+        let new = build(&resources, &self.details, self.quorate, self.version.clone(), now_ms());
+        for event in diff(&old, &new, &self.settings.thresholds, &mut self.memory) {
+            self.bus.publish(event);
+        }
+        self.state.update(|w| w.cluster = new);
+        match self.burst_until {
+            Some(t) if Instant::now() < t => self.settings.burst,
+            _ => self.settings.resources,
+        }
+    }
+
+    fn failed(&mut self, e: &PveError) -> Duration {
+        self.failures += 1;
+        let reason = e.to_string();
+        tracing::warn!(failures = self.failures, category = e.category(), "PVE poll failed: {reason}");
+        let since = *self.stale_since.get_or_insert_with(now_ms);
+        let staleness = Staleness { reason, since_ms: since, failures: self.failures };
+        let first = self.failures == 1;
+        let changed_reason = self.state.get().cluster.stale.as_ref().map(|s| s.reason.as_str()) != Some(staleness.reason.as_str());
+        self.state.update(|w| w.cluster.stale = Some(staleness.clone()));
+        if first || changed_reason {
+            self.bus.publish(Event::PveStale(staleness));
+        }
+        backoff(self.settings.resources, self.settings.backoff_max, self.failures)
+    }
+
+    /// Node status, disks, quorum and failed tasks, each when due. A failure here keeps the last details.
+    async fn refresh_slow(&mut self, resources: &[super::api::Resource]) {
+        let now = Instant::now();
+        let online: Vec<String> = resources
+            .iter()
+            .filter(|r| r.kind == "node" && r.status.as_deref() == Some("online"))
+            .filter_map(|r| r.node.clone())
+            .collect();
+        if now >= self.due.quorum {
+            self.due.quorum = now + self.settings.quorum;
+            match self.client.cluster_status().await {
+                Ok(items) => self.quorate = items.iter().find(|i| i.kind == "cluster").and_then(|c| c.quorate),
+                Err(e) => tracing::debug!("cluster status: {e}"),
+            }
+            if self.version.is_none() {
+                self.version = self.client.version().await.ok().map(|v| v.version);
+            }
+        }
+        if now >= self.due.node_status {
+            self.due.node_status = now + self.settings.node_status;
+            for node in &online {
+                match self.client.node_status(node).await {
+                    Ok(s) => self.details.entry(node.clone()).or_default().status = Some(s),
+                    Err(e) => tracing::debug!(node, "node status: {e}"),
+                }
+            }
+        }
+        if now >= self.due.disks {
+            self.due.disks = now + self.settings.disks;
+            for node in &online {
+                match self.client.node_disks(node).await {
+                    Ok(d) => self.details.entry(node.clone()).or_default().disks = Some(d),
+                    Err(e) => tracing::debug!(node, "disks: {e}"),
+                }
+            }
+        }
+        if now >= self.due.tasks {
+            self.due.tasks = now + self.settings.tasks;
+            for node in &online {
+                match self.client.failed_tasks(node, self.tasks_since).await {
+                    Ok(tasks) => {
+                        for t in tasks {
+                            if t.endtime.is_none() || !self.remember_task(&t.upid) {
+                                continue;
+                            }
+                            self.bus.publish(Event::TaskFailed {
+                                upid: t.upid,
+                                node: t.node,
+                                task_type: t.kind,
+                                id: t.id,
+                                user: t.user,
+                                exitstatus: t.status.unwrap_or_else(|| "unknown error".into()),
+                            });
+                        }
+                    }
+                    Err(e) => tracing::debug!(node, "tasks: {e}"),
+                }
+            }
+        }
+    }
+
+    /// True the first time a UPID is seen.
+    fn remember_task(&mut self, upid: &str) -> bool {
+        if !self.seen_tasks.insert(upid.to_string()) {
+            return false;
+        }
+        self.seen_order.push_back(upid.to_string());
+        if self.seen_order.len() > MAX_SEEN_TASKS {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen_tasks.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// `base × 2^(failures-1)`, capped.
+pub fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    base.saturating_mul(factor).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Duration::from_secs(1);
+        let m = Duration::from_secs(30);
+        let got: Vec<u64> = (1..=7).map(|f| backoff(b, m, f).as_secs()).collect();
+        assert_eq!(got, vec![1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(backoff(b, m, 1000), m);
+    }
+
+    #[test]
+    fn default_rates_stay_under_one_request_per_second_for_four_nodes() {
+        let s = PollSettings::default();
+        let per_sec = |d: Duration, n: f64| n / d.as_secs_f64();
+        let total = per_sec(s.resources, 1.0)
+            + per_sec(s.node_status, 4.0)
+            + per_sec(s.disks, 4.0)
+            + per_sec(s.tasks, 4.0)
+            + per_sec(s.quorum, 1.0);
+        assert!(total < 1.0, "{total} requests/s");
+    }
+}

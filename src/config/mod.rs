@@ -1,0 +1,258 @@
+//! Configuration: one TOML file (`overlay/etc/jarvis/jarvis.toml` is the commented example), read in two stages
+//! as ripgrep does: raw TOML → a validated [`Config`] that builds the subsystems. Every problem is reported with
+//! file, line and field ([`ConfigError::Invalid`]); a bad value is never silently replaced by a default.
+//! Secrets (the PVE token secret, the side-port token) come from files or environment variables, never from the
+//! TOML itself, and are never logged.
+
+pub mod reader;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cluster::client::{ApiToken, PveEndpoint};
+use crate::cluster::diff::Thresholds;
+use crate::cluster::poller::PollSettings;
+use crate::secret::Secret;
+use crate::tls::{Fingerprint, Trust};
+use reader::{Problem, Reader, Section};
+
+pub const ENV_PVE_SECRET: &str = "JARVIS_PVE_TOKEN_SECRET";
+pub const ENV_WEB_TOKEN: &str = "JARVIS_WEB_TOKEN";
+
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    pub listen: SocketAddr,
+    pub token: Secret,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub pve: PveEndpoint,
+    pub poll: PollSettings,
+    pub web: WebSettings,
+    pub store_path: PathBuf,
+    pub log_level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("{} problem(s) in {path}:\n{}", problems.len(), problems.iter().map(|p| format!("  {path}:{p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: String, problems: Vec<Problem> },
+}
+
+impl Config {
+    /// Reads and validates a config file, taking secrets from the files it names or the environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let src = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&src, &path.display().to_string(), base, &|k| std::env::var(k).ok())
+    }
+
+    /// Validates `src`; relative secret paths are resolved against `base`.
+    pub fn parse(src: &str, name: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut r = Reader::parse(src);
+        let pve = r.section("pve", |s| read_pve(s, base, env));
+        let poll = r.section("poll", read_poll);
+        let thresholds = r.section("alerts", read_alerts);
+        let web = r.section("web", |s| read_web(s, base, env));
+        let store_path = r.section("store", |s| {
+            s.string("path").map(|(p, _)| PathBuf::from(p)).unwrap_or_else(|| PathBuf::from("/var/lib/jarvis/jarvis.db"))
+        });
+        let log_level = r.section("log", |s| match s.string("level") {
+            Some((l, span)) if !["error", "warn", "info", "debug", "trace"].contains(&l.as_str()) => {
+                s.fail("level", Some(span), format!("`{l}` is not one of error, warn, info, debug, trace"));
+                l
+            }
+            Some((l, _)) => l,
+            None => "info".into(),
+        });
+        let problems = r.finish();
+        match (pve, web) {
+            (Some(pve), Some(web)) if problems.is_empty() => {
+                Ok(Config { pve, poll: PollSettings { thresholds, ..poll }, web, store_path, log_level })
+            }
+            _ => Err(ConfigError::Invalid { path: name.to_string(), problems }),
+        }
+    }
+}
+
+fn read_pve(s: &mut Section<'_, '_>, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Option<PveEndpoint> {
+    let url = s.required_string("url");
+    if let Some((u, span)) = &url {
+        if !u.starts_with("https://") {
+            s.fail("url", Some(span.clone()), "must start with https:// (PVE serves its API over TLS on port 8006)".into());
+        }
+    }
+    let token_id = s.required_string("token_id");
+    if let Some((t, span)) = &token_id {
+        let ok = t.split_once('!').is_some_and(|(user, id)| user.contains('@') && !id.is_empty());
+        if !ok {
+            s.fail("token_id", Some(span.clone()), "must look like USER@REALM!TOKENID (e.g. jarvis@pve!kiosk)".into());
+        }
+    }
+    let secret = read_secret(s, "token_secret_file", ENV_PVE_SECRET, base, env);
+    let fingerprint = s.string("fingerprint");
+    let ca_file = s.string("ca_file");
+    let trust = match (fingerprint, ca_file) {
+        (Some((fp, span)), None) => match Fingerprint::parse(&fp) {
+            Ok(f) => Some(Trust::Pinned(f)),
+            Err(e) => {
+                s.fail("fingerprint", Some(span), e.to_string());
+                None
+            }
+        },
+        (None, Some((ca, _))) => Some(Trust::CaFile(resolve(base, &ca))),
+        (Some(_), Some((_, span))) => {
+            s.fail("ca_file", Some(span), "set either fingerprint or ca_file, not both".into());
+            None
+        }
+        (None, None) => {
+            s.fail(
+                "fingerprint",
+                None,
+                "missing: pin PVE's certificate with fingerprint = \"AA:BB:...\" (Datacenter → node → Certificates) or give ca_file".into(),
+            );
+            None
+        }
+    };
+    let timeout = Duration::from_millis(s.int_or("timeout_ms", 10_000, 100, 120_000));
+    Some(PveEndpoint {
+        url: url?.0,
+        token: ApiToken { id: token_id?.0, secret: secret? },
+        trust: trust?,
+        timeout,
+    })
+}
+
+fn read_poll(s: &mut Section<'_, '_>) -> PollSettings {
+    let d = PollSettings::default();
+    let ms = |s: &mut Section<'_, '_>, key: &str, default: Duration, min: u64, max: u64| {
+        Duration::from_millis(s.int_or(key, default.as_millis() as u64, min, max))
+    };
+    PollSettings {
+        resources: ms(s, "resources_ms", d.resources, 250, 600_000),
+        node_status: ms(s, "node_status_ms", d.node_status, 1_000, 3_600_000),
+        disks: ms(s, "disks_ms", d.disks, 1_000, 86_400_000),
+        tasks: ms(s, "tasks_ms", d.tasks, 1_000, 3_600_000),
+        quorum: ms(s, "quorum_ms", d.quorum, 1_000, 3_600_000),
+        burst: ms(s, "burst_ms", d.burst, 100, 60_000),
+        burst_for: ms(s, "burst_for_ms", d.burst_for, 0, 600_000),
+        backoff_max: ms(s, "backoff_max_ms", d.backoff_max, 1_000, 3_600_000),
+        thresholds: d.thresholds,
+    }
+}
+
+fn read_alerts(s: &mut Section<'_, '_>) -> Thresholds {
+    let d = Thresholds::default();
+    let warn = s.number_or("storage_warn_pct", d.warn_pct, 1.0, 100.0);
+    let crit = s.number_or("storage_crit_pct", d.crit_pct, 1.0, 100.0);
+    if crit < warn {
+        s.fail("storage_crit_pct", None, format!("must be at least storage_warn_pct ({warn})"));
+    }
+    Thresholds { warn_pct: warn, crit_pct: crit, hysteresis_pct: d.hysteresis_pct }
+}
+
+fn read_web(s: &mut Section<'_, '_>, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Option<WebSettings> {
+    let listen = match s.string("listen") {
+        Some((l, span)) => match l.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                s.fail("listen", Some(span), format!("`{l}` is not an address:port (e.g. 0.0.0.0:8443)"));
+                None
+            }
+        },
+        None => Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
+    };
+    let token = read_secret(s, "token_file", ENV_WEB_TOKEN, base, env);
+    if let Some(t) = &token {
+        if t.expose().len() < 16 {
+            s.fail("token_file", None, "the side-port token must be at least 16 characters".into());
+        }
+    }
+    let max_body_bytes = s.int_or("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024) as usize;
+    Some(WebSettings { listen: listen?, token: token?, max_body_bytes })
+}
+
+/// A secret from the file named by `key`, else from the environment variable `env_name`.
+fn read_secret(s: &mut Section<'_, '_>, key: &str, env_name: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Option<Secret> {
+    match s.string(key) {
+        Some((file, span)) => match Secret::from_file(&resolve(base, &file)) {
+            Ok(secret) => Some(secret),
+            Err(e) => {
+                s.fail(key, Some(span), e.to_string());
+                None
+            }
+        },
+        None => match env(env_name).filter(|v| !v.is_empty()) {
+            Some(v) => Some(Secret::new(v)),
+            None => {
+                s.fail(key, None, format!("missing: name a secret file here or set {env_name}"));
+                None
+            }
+        },
+    }
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP: &str = "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99";
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            ENV_PVE_SECRET => Some("pve-secret".into()),
+            ENV_WEB_TOKEN => Some("0123456789abcdef0123".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_minimal_config_with_secrets_from_the_environment() {
+        let src = format!("[pve]\nurl = \"https://10.0.0.2:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\nfingerprint = \"{FP}\"\n");
+        let c = Config::parse(&src, "j.toml", Path::new("/etc/jarvis"), &env).expect("valid");
+        assert_eq!(c.pve.token.secret.expose(), "pve-secret");
+        assert_eq!(c.poll, PollSettings::default());
+        assert_eq!(c.web.listen, "0.0.0.0:8443".parse::<SocketAddr>().expect("addr"));
+        assert!(matches!(c.pve.trust, Trust::Pinned(_)));
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_line() {
+        let src = "[pve]\nurl = \"http://pve:8006\"\ntoken_id = \"root\"\nfingerprint = \"nope\"\n\n[poll]\nresources_ms = 10\n\n[web]\nlisten = \"everywhere\"\n";
+        let Err(ConfigError::Invalid { problems, .. }) = Config::parse(src, "j.toml", Path::new("."), &env) else {
+            panic!("expected problems");
+        };
+        let got: Vec<(usize, &str)> = problems.iter().map(|p| (p.line, p.field.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![(2, "pve.url"), (3, "pve.token_id"), (4, "pve.fingerprint"), (7, "poll.resources_ms"), (10, "web.listen")]
+        );
+    }
+
+    #[test]
+    fn missing_secrets_and_trust_are_problems() {
+        let src = "[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\n";
+        let Err(ConfigError::Invalid { problems, .. }) = Config::parse(src, "j.toml", Path::new("."), &|_| None) else {
+            panic!("expected problems");
+        };
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert!(fields.contains(&"pve.token_secret_file"));
+        assert!(fields.contains(&"pve.fingerprint"));
+        assert!(fields.contains(&"web.token_file"));
+    }
+}

@@ -1,0 +1,100 @@
+//! `jarvis demo`: starts the PVE simulator on loopback and the whole product against it, through the same
+//! client, TLS pinning and sockets as production. The side-port token is random per run unless
+//! `JARVIS_WEB_TOKEN` is set.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::app::{App, AppError};
+use crate::cluster::client::{ApiToken, PveEndpoint};
+use crate::cluster::poller::PollSettings;
+use crate::config::{Config, WebSettings, ENV_WEB_TOKEN};
+use crate::secret::Secret;
+use crate::sim::{SimError, SimOptions, Simulator, DEMO_TOKEN_ID};
+use crate::tls::Trust;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub listen: SocketAddr,
+    pub sim_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub poll: PollSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+pub struct Demo {
+    pub sim: Simulator,
+    pub app: App,
+    pub web_token: Secret,
+    pub pve_secret: Secret,
+    /// The simulator's certificate in PEM, for `curl --cacert`.
+    pub sim_cert: PathBuf,
+}
+
+impl Demo {
+    pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
+        let pve_secret = Secret::random();
+        let sim = Simulator::start(SimOptions {
+            listen: opts.sim_listen,
+            ..SimOptions::loopback(pve_secret.expose())
+        })
+        .await?;
+        let web_token = match std::env::var(ENV_WEB_TOKEN) {
+            Ok(t) if t.len() >= 16 => Secret::new(t),
+            _ => Secret::random(),
+        };
+        let config = Config {
+            pve: PveEndpoint {
+                url: sim.url(),
+                token: ApiToken { id: DEMO_TOKEN_ID.to_string(), secret: pve_secret.clone() },
+                trust: Trust::Pinned(sim.identity.fingerprint()),
+                timeout: Duration::from_secs(5),
+            },
+            poll: opts.poll,
+            web: WebSettings { listen: opts.listen, token: web_token.clone(), max_body_bytes: 64 * 1024 },
+            store_path: opts.data_dir.join("jarvis-demo.db"),
+            log_level: "info".into(),
+        };
+        let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
+        if let Err(e) = std::fs::create_dir_all(&opts.data_dir).and_then(|()| std::fs::write(&sim_cert, &sim.identity.cert_pem)) {
+            tracing::warn!("cannot write {}: {e}", sim_cert.display());
+        }
+        let app = App::start(&config, "demo").await?;
+        Ok(Demo { sim, app, web_token, pve_secret, sim_cert })
+    }
+
+    /// What a new user needs to try it (the side-port token included: it is theirs, made for this run).
+    pub fn banner(&self) -> String {
+        let web = format!("http://{}", self.app.web_addr);
+        let token = self.web_token.expose();
+        let pve = self.sim.url();
+        let secret = self.pve_secret.expose();
+        format!(
+            "Jarvis demo is running (headless: the kiosk UI arrives with its own issue).\n\
+             \n  side port   {web}\n  token       {token}\n\
+             \n  try:        curl -H 'Authorization: Bearer {token}' {web}/api/v1/cluster\n\
+             \n  live feed:  websocat -H 'Authorization: Bearer {token}' ws://{addr}/ws\n\
+             \n  simulated Proxmox VE: {pve}  (certificate SHA-256 {fp})\n\
+             \n  power a guest as if from the PVE web UI, and watch it arrive on /ws:\n\
+             \n    curl -s --cacert {cert} -X POST -H 'Authorization: PVEAPIToken={DEMO_TOKEN_ID}={secret}' \\\n\
+             \x20     {pve}/api2/json/nodes/pve/qemu/113/status/start\n\
+             \nCtrl-C stops it.",
+            addr = self.app.web_addr,
+            fp = self.sim.identity.fingerprint(),
+            cert = self.sim_cert.display(),
+        )
+    }
+
+    pub async fn shutdown(self) {
+        self.app.shutdown().await;
+        self.sim.stop().await;
+    }
+}

@@ -1,0 +1,26 @@
+//! Jarvis: a self-hosted AI command center for a Proxmox VE homelab, as one kiosk binary.
+//!
+//! # Layout
+//! - [`bus`], [`state`], [`store`]: the spine every subsystem talks through (events, latest world, SQLite);
+//! - [`cluster`]: the Proxmox VE client, the cluster model, the poller that turns answers into state and events;
+//! - [`sim`]: the demo homelab, a PVE simulator speaking the real API over HTTPS on loopback;
+//! - [`web`]: the side port (axum): health, REST, WebSocket;
+//! - [`config`]: the one TOML file, validated with file/line/field for every problem;
+//! - [`demo`]: `jarvis demo`, the product against the simulator;
+//! - [`app`]: wires the spine and subsystems together and owns start-up and graceful shutdown;
+//! - [`tls`], [`secret`], [`time`]: small shared helpers.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over [`app`]. See `docs/ARCHITECTURE.md` for the map.
+
+pub mod app;
+pub mod bus;
+pub mod cluster;
+pub mod config;
+pub mod demo;
+pub mod secret;
+pub mod sim;
+pub mod state;
+pub mod store;
+pub mod time;
+pub mod tls;
+pub mod web;

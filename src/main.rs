@@ -1,0 +1,170 @@
+//! The `jarvis` command line: a thin layer over the library (see `src/lib.rs` for the layout).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use jarvis::app::{shutdown_signal, App};
+use jarvis::cluster::poller::PollSettings;
+use jarvis::config::{Config, ConfigError};
+use jarvis::demo::{Demo, DemoOptions};
+use jarvis::secret::Secret;
+use jarvis::sim::{SimOptions, Simulator, DEMO_TOKEN_ID};
+
+#[derive(Parser)]
+#[command(name = "jarvis", version, about = "A self-hosted AI command center for a Proxmox VE homelab")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run against a real Proxmox VE, as configured.
+    Run {
+        #[arg(long, default_value = "/etc/jarvis/jarvis.toml")]
+        config: PathBuf,
+    },
+    /// Run the whole product against the built-in demo homelab (simulated Proxmox VE on loopback).
+    Demo {
+        /// Side-port address.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Address of the simulated Proxmox VE.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        sim_listen: SocketAddr,
+        /// Where the demo keeps its database (default: ~/.local/share/jarvis-demo).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Main poll interval in milliseconds.
+        #[arg(long)]
+        poll_ms: Option<u64>,
+    },
+    /// Check a config file and list every problem with its line and field.
+    CheckConfig { file: PathBuf },
+    /// Run a simulator alone.
+    Sim {
+        #[command(subcommand)]
+        which: SimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// The Proxmox VE API simulator (HTTPS, self-signed certificate).
+    Pve {
+        #[arg(long, default_value = "127.0.0.1:8006")]
+        listen: SocketAddr,
+        /// File holding the API token secret to accept (default: a random one, printed).
+        #[arg(long)]
+        token_secret_file: Option<PathBuf>,
+        /// Multiply task durations (1.0 = realistic).
+        #[arg(long, default_value_t = 1.0)]
+        task_time_scale: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CheckConfig { file } => return check_config(&file),
+        command => runtime().and_then(|rt| rt.block_on(run(command))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jarvis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},hyper=warn,reqwest=warn")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    jarvis::tls::install_crypto_provider();
+    match command {
+        Command::Run { config } => {
+            let config = Config::load(&config)?;
+            init_logging(&config.log_level);
+            let app = App::start(&config, "run").await?;
+            shutdown_signal().await;
+            app.shutdown().await;
+        }
+        Command::Demo { listen, sim_listen, data_dir, poll_ms } => {
+            init_logging("info");
+            let data_dir = match data_dir {
+                Some(d) => d,
+                None => default_demo_dir()?,
+            };
+            let mut poll = PollSettings::default();
+            if let Some(ms) = poll_ms {
+                poll.resources = Duration::from_millis(ms.max(100));
+            }
+            let demo = Demo::start(DemoOptions { listen, sim_listen, data_dir, poll }).await?;
+            println!("{}", demo.banner());
+            shutdown_signal().await;
+            demo.shutdown().await;
+        }
+        Command::Sim { which: SimCommand::Pve { listen, token_secret_file, task_time_scale } } => {
+            init_logging("info");
+            let secret = match token_secret_file {
+                Some(f) => Secret::from_file(&f)?,
+                None => Secret::random(),
+            };
+            let sim = Simulator::start(SimOptions { listen, task_time_scale, ..SimOptions::loopback(secret.expose()) }).await?;
+            println!("PVE simulator at {}/api2/json", sim.url());
+            println!("fingerprint   {}", sim.identity.fingerprint());
+            println!("token id      {DEMO_TOKEN_ID}");
+            println!("token secret  {}", secret.expose());
+            shutdown_signal().await;
+            sim.stop().await;
+        }
+        Command::CheckConfig { .. } => unreachable!("handled without a runtime"),
+    }
+    Ok(())
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(_) => {
+            println!("{}: OK", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e @ ConfigError::Read { .. }) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+        Err(ConfigError::Invalid { path, problems }) => {
+            for p in &problems {
+                eprintln!("{path}:{p}");
+            }
+            eprintln!("{} problem(s) in {path}", problems.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_demo_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .context("set HOME or XDG_DATA_HOME, or pass --data-dir")?;
+    Ok(base.join("jarvis-demo"))
+}

@@ -1,0 +1,211 @@
+//! The store: one SQLite database (bundled, WAL) with versioned migrations ([`migrations`]) and the append-only
+//! event log, written in batches by [`writer`] from the bus and read by the side port.
+//!
+//! Durability: WAL with `synchronous=NORMAL` keeps every committed transaction across a crash or `kill -9` of the
+//! process (only a power cut can lose the last few); a write and a read use separate connections so readers never
+//! wait on the writer.
+
+pub mod migrations;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OpenFlags};
+use serde::Serialize;
+
+use crate::bus::Stamped;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("the store at {path} has schema version {found}, newer than this Jarvis knows ({known})")]
+    TooNew { path: String, found: i64, known: i64 },
+    #[error("store migration {version} failed: {source}")]
+    Migration { version: usize, source: rusqlite::Error },
+    #[error("store query failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("cannot encode an event: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub ts_ms: u64,
+    pub channel: String,
+    pub kind: String,
+    pub data: serde_json::Value,
+}
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                return Err(open_err(rusqlite::Error::InvalidPath(PathBuf::from(format!("{}: {e}", dir.display())))));
+            }
+        }
+        let mut writer = Connection::open(path).map_err(open_err)?;
+        writer
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")
+            .map_err(open_err)?;
+        migrate(&mut writer, path)?;
+        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(open_err)?;
+        reader.execute_batch("PRAGMA busy_timeout=5000;").map_err(open_err)?;
+        Ok(Store { path: path.to_path_buf(), writer: Mutex::new(writer), reader: Mutex::new(reader) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends events in one transaction; returns their ids.
+    pub fn append_events(&self, events: &[Stamped]) -> Result<Vec<i64>, StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let mut ids = Vec::with_capacity(events.len());
+        {
+            let mut stmt = tx.prepare_cached("INSERT INTO events (ts_ms, channel, kind, data) VALUES (?1, ?2, ?3, ?4)")?;
+            for e in events {
+                let data = serde_json::to_string(&e.event)?;
+                stmt.execute(params![e.ts_ms as i64, e.event.channel().as_str(), e.event.kind(), data])?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Events at or after `since_ms` (oldest first), or the latest `limit` when `since_ms` is `None`.
+    pub fn events(&self, since_ms: Option<u64>, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let conn = lock(&self.reader);
+        let limit = limit as i64;
+        let rows = match since_ms {
+            Some(since) => {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, ts_ms, channel, kind, data FROM events WHERE ts_ms >= ?1 ORDER BY ts_ms, id LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![since as i64, limit], row_to_event)?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            }
+            None => {
+                let mut stmt =
+                    conn.prepare_cached("SELECT id, ts_ms, channel, kind, data FROM events ORDER BY id DESC LIMIT ?1")?;
+                let rows = stmt.query_map(params![limit], row_to_event)?;
+                let mut v = rows.collect::<Result<Vec<_>, _>>()?;
+                v.reverse();
+                v
+            }
+        };
+        Ok(rows)
+    }
+
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        let conn = lock(&self.reader);
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// `PRAGMA integrity_check` → `ok` when the file is sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        let conn = lock(&self.reader);
+        Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    /// Folds the WAL into the main file (at shutdown).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = lock(&self.writer);
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        Ok(())
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let data: String = r.get(4)?;
+    Ok(StoredEvent {
+        id: r.get(0)?,
+        ts_ms: r.get::<_, i64>(1)? as u64,
+        channel: r.get(2)?,
+        kind: r.get(3)?,
+        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+    })
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = migrations::MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::TooNew { path: path.display().to_string(), found: current, known });
+    }
+    for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i + 1;
+        let tx = conn.transaction().map_err(|source| StoreError::Migration { version, source })?;
+        tx.execute_batch(sql).map_err(|source| StoreError::Migration { version, source })?;
+        tx.pragma_update(None, "user_version", version as i64)
+            .map_err(|source| StoreError::Migration { version, source })?;
+        tx.commit().map_err(|source| StoreError::Migration { version, source })?;
+        tracing::info!(version, "store migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::Event;
+
+    fn ev(ts: u64, node: &str) -> Stamped {
+        Stamped { ts_ms: ts, event: Event::NodeOnline { node: node.into() } }
+    }
+
+    #[test]
+    fn appends_reads_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/jarvis.db");
+        let store = Store::open(&path).expect("open");
+        let ids = store.append_events(&[ev(10, "a"), ev(20, "b"), ev(30, "c")]).expect("append");
+        assert_eq!(ids.len(), 3);
+        let since = store.events(Some(20), 10).expect("read");
+        assert_eq!(since.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), vec![20, 30]);
+        assert_eq!(since[0].data["node"], "b");
+        assert_eq!(since[0].channel, "cluster");
+        let latest = store.events(None, 2).expect("read");
+        assert_eq!(latest.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), vec![20, 30]);
+        drop(store);
+        let again = Store::open(&path).expect("reopen");
+        assert_eq!(again.event_count().expect("count"), 3);
+        assert_eq!(again.integrity_check().expect("check"), "ok");
+    }
+
+    #[test]
+    fn event_log_is_append_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("j.db")).expect("open");
+        store.append_events(&[ev(1, "a")]).expect("append");
+        let err = lock(&store.writer).execute("UPDATE events SET kind = 'x'", []);
+        assert!(err.is_err_and(|e| e.to_string().contains("append-only")));
+    }
+
+    #[test]
+    fn refuses_a_database_from_a_newer_jarvis() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        Connection::open(&path).and_then(|c| c.pragma_update(None, "user_version", 99)).expect("prepare");
+        assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+    }
+}

@@ -1,0 +1,58 @@
+//! The side port (axum): `/healthz` without auth; everything else behind `Authorization: Bearer TOKEN`
+//! ([`auth`]); REST under `/api/v1` ([`api`]); the live WebSocket at `/ws` ([`ws`]). Request bodies are capped.
+//!
+//! Architecture invariant: handlers read the state and the store and subscribe to the bus; they never reach into
+//! pollers or other subsystems.
+
+pub mod api;
+pub mod auth;
+pub mod ws;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::bus::Bus;
+use crate::secret::Secret;
+use crate::state::StateHandle;
+use crate::store::Store;
+
+/// What the handlers share.
+pub struct WebContext {
+    pub state: StateHandle,
+    pub bus: Bus,
+    pub store: Arc<Store>,
+    pub token: Secret,
+}
+
+pub fn router(ctx: Arc<WebContext>, max_body_bytes: usize) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/cluster", get(api::cluster))
+        .route("/api/v1/events", get(api::events))
+        .route("/ws", get(ws::upgrade))
+        .layer(middleware::from_fn_with_state(ctx.clone(), auth::require_bearer));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .merge(protected)
+        .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "message": "no such endpoint"}))) })
+        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .with_state(ctx)
+}
+
+/// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+/// A JSON error body `{"error": code, "message": text}` with a status.
+pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> axum::response::Response {
+    (status, Json(json!({"error": code, "message": message.into()}))).into_response()
+}
