@@ -27,7 +27,10 @@ pub enum AppError {
     #[error(transparent)]
     Pve(#[from] PveError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running Jarvis.
@@ -56,18 +59,36 @@ impl App {
         let store = Arc::new(
             tokio::task::spawn_blocking(move || Store::open(&path))
                 .await
-                .map_err(|e| StoreError::Open { path: e.to_string(), source: rusqlite::Error::InvalidQuery })??,
+                .map_err(|e| StoreError::Open {
+                    path: e.to_string(),
+                    source: rusqlite::Error::InvalidQuery,
+                })??,
         );
         let shutdown = CancellationToken::new();
         // The writer subscribes before anything publishes, so the log misses nothing.
-        let writer = tokio::spawn(crate::store::writer::run(store.clone(), bus.subscribe(), shutdown.clone()));
+        let writer = tokio::spawn(crate::store::writer::run(
+            store.clone(),
+            bus.subscribe(),
+            shutdown.clone(),
+        ));
 
         let client = PveClient::new(&config.pve)?;
         let listener = TcpListener::bind(config.web.listen)
             .await
-            .map_err(|source| AppError::Listen { addr: config.web.listen, source })?;
-        let web_addr = listener.local_addr().map_err(|source| AppError::Listen { addr: config.web.listen, source })?;
-        let ctx = Arc::new(WebContext { state: state.clone(), bus: bus.clone(), store: store.clone(), token: config.web.token.clone() });
+            .map_err(|source| AppError::Listen {
+                addr: config.web.listen,
+                source,
+            })?;
+        let web_addr = listener.local_addr().map_err(|source| AppError::Listen {
+            addr: config.web.listen,
+            source,
+        })?;
+        let ctx = Arc::new(WebContext {
+            state: state.clone(),
+            bus: bus.clone(),
+            store: store.clone(),
+            token: config.web.token.clone(),
+        });
         let app = web::router(ctx, config.web.max_body_bytes);
 
         let mut tasks = Vec::new();
@@ -82,9 +103,20 @@ impl App {
                 }
             }),
         ));
-        bus.publish(Event::JarvisStarted { version: env!("CARGO_PKG_VERSION").to_string(), mode: mode.to_string() });
+        bus.publish(Event::JarvisStarted {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            mode: mode.to_string(),
+        });
         tracing::info!(%web_addr, mode, "Jarvis is up");
-        Ok(App { web_addr, bus, state, store, shutdown, tasks, writer })
+        Ok(App {
+            web_addr,
+            bus,
+            state,
+            store,
+            shutdown,
+            tasks,
+            writer,
+        })
     }
 
     /// A token that stops the app when cancelled (for signal handlers).
@@ -102,7 +134,10 @@ impl App {
                 Err(_) => tracing::warn!(task = name, "did not stop in time"),
             }
         }
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.writer).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.writer)
+            .await
+            .is_err()
+        {
             tracing::warn!("store writer did not finish in time");
         }
         tracing::info!("Jarvis stopped");

@@ -81,9 +81,20 @@ pub enum Event {
     /// The Proxmox API answers again after being stale.
     PveRecovered { after_ms: u64 },
     /// A power action was sent to PVE and produced a task.
-    ActionStarted { upid: String, node: String, vmid: u32, action: String },
+    ActionStarted {
+        upid: String,
+        node: String,
+        vmid: u32,
+        action: String,
+    },
     /// A followed task finished.
-    ActionFinished { upid: String, node: String, vmid: u32, action: String, exitstatus: String },
+    ActionFinished {
+        upid: String,
+        node: String,
+        vmid: u32,
+        action: String,
+        exitstatus: String,
+    },
     /// Jarvis itself started.
     JarvisStarted { version: String, mode: String },
     /// Jarvis is shutting down.
@@ -139,7 +150,10 @@ impl Bus {
     /// Publishes an event stamped with the current time. Having no subscriber is not an error.
     pub fn publish(&self, event: Event) {
         tracing::debug!(kind = event.kind(), "event");
-        let _ = self.tx.send(Stamped { ts_ms: crate::time::now_ms(), event });
+        let _ = self.tx.send(Stamped {
+            ts_ms: crate::time::now_ms(),
+            event,
+        });
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Stamped> {

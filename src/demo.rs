@@ -54,21 +54,36 @@ impl Demo {
         let config = Config {
             pve: PveEndpoint {
                 url: sim.url(),
-                token: ApiToken { id: DEMO_TOKEN_ID.to_string(), secret: pve_secret.clone() },
+                token: ApiToken {
+                    id: DEMO_TOKEN_ID.to_string(),
+                    secret: pve_secret.clone(),
+                },
                 trust: Trust::Pinned(sim.identity.fingerprint()),
                 timeout: Duration::from_secs(5),
             },
             poll: opts.poll,
-            web: WebSettings { listen: opts.listen, token: web_token.clone(), max_body_bytes: 64 * 1024 },
+            web: WebSettings {
+                listen: opts.listen,
+                token: web_token.clone(),
+                max_body_bytes: 64 * 1024,
+            },
             store_path: opts.data_dir.join("jarvis-demo.db"),
             log_level: "info".into(),
         };
         let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
-        if let Err(e) = std::fs::create_dir_all(&opts.data_dir).and_then(|()| std::fs::write(&sim_cert, &sim.identity.cert_pem)) {
+        if let Err(e) = std::fs::create_dir_all(&opts.data_dir)
+            .and_then(|()| std::fs::write(&sim_cert, &sim.identity.cert_pem))
+        {
             tracing::warn!("cannot write {}: {e}", sim_cert.display());
         }
         let app = App::start(&config, "demo").await?;
-        Ok(Demo { sim, app, web_token, pve_secret, sim_cert })
+        Ok(Demo {
+            sim,
+            app,
+            web_token,
+            pve_secret,
+            sim_cert,
+        })
     }
 
     /// What a new user needs to try it (the side-port token included: it is theirs, made for this run).

@@ -15,7 +15,11 @@ use jarvis::secret::Secret;
 use jarvis::sim::{SimOptions, Simulator, DEMO_TOKEN_ID};
 
 #[derive(Parser)]
-#[command(name = "jarvis", version, about = "A self-hosted AI command center for a Proxmox VE homelab")]
+#[command(
+    name = "jarvis",
+    version,
+    about = "A self-hosted AI command center for a Proxmox VE homelab"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,9 +96,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},hyper=warn,reqwest=warn")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default_level},hyper=warn,reqwest=warn"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -107,7 +115,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             shutdown_signal().await;
             app.shutdown().await;
         }
-        Command::Demo { listen, sim_listen, data_dir, poll_ms } => {
+        Command::Demo {
+            listen,
+            sim_listen,
+            data_dir,
+            poll_ms,
+        } => {
             init_logging("info");
             let data_dir = match data_dir {
                 Some(d) => d,
@@ -117,18 +130,36 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if let Some(ms) = poll_ms {
                 poll.resources = Duration::from_millis(ms.max(100));
             }
-            let demo = Demo::start(DemoOptions { listen, sim_listen, data_dir, poll }).await?;
+            let demo = Demo::start(DemoOptions {
+                listen,
+                sim_listen,
+                data_dir,
+                poll,
+            })
+            .await?;
             println!("{}", demo.banner());
             shutdown_signal().await;
             demo.shutdown().await;
         }
-        Command::Sim { which: SimCommand::Pve { listen, token_secret_file, task_time_scale } } => {
+        Command::Sim {
+            which:
+                SimCommand::Pve {
+                    listen,
+                    token_secret_file,
+                    task_time_scale,
+                },
+        } => {
             init_logging("info");
             let secret = match token_secret_file {
                 Some(f) => Secret::from_file(&f)?,
                 None => Secret::random(),
             };
-            let sim = Simulator::start(SimOptions { listen, task_time_scale, ..SimOptions::loopback(secret.expose()) }).await?;
+            let sim = Simulator::start(SimOptions {
+                listen,
+                task_time_scale,
+                ..SimOptions::loopback(secret.expose())
+            })
+            .await?;
             println!("PVE simulator at {}/api2/json", sim.url());
             println!("fingerprint   {}", sim.identity.fingerprint());
             println!("token id      {DEMO_TOKEN_ID}");

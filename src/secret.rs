@@ -22,11 +22,15 @@ impl Secret {
 
     /// Reads a secret file, trimming a trailing newline.
     pub fn from_file(path: &Path) -> Result<Secret, SecretError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SecretError::File { path: path.display().to_string(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| SecretError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         let value = text.trim_end_matches(['\n', '\r']).to_string();
         if value.is_empty() {
-            return Err(SecretError::Empty { path: path.display().to_string() });
+            return Err(SecretError::Empty {
+                path: path.display().to_string(),
+            });
         }
         Ok(Secret(value))
     }
@@ -72,7 +76,13 @@ mod tests {
         std::fs::write(&p, "abc\n").expect("write");
         assert_eq!(Secret::from_file(&p).expect("read").expose(), "abc");
         std::fs::write(&p, "\n").expect("write");
-        assert!(matches!(Secret::from_file(&p), Err(SecretError::Empty { .. })));
-        assert!(matches!(Secret::from_file(&dir.path().join("none")), Err(SecretError::File { .. })));
+        assert!(matches!(
+            Secret::from_file(&p),
+            Err(SecretError::Empty { .. })
+        ));
+        assert!(matches!(
+            Secret::from_file(&dir.path().join("none")),
+            Err(SecretError::File { .. })
+        ));
     }
 }

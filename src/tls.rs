@@ -38,7 +38,9 @@ impl Fingerprint {
     pub fn parse(text: &str) -> Result<Fingerprint, FingerprintError> {
         let hexdigits: String = text.trim().chars().filter(|c| *c != ':').collect();
         let bytes = hex::decode(&hexdigits).map_err(|_| FingerprintError(text.to_string()))?;
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| FingerprintError(text.to_string()))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| FingerprintError(text.to_string()))?;
         Ok(Fingerprint(arr))
     }
 }
@@ -85,19 +87,28 @@ pub enum TrustError {
 pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, TrustError> {
     install_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
     let config = match trust {
         Trust::Pinned(fp) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedVerifier { expected: fp.clone(), provider }))
+            .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
+                expected: fp.clone(),
+                provider,
+            }))
             .with_no_client_auth(),
-        Trust::CaFile(path) => builder.with_root_certificates(load_roots(path)?).with_no_client_auth(),
+        Trust::CaFile(path) => builder
+            .with_root_certificates(load_roots(path)?)
+            .with_no_client_auth(),
     };
     Ok(config)
 }
 
 fn load_roots(path: &Path) -> Result<RootCertStore, TrustError> {
-    let err = |message: String| TrustError::CaFile { path: path.display().to_string(), message };
+    let err = |message: String| TrustError::CaFile {
+        path: path.display().to_string(),
+        message,
+    };
     let mut roots = RootCertStore::empty();
     let iter = CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))?;
     for cert in iter {
@@ -130,9 +141,12 @@ impl ServerCertVerifier for PinnedVerifier {
         if got == self.expected {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
-                FingerprintMismatch { expected: self.expected.clone(), got },
-            )))))
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(FingerprintMismatch {
+                    expected: self.expected.clone(),
+                    got,
+                })),
+            )))
         }
     }
 
@@ -142,7 +156,12 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -151,11 +170,18 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -169,7 +195,10 @@ mod tests {
         let text = fp.to_string();
         assert_eq!(text.len(), 32 * 3 - 1);
         assert_eq!(Fingerprint::parse(&text).expect("parse"), fp);
-        assert_eq!(Fingerprint::parse(&text.replace(':', "").to_lowercase()).expect("parse plain"), fp);
+        assert_eq!(
+            Fingerprint::parse(&text.replace(':', "").to_lowercase()).expect("parse plain"),
+            fp
+        );
         assert!(Fingerprint::parse("AA:BB").is_err());
         assert!(Fingerprint::parse(&"ZZ".repeat(32)).is_err());
     }

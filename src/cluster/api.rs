@@ -1,8 +1,9 @@
 //! Typed answers of the Proxmox VE API calls Jarvis makes, field for field as in the PVE API schema.
 //!
 //! Every field here must exist in `tests/data/pve-api-subset.json` (or in the contract test's short, justified
-//! list of fields real PVE returns but the schema does not declare). The contract test walks [`READS`], so a
-//! field added here without a matching schema field fails it. PVE encodes booleans as 0/1 integers in places:
+//! list of fields real PVE returns but the schema does not declare). The contract test decodes schema-shaped
+//! samples with these types and checks every field name they serialise back to, so a renamed or invented field
+//! fails it. PVE encodes booleans as 0/1 integers in places:
 //! [`de_bool`] accepts both.
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -222,83 +223,6 @@ pub struct TaskListItem {
     pub status: Option<String>,
 }
 
-/// Which schema path and method each answer type comes from, and the JSON field names the client reads.
-/// The contract test checks every entry against the schema.
-pub struct Read {
-    pub path: &'static str,
-    pub method: &'static str,
-    /// Dotted paths for nested objects (`memory.total`).
-    pub fields: &'static [&'static str],
-}
-
-pub const READS: &[Read] = &[
-    Read { path: "/version", method: "GET", fields: &["version", "release", "repoid"] },
-    Read {
-        path: "/cluster/resources",
-        method: "GET",
-        fields: &[
-            "id", "type", "node", "status", "name", "vmid", "cpu", "maxcpu", "mem", "maxmem", "disk", "maxdisk",
-            "uptime", "netin", "netout", "storage", "plugintype", "content", "shared", "template", "tags", "lock",
-        ],
-    },
-    Read {
-        path: "/cluster/status",
-        method: "GET",
-        fields: &["id", "name", "type", "quorate", "online", "nodes", "ip"],
-    },
-    Read {
-        path: "/nodes/{node}/status",
-        method: "GET",
-        fields: &[
-            "cpu",
-            "cpuinfo.model",
-            "cpuinfo.cpus",
-            "cpuinfo.cores",
-            "cpuinfo.sockets",
-            "loadavg",
-            "memory.total",
-            "memory.used",
-            "memory.free",
-            "rootfs.total",
-            "rootfs.used",
-            "rootfs.avail",
-            "pveversion",
-            "current-kernel.sysname",
-            "current-kernel.release",
-        ],
-    },
-    Read {
-        path: "/nodes/{node}/disks/list",
-        method: "GET",
-        fields: &["devpath", "size", "model", "serial", "health", "wearout", "type"],
-    },
-    Read {
-        path: "/nodes/{node}/qemu/{vmid}/status/current",
-        method: "GET",
-        fields: &["vmid", "status", "name", "cpu", "cpus", "mem", "maxmem", "maxdisk", "uptime", "lock"],
-    },
-    Read {
-        path: "/nodes/{node}/lxc/{vmid}/status/current",
-        method: "GET",
-        fields: &["vmid", "status", "name", "cpu", "cpus", "mem", "maxmem", "maxdisk", "uptime", "lock"],
-    },
-    Read {
-        path: "/nodes/{node}/storage/{storage}/status",
-        method: "GET",
-        fields: &["type", "content", "total", "used", "avail", "active", "enabled", "shared"],
-    },
-    Read {
-        path: "/nodes/{node}/tasks/{upid}/status",
-        method: "GET",
-        fields: &["upid", "node", "status", "exitstatus", "type", "id", "user", "starttime"],
-    },
-    Read {
-        path: "/nodes/{node}/tasks",
-        method: "GET",
-        fields: &["upid", "node", "type", "id", "user", "starttime", "endtime", "status"],
-    },
-];
-
 /// PVE sends booleans as `0`/`1` (and sometimes as JSON booleans).
 pub fn de_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     #[derive(Deserialize)]
@@ -341,12 +265,15 @@ mod tests {
         .expect("decode");
         assert_eq!(r.shared, Some(true));
         assert_eq!(r.template, Some(false));
-        let d: Disk =
-            serde_json::from_value(serde_json::json!({"devpath": "/dev/sda", "size": 1, "wearout": "N/A"}))
-                .expect("decode");
+        let d: Disk = serde_json::from_value(
+            serde_json::json!({"devpath": "/dev/sda", "size": 1, "wearout": "N/A"}),
+        )
+        .expect("decode");
         assert_eq!(d.wearout, None);
-        let d: Disk = serde_json::from_value(serde_json::json!({"devpath": "/dev/sda", "size": 1, "wearout": 97}))
-            .expect("decode");
+        let d: Disk = serde_json::from_value(
+            serde_json::json!({"devpath": "/dev/sda", "size": 1, "wearout": 97}),
+        )
+        .expect("decode");
         assert_eq!(d.wearout, Some(97));
     }
 }

@@ -9,7 +9,10 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::api::{ClusterStatusItem, Disk, GuestStatus, NodeStatus, Resource, StorageStatus, TaskListItem, TaskStatus, Version};
+use super::api::{
+    ClusterStatusItem, Disk, GuestStatus, NodeStatus, Resource, StorageStatus, TaskListItem,
+    TaskStatus, Version,
+};
 use super::model::GuestKind;
 use super::upid::{Upid, UpidError};
 use crate::secret::Secret;
@@ -29,7 +32,11 @@ pub enum PveError {
     #[error("Proxmox VE refused the API token (HTTP {status}): {message}")]
     AuthRefused { status: u16, message: String },
     #[error("Proxmox VE answered HTTP {status} for {path}: {message}")]
-    Http { status: u16, path: String, message: String },
+    Http {
+        status: u16,
+        path: String,
+        message: String,
+    },
     #[error("Proxmox VE did not answer {path} within {after_ms} ms")]
     Timeout { path: String, after_ms: u64 },
     #[error("cannot decode Proxmox VE's answer to {path}: {message}")]
@@ -147,10 +154,17 @@ impl PveClient {
             endpoint.token.id,
             endpoint.token.secret.expose()
         ))
-        .map_err(|_| PveError::Setup("the API token contains characters not allowed in a header".into()))?;
+        .map_err(|_| {
+            PveError::Setup("the API token contains characters not allowed in a header".into())
+        })?;
         auth.set_sensitive(true);
         let base = format!("{}/api2/json", endpoint.url.trim_end_matches('/'));
-        Ok(PveClient { http, base, auth, timeout: endpoint.timeout })
+        Ok(PveClient {
+            http,
+            base,
+            auth,
+            timeout: endpoint.timeout,
+        })
     }
 
     pub async fn version(&self) -> Result<Version, PveError> {
@@ -173,37 +187,90 @@ impl PveClient {
     }
 
     pub async fn node_disks(&self, node: &str) -> Result<Vec<Disk>, PveError> {
-        self.get(&format!("/nodes/{}/disks/list", seg(node)), &[]).await
-    }
-
-    pub async fn guest_status(&self, node: &str, kind: GuestKind, vmid: u32) -> Result<GuestStatus, PveError> {
-        self.get(&format!("/nodes/{}/{}/{vmid}/status/current", seg(node), kind.as_str()), &[]).await
-    }
-
-    pub async fn storage_status(&self, node: &str, storage: &str) -> Result<StorageStatus, PveError> {
-        self.get(&format!("/nodes/{}/storage/{}/status", seg(node), seg(storage)), &[]).await
-    }
-
-    pub async fn task_status(&self, upid: &Upid) -> Result<TaskStatus, PveError> {
-        self.get(&format!("/nodes/{}/tasks/{}/status", seg(&upid.node), seg(upid.as_str())), &[]).await
-    }
-
-    /// Finished tasks of a node that ended in error, started at or after `since` (Unix seconds).
-    pub async fn failed_tasks(&self, node: &str, since: u64) -> Result<Vec<TaskListItem>, PveError> {
-        let since = since.to_string();
-        self.get(&format!("/nodes/{}/tasks", seg(node)), &[("errors", "1"), ("since", &since), ("limit", "50")])
+        self.get(&format!("/nodes/{}/disks/list", seg(node)), &[])
             .await
     }
 
+    pub async fn guest_status(
+        &self,
+        node: &str,
+        kind: GuestKind,
+        vmid: u32,
+    ) -> Result<GuestStatus, PveError> {
+        self.get(
+            &format!(
+                "/nodes/{}/{}/{vmid}/status/current",
+                seg(node),
+                kind.as_str()
+            ),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn storage_status(
+        &self,
+        node: &str,
+        storage: &str,
+    ) -> Result<StorageStatus, PveError> {
+        self.get(
+            &format!("/nodes/{}/storage/{}/status", seg(node), seg(storage)),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn task_status(&self, upid: &Upid) -> Result<TaskStatus, PveError> {
+        self.get(
+            &format!(
+                "/nodes/{}/tasks/{}/status",
+                seg(&upid.node),
+                seg(upid.as_str())
+            ),
+            &[],
+        )
+        .await
+    }
+
+    /// Finished tasks of a node that ended in error, started at or after `since` (Unix seconds).
+    pub async fn failed_tasks(
+        &self,
+        node: &str,
+        since: u64,
+    ) -> Result<Vec<TaskListItem>, PveError> {
+        let since = since.to_string();
+        self.get(
+            &format!("/nodes/{}/tasks", seg(node)),
+            &[("errors", "1"), ("since", &since), ("limit", "50")],
+        )
+        .await
+    }
+
     /// Sends a power action; PVE answers with the task id at once, the work goes on in the task.
-    pub async fn power(&self, node: &str, kind: GuestKind, vmid: u32, action: PowerAction) -> Result<Upid, PveError> {
-        let path = format!("/nodes/{}/{}/{vmid}/status/{}", seg(node), kind.as_str(), action.as_str());
+    pub async fn power(
+        &self,
+        node: &str,
+        kind: GuestKind,
+        vmid: u32,
+        action: PowerAction,
+    ) -> Result<Upid, PveError> {
+        let path = format!(
+            "/nodes/{}/{}/{vmid}/status/{}",
+            seg(node),
+            kind.as_str(),
+            action.as_str()
+        );
         let text: String = self.call(Method::POST, &path, &[]).await?;
         Ok(text.parse()?)
     }
 
     /// Polls a task until it stops, or gives up after `limit`.
-    pub async fn follow_task(&self, upid: &Upid, every: Duration, limit: Duration) -> Result<TaskStatus, PveError> {
+    pub async fn follow_task(
+        &self,
+        upid: &Upid,
+        every: Duration,
+        limit: Duration,
+    ) -> Result<TaskStatus, PveError> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let status = self.task_status(upid).await?;
@@ -211,49 +278,83 @@ impl PveClient {
                 return Ok(status);
             }
             if tokio::time::Instant::now() + every > deadline {
-                return Err(PveError::TaskTimeout { upid: upid.to_string(), after_ms: limit.as_millis() as u64 });
+                return Err(PveError::TaskTimeout {
+                    upid: upid.to_string(),
+                    after_ms: limit.as_millis() as u64,
+                });
             }
             tokio::time::sleep(every).await;
         }
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, PveError> {
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, PveError> {
         self.call(Method::GET, path, query).await
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, query: &[(&str, &str)]) -> Result<T, PveError> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, PveError> {
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url).header(AUTHORIZATION, self.auth.clone());
+        let mut req = self
+            .http
+            .request(method, &url)
+            .header(AUTHORIZATION, self.auth.clone());
         if !query.is_empty() {
             req = req.query(query);
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(path, e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(path, e))?;
         let status = resp.status();
         let reason = resp
             .extensions()
             .get::<hyper::ext::ReasonPhrase>()
             .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
-        let body = read_capped(resp).await.map_err(|e| self.transport_error(path, e))?;
+        let body = read_capped(resp)
+            .await
+            .map_err(|e| self.transport_error(path, e))?;
         if !status.is_success() {
             let message = pve_message(status, reason.as_deref(), &body);
             return Err(match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    PveError::AuthRefused { status: status.as_u16(), message }
-                }
-                _ => PveError::Http { status: status.as_u16(), path: path.to_string(), message },
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PveError::AuthRefused {
+                    status: status.as_u16(),
+                    message,
+                },
+                _ => PveError::Http {
+                    status: status.as_u16(),
+                    path: path.to_string(),
+                    message,
+                },
             });
         }
         let Some(body) = body else {
-            return Err(PveError::Decode { path: path.into(), message: format!("body larger than {MAX_BODY} bytes") });
+            return Err(PveError::Decode {
+                path: path.into(),
+                message: format!("body larger than {MAX_BODY} bytes"),
+            });
         };
         serde_json::from_slice::<Envelope<T>>(&body)
             .map(|e| e.data)
-            .map_err(|e| PveError::Decode { path: path.to_string(), message: e.to_string() })
+            .map_err(|e| PveError::Decode {
+                path: path.to_string(),
+                message: e.to_string(),
+            })
     }
 
     fn transport_error(&self, path: &str, e: reqwest::Error) -> PveError {
         if e.is_timeout() {
-            return PveError::Timeout { path: path.to_string(), after_ms: self.timeout.as_millis() as u64 };
+            return PveError::Timeout {
+                path: path.to_string(),
+                after_ms: self.timeout.as_millis() as u64,
+            };
         }
         if let Some(mismatch) = find_in_chain::<FingerprintMismatch>(&e) {
             return PveError::TlsMismatch(mismatch.to_string());
@@ -261,7 +362,10 @@ impl PveClient {
         if let Some(tls) = find_in_chain::<rustls::Error>(&e) {
             return PveError::Tls(tls.to_string());
         }
-        PveError::Unreachable { url: self.base.clone(), message: chain_text(&e) }
+        PveError::Unreachable {
+            url: self.base.clone(),
+            message: chain_text(&e),
+        }
     }
 }
 
@@ -312,7 +416,9 @@ fn seg(s: &str) -> String {
 }
 
 /// Walks an error's source chain, looking inside `io::Error`s too (their `source()` skips the wrapped error).
-fn find_in_chain<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(t) = err.downcast_ref::<T>() {
@@ -328,7 +434,9 @@ fn find_in_chain<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Err
         if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) =
             err.downcast_ref::<rustls::Error>()
         {
-            if let Some(t) = (other.0.as_ref() as &(dyn std::error::Error + 'static)).downcast_ref::<T>() {
+            if let Some(t) =
+                (other.0.as_ref() as &(dyn std::error::Error + 'static)).downcast_ref::<T>()
+            {
                 return Some(t);
             }
         }
@@ -356,16 +464,26 @@ mod tests {
 
     #[test]
     fn path_segments_are_encoded() {
-        assert_eq!(seg("UPID:pve:1:jarvis@pve!kiosk:"), "UPID%3Apve%3A1%3Ajarvis%40pve%21kiosk%3A");
+        assert_eq!(
+            seg("UPID:pve:1:jarvis@pve!kiosk:"),
+            "UPID%3Apve%3A1%3Ajarvis%40pve%21kiosk%3A"
+        );
         assert_eq!(seg("local-lvm"), "local-lvm");
     }
 
     #[test]
     fn pve_messages_combine_reason_and_parameter_errors() {
         let body = Some(br#"{"data":null,"errors":{"vmid":"invalid format"}}"#.to_vec());
-        let m = pve_message(StatusCode::BAD_REQUEST, Some("Parameter verification failed."), &body);
+        let m = pve_message(
+            StatusCode::BAD_REQUEST,
+            Some("Parameter verification failed."),
+            &body,
+        );
         assert_eq!(m, "Parameter verification failed.; vmid: invalid format");
-        assert_eq!(pve_message(StatusCode::INTERNAL_SERVER_ERROR, None, &None), "Internal Server Error");
+        assert_eq!(
+            pve_message(StatusCode::INTERNAL_SERVER_ERROR, None, &None),
+            "Internal Server Error"
+        );
     }
 
     #[test]

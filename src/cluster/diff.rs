@@ -18,7 +18,11 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Thresholds {
-        Thresholds { warn_pct: 80.0, crit_pct: 90.0, hysteresis_pct: 1.0 }
+        Thresholds {
+            warn_pct: 80.0,
+            crit_pct: 90.0,
+            hysteresis_pct: 1.0,
+        }
     }
 }
 
@@ -57,21 +61,32 @@ pub struct DiffMemory {
 
 /// Events between `old` and `new`. `old` with `updated_at_ms == 0` is "nothing seen yet": no node or guest
 /// events then, but storages already past a threshold are reported.
-pub fn diff(old: &ClusterSnapshot, new: &ClusterSnapshot, thresholds: &Thresholds, memory: &mut DiffMemory) -> Vec<Event> {
+pub fn diff(
+    old: &ClusterSnapshot,
+    new: &ClusterSnapshot,
+    thresholds: &Thresholds,
+    memory: &mut DiffMemory,
+) -> Vec<Event> {
     let mut events = Vec::new();
     let initial = old.updated_at_ms == 0;
     if !initial {
         for n in &new.nodes {
             let was = old.node(&n.name).map(|o| o.online);
             match (was, n.online) {
-                (Some(true), false) | (None, false) => events.push(Event::NodeOffline { node: n.name.clone() }),
-                (Some(false), true) | (None, true) => events.push(Event::NodeOnline { node: n.name.clone() }),
+                (Some(true), false) | (None, false) => events.push(Event::NodeOffline {
+                    node: n.name.clone(),
+                }),
+                (Some(false), true) | (None, true) => events.push(Event::NodeOnline {
+                    node: n.name.clone(),
+                }),
                 _ => {}
             }
         }
         for o in &old.nodes {
             if new.node(&o.name).is_none() && o.online {
-                events.push(Event::NodeOffline { node: o.name.clone() });
+                events.push(Event::NodeOffline {
+                    node: o.name.clone(),
+                });
             }
         }
         for g in &new.guests {
@@ -105,17 +120,29 @@ pub fn diff(old: &ClusterSnapshot, new: &ClusterSnapshot, thresholds: &Threshold
         if s.total == 0 || s.status != "available" {
             continue;
         }
-        let key = if s.shared { s.storage.clone() } else { format!("{}/{}", s.node, s.storage) };
+        let key = if s.shared {
+            s.storage.clone()
+        } else {
+            format!("{}/{}", s.node, s.storage)
+        };
         if s.shared && !seen_shared.insert(key.clone()) {
             continue;
         }
         let pct = s.used_pct();
-        let prev = memory.levels.get(&key).copied().unwrap_or(FillLevel::Normal);
+        let prev = memory
+            .levels
+            .get(&key)
+            .copied()
+            .unwrap_or(FillLevel::Normal);
         let now = thresholds.level(pct, prev);
         if now != prev {
             events.push(Event::StorageThreshold {
                 storage: s.storage.clone(),
-                node: if s.shared { "shared".to_string() } else { s.node.clone() },
+                node: if s.shared {
+                    "shared".to_string()
+                } else {
+                    s.node.clone()
+                },
                 used_pct: (pct * 10.0).round() / 10.0,
                 from: prev,
                 to: now,
@@ -186,28 +213,54 @@ mod tests {
         }
     }
 
-    fn snap(nodes: Vec<NodeView>, guests: Vec<GuestView>, storages: Vec<StorageView>) -> ClusterSnapshot {
-        ClusterSnapshot { nodes, guests, storages, updated_at_ms: 1, ..Default::default() }
+    fn snap(
+        nodes: Vec<NodeView>,
+        guests: Vec<GuestView>,
+        storages: Vec<StorageView>,
+    ) -> ClusterSnapshot {
+        ClusterSnapshot {
+            nodes,
+            guests,
+            storages,
+            updated_at_ms: 1,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn node_and_guest_changes_become_events() {
         let t = Thresholds::default();
         let mut mem = DiffMemory::default();
-        let a = snap(vec![node("pve", true), node("agent", true)], vec![guest(101, "running"), guest(102, "stopped")], vec![]);
-        let b = snap(vec![node("pve", true), node("agent", false)], vec![guest(101, "stopped"), guest(103, "running")], vec![]);
+        let a = snap(
+            vec![node("pve", true), node("agent", true)],
+            vec![guest(101, "running"), guest(102, "stopped")],
+            vec![],
+        );
+        let b = snap(
+            vec![node("pve", true), node("agent", false)],
+            vec![guest(101, "stopped"), guest(103, "running")],
+            vec![],
+        );
         let events = diff(&a, &b, &t, &mut mem);
-        assert!(events.contains(&Event::NodeOffline { node: "agent".into() }));
+        assert!(events.contains(&Event::NodeOffline {
+            node: "agent".into()
+        }));
         let changes: Vec<(u32, Option<&str>, Option<&str>)> = events
             .iter()
             .filter_map(|e| match e {
-                Event::GuestStateChanged { vmid, from, to, .. } => Some((*vmid, from.as_deref(), to.as_deref())),
+                Event::GuestStateChanged { vmid, from, to, .. } => {
+                    Some((*vmid, from.as_deref(), to.as_deref()))
+                }
                 _ => None,
             })
             .collect();
         assert_eq!(
             changes,
-            vec![(101, Some("running"), Some("stopped")), (103, None, Some("running")), (102, Some("stopped"), None)]
+            vec![
+                (101, Some("running"), Some("stopped")),
+                (103, None, Some("running")),
+                (102, Some("stopped"), None)
+            ]
         );
         assert!(diff(&b, &b, &t, &mut mem).is_empty(), "no change, no event");
     }
@@ -220,7 +273,11 @@ mod tests {
         let first = snap(
             vec![node("pve", true)],
             vec![guest(101, "running")],
-            vec![storage("pve", "local", false, 50), storage("pve", "nas", true, 85), storage("Home", "nas", true, 85)],
+            vec![
+                storage("pve", "local", false, 50),
+                storage("pve", "nas", true, 85),
+                storage("Home", "nas", true, 85),
+            ],
         );
         let events = diff(&empty, &first, &t, &mut mem);
         assert_eq!(

@@ -64,7 +64,12 @@ struct Due {
 impl Due {
     fn now() -> Due {
         let t = Instant::now();
-        Due { node_status: t, disks: t, tasks: t, quorum: t }
+        Due {
+            node_status: t,
+            disks: t,
+            tasks: t,
+            quorum: t,
+        }
     }
 }
 
@@ -138,19 +143,29 @@ impl Poller {
             Ok(r) => r,
             Err(e) => return self.failed(&e),
         };
-        if let Some(since) = self.stale_since.take() {
+        let recovered = self.stale_since.take().map(|since| {
             tracing::info!("Proxmox VE answers again");
-            self.bus.publish(Event::PveRecovered { after_ms: now_ms().saturating_sub(since) });
             self.due = Due::now();
-        }
+            Event::PveRecovered {
+                after_ms: now_ms().saturating_sub(since),
+            }
+        });
         self.failures = 0;
         self.refresh_slow(&resources).await;
         let old = self.state.get().cluster.clone();
-        let new = build(&resources, &self.details, self.quorate, self.version.clone(), now_ms());
-        for event in diff(&old, &new, &self.settings.thresholds, &mut self.memory) {
+        let new = build(
+            &resources,
+            &self.details,
+            self.quorate,
+            self.version.clone(),
+            now_ms(),
+        );
+        let events = diff(&old, &new, &self.settings.thresholds, &mut self.memory);
+        // State first, then events: a subscriber that reads the state on an event sees what the event says.
+        self.state.update(|w| w.cluster = new);
+        for event in recovered.into_iter().chain(events) {
             self.bus.publish(event);
         }
-        self.state.update(|w| w.cluster = new);
         match self.burst_until {
             Some(t) if Instant::now() < t => self.settings.burst,
             _ => self.settings.resources,
@@ -160,16 +175,36 @@ impl Poller {
     fn failed(&mut self, e: &PveError) -> Duration {
         self.failures += 1;
         let reason = e.to_string();
-        tracing::warn!(failures = self.failures, category = e.category(), "PVE poll failed: {reason}");
+        tracing::warn!(
+            failures = self.failures,
+            category = e.category(),
+            "PVE poll failed: {reason}"
+        );
         let since = *self.stale_since.get_or_insert_with(now_ms);
-        let staleness = Staleness { reason, since_ms: since, failures: self.failures };
+        let staleness = Staleness {
+            reason,
+            since_ms: since,
+            failures: self.failures,
+        };
         let first = self.failures == 1;
-        let changed_reason = self.state.get().cluster.stale.as_ref().map(|s| s.reason.as_str()) != Some(staleness.reason.as_str());
-        self.state.update(|w| w.cluster.stale = Some(staleness.clone()));
+        let changed_reason = self
+            .state
+            .get()
+            .cluster
+            .stale
+            .as_ref()
+            .map(|s| s.reason.as_str())
+            != Some(staleness.reason.as_str());
+        self.state
+            .update(|w| w.cluster.stale = Some(staleness.clone()));
         if first || changed_reason {
             self.bus.publish(Event::PveStale(staleness));
         }
-        backoff(self.settings.resources, self.settings.backoff_max, self.failures)
+        backoff(
+            self.settings.resources,
+            self.settings.backoff_max,
+            self.failures,
+        )
     }
 
     /// Node status, disks, quorum and failed tasks, each when due. A failure here keeps the last details.
@@ -183,7 +218,12 @@ impl Poller {
         if now >= self.due.quorum {
             self.due.quorum = now + self.settings.quorum;
             match self.client.cluster_status().await {
-                Ok(items) => self.quorate = items.iter().find(|i| i.kind == "cluster").and_then(|c| c.quorate),
+                Ok(items) => {
+                    self.quorate = items
+                        .iter()
+                        .find(|i| i.kind == "cluster")
+                        .and_then(|c| c.quorate)
+                }
                 Err(e) => tracing::debug!("cluster status: {e}"),
             }
             if self.version.is_none() {

@@ -13,8 +13,19 @@ pub struct NodeDetails {
     pub disks: Option<Vec<Disk>>,
 }
 
-pub fn build(resources: &[Resource], details: &BTreeMap<String, NodeDetails>, quorate: Option<bool>, pve_version: Option<String>, now_ms: u64) -> ClusterSnapshot {
-    let mut snap = ClusterSnapshot { quorate, pve_version, updated_at_ms: now_ms, ..Default::default() };
+pub fn build(
+    resources: &[Resource],
+    details: &BTreeMap<String, NodeDetails>,
+    quorate: Option<bool>,
+    pve_version: Option<String>,
+    now_ms: u64,
+) -> ClusterSnapshot {
+    let mut snap = ClusterSnapshot {
+        quorate,
+        pve_version,
+        updated_at_ms: now_ms,
+        ..Default::default()
+    };
     for r in resources {
         match r.kind.as_str() {
             "node" => {
@@ -22,13 +33,18 @@ pub fn build(resources: &[Resource], details: &BTreeMap<String, NodeDetails>, qu
                 snap.nodes.push(node_view(r, name, details));
             }
             "qemu" | "lxc" => {
-                let (Some(vmid), Some(kind)) = (r.vmid, GuestKind::parse(&r.kind)) else { continue };
+                let (Some(vmid), Some(kind)) = (r.vmid, GuestKind::parse(&r.kind)) else {
+                    continue;
+                };
                 if r.template == Some(true) {
                     continue;
                 }
                 snap.guests.push(GuestView {
                     vmid,
-                    name: r.name.clone().unwrap_or_else(|| format!("{}-{vmid}", kind.as_str())),
+                    name: r
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}-{vmid}", kind.as_str())),
                     node: r.node.clone().unwrap_or_default(),
                     kind,
                     status: r.status.clone().unwrap_or_else(|| "unknown".into()),
@@ -44,14 +60,21 @@ pub fn build(resources: &[Resource], details: &BTreeMap<String, NodeDetails>, qu
                     tags: r
                         .tags
                         .as_deref()
-                        .map(|t| t.split([';', ',', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect())
+                        .map(|t| {
+                            t.split([';', ',', ' '])
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_string)
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     template: false,
                     lock: r.lock.clone(),
                 });
             }
             "storage" => {
-                let (Some(storage), Some(node)) = (r.storage.clone(), r.node.clone()) else { continue };
+                let (Some(storage), Some(node)) = (r.storage.clone(), r.node.clone()) else {
+                    continue;
+                };
                 snap.storages.push(StorageView {
                     storage,
                     node,
@@ -68,7 +91,8 @@ pub fn build(resources: &[Resource], details: &BTreeMap<String, NodeDetails>, qu
     }
     snap.nodes.sort_by(|a, b| a.name.cmp(&b.name));
     snap.guests.sort_by_key(|g| g.vmid);
-    snap.storages.sort_by(|a, b| (&a.node, &a.storage).cmp(&(&b.node, &b.storage)));
+    snap.storages
+        .sort_by(|a, b| (&a.node, &a.storage).cmp(&(&b.node, &b.storage)));
     snap
 }
 
@@ -77,7 +101,11 @@ fn node_view(r: &Resource, name: String, details: &BTreeMap<String, NodeDetails>
     let d = details.get(&name);
     let status = d.and_then(|d| d.status.as_ref()).filter(|_| online);
     let loadavg = status.and_then(|s| {
-        let v: Vec<f64> = s.loadavg.iter().filter_map(|x| x.trim().parse().ok()).collect();
+        let v: Vec<f64> = s
+            .loadavg
+            .iter()
+            .filter_map(|x| x.trim().parse().ok())
+            .collect();
         (v.len() == 3).then(|| [v[0], v[1], v[2]])
     });
     NodeView {
@@ -91,7 +119,8 @@ fn node_view(r: &Resource, name: String, details: &BTreeMap<String, NodeDetails>
         rootfs_used: status.map(|s| s.rootfs.used),
         rootfs_total: status.map(|s| s.rootfs.total),
         pveversion: status.map(|s| s.pveversion.clone()),
-        kernel: status.map(|s| format!("{} {}", s.current_kernel.sysname, s.current_kernel.release)),
+        kernel: status
+            .map(|s| format!("{} {}", s.current_kernel.sysname, s.current_kernel.release)),
         cpu_model: status.map(|s| s.cpuinfo.model.clone()),
         disks: d
             .and_then(|d| d.disks.as_ref())

@@ -31,7 +31,15 @@ impl Upid {
     }
 
     /// Builds a UPID the way PVE formats it (used by the simulator).
-    pub fn format(node: &str, pid: u32, pstart: u64, starttime: u64, task_type: &str, id: &str, user: &str) -> String {
+    pub fn format(
+        node: &str,
+        pid: u32,
+        pstart: u64,
+        starttime: u64,
+        task_type: &str,
+        id: &str,
+        user: &str,
+    ) -> String {
         format!("UPID:{node}:{pid:08X}:{pstart:08X}:{starttime:08X}:{task_type}:{id}:{user}:")
     }
 }
@@ -40,12 +48,17 @@ impl FromStr for Upid {
     type Err = UpidError;
 
     fn from_str(s: &str) -> Result<Upid, UpidError> {
-        let err = |reason| UpidError { reason, text: s.to_string() };
+        let err = |reason| UpidError {
+            reason,
+            text: s.to_string(),
+        };
         let parts: Vec<&str> = s.split(':').collect();
         if parts.len() != 9 || parts[0] != "UPID" || !parts[8].is_empty() {
             return Err(err("expected 8 colon-terminated fields after UPID"));
         }
-        let hex = |t: &str| u64::from_str_radix(t, 16).map_err(|_| err("PID, PSTART and STARTTIME must be hex"));
+        let hex = |t: &str| {
+            u64::from_str_radix(t, 16).map_err(|_| err("PID, PSTART and STARTTIME must be hex"))
+        };
         let pid = u32::try_from(hex(parts[2])?).map_err(|_| err("PID out of range"))?;
         if parts[1].is_empty() || parts[5].is_empty() || !parts[7].contains('@') {
             return Err(err("node, type and user@realm are required"));
@@ -85,7 +98,18 @@ mod tests {
         assert_eq!(u.id, "101");
         assert_eq!(u.user, "jarvis@pve!kiosk");
         assert_eq!(u.to_string(), s);
-        assert_eq!(Upid::format("pve", 0xA1B2C, 0x123ABCD, 0x6560F00D, "qmstart", "101", "jarvis@pve!kiosk"), s);
+        assert_eq!(
+            Upid::format(
+                "pve",
+                0xA1B2C,
+                0x123ABCD,
+                0x6560F00D,
+                "qmstart",
+                "101",
+                "jarvis@pve!kiosk"
+            ),
+            s
+        );
     }
 
     #[test]

@@ -41,31 +41,51 @@ pub enum ConfigError {
     #[error("cannot read {path}: {message}")]
     Read { path: String, message: String },
     #[error("{} problem(s) in {path}:\n{}", problems.len(), problems.iter().map(|p| format!("  {path}:{p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { path: String, problems: Vec<Problem> },
+    Invalid {
+        path: String,
+        problems: Vec<Problem>,
+    },
 }
 
 impl Config {
     /// Reads and validates a config file, taking secrets from the files it names or the environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let src = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.display().to_string(), message: e.to_string() })?;
+        let src = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&src, &path.display().to_string(), base, &|k| std::env::var(k).ok())
+        Config::parse(&src, &path.display().to_string(), base, &|k| {
+            std::env::var(k).ok()
+        })
     }
 
     /// Validates `src`; relative secret paths are resolved against `base`.
-    pub fn parse(src: &str, name: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn parse(
+        src: &str,
+        name: &str,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut r = Reader::parse(src);
         let pve = r.section("pve", |s| read_pve(s, base, env));
         let poll = r.section("poll", read_poll);
         let thresholds = r.section("alerts", read_alerts);
         let web = r.section("web", |s| read_web(s, base, env));
         let store_path = r.section("store", |s| {
-            s.string("path").map(|(p, _)| PathBuf::from(p)).unwrap_or_else(|| PathBuf::from("/var/lib/jarvis/jarvis.db"))
+            s.string("path")
+                .map(|(p, _)| PathBuf::from(p))
+                .unwrap_or_else(|| PathBuf::from("/var/lib/jarvis/jarvis.db"))
         });
         let log_level = r.section("log", |s| match s.string("level") {
-            Some((l, span)) if !["error", "warn", "info", "debug", "trace"].contains(&l.as_str()) => {
-                s.fail("level", Some(span), format!("`{l}` is not one of error, warn, info, debug, trace"));
+            Some((l, span))
+                if !["error", "warn", "info", "debug", "trace"].contains(&l.as_str()) =>
+            {
+                s.fail(
+                    "level",
+                    Some(span),
+                    format!("`{l}` is not one of error, warn, info, debug, trace"),
+                );
                 l
             }
             Some((l, _)) => l,
@@ -73,26 +93,47 @@ impl Config {
         });
         let problems = r.finish();
         match (pve, web) {
-            (Some(pve), Some(web)) if problems.is_empty() => {
-                Ok(Config { pve, poll: PollSettings { thresholds, ..poll }, web, store_path, log_level })
-            }
-            _ => Err(ConfigError::Invalid { path: name.to_string(), problems }),
+            (Some(pve), Some(web)) if problems.is_empty() => Ok(Config {
+                pve,
+                poll: PollSettings { thresholds, ..poll },
+                web,
+                store_path,
+                log_level,
+            }),
+            _ => Err(ConfigError::Invalid {
+                path: name.to_string(),
+                problems,
+            }),
         }
     }
 }
 
-fn read_pve(s: &mut Section<'_, '_>, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Option<PveEndpoint> {
+fn read_pve(
+    s: &mut Section<'_, '_>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<PveEndpoint> {
     let url = s.required_string("url");
     if let Some((u, span)) = &url {
         if !u.starts_with("https://") {
-            s.fail("url", Some(span.clone()), "must start with https:// (PVE serves its API over TLS on port 8006)".into());
+            s.fail(
+                "url",
+                Some(span.clone()),
+                "must start with https:// (PVE serves its API over TLS on port 8006)".into(),
+            );
         }
     }
     let token_id = s.required_string("token_id");
     if let Some((t, span)) = &token_id {
-        let ok = t.split_once('!').is_some_and(|(user, id)| user.contains('@') && !id.is_empty());
+        let ok = t
+            .split_once('!')
+            .is_some_and(|(user, id)| user.contains('@') && !id.is_empty());
         if !ok {
-            s.fail("token_id", Some(span.clone()), "must look like USER@REALM!TOKENID (e.g. jarvis@pve!kiosk)".into());
+            s.fail(
+                "token_id",
+                Some(span.clone()),
+                "must look like USER@REALM!TOKENID (e.g. jarvis@pve!kiosk)".into(),
+            );
         }
     }
     let secret = read_secret(s, "token_secret_file", ENV_PVE_SECRET, base, env);
@@ -108,7 +149,11 @@ fn read_pve(s: &mut Section<'_, '_>, base: &Path, env: &dyn Fn(&str) -> Option<S
         },
         (None, Some((ca, _))) => Some(Trust::CaFile(resolve(base, &ca))),
         (Some(_), Some((_, span))) => {
-            s.fail("ca_file", Some(span), "set either fingerprint or ca_file, not both".into());
+            s.fail(
+                "ca_file",
+                Some(span),
+                "set either fingerprint or ca_file, not both".into(),
+            );
             None
         }
         (None, None) => {
@@ -123,7 +168,10 @@ fn read_pve(s: &mut Section<'_, '_>, base: &Path, env: &dyn Fn(&str) -> Option<S
     let timeout = Duration::from_millis(s.int_or("timeout_ms", 10_000, 100, 120_000));
     Some(PveEndpoint {
         url: url?.0,
-        token: ApiToken { id: token_id?.0, secret: secret? },
+        token: ApiToken {
+            id: token_id?.0,
+            secret: secret?,
+        },
         trust: trust?,
         timeout,
     })
@@ -152,17 +200,33 @@ fn read_alerts(s: &mut Section<'_, '_>) -> Thresholds {
     let warn = s.number_or("storage_warn_pct", d.warn_pct, 1.0, 100.0);
     let crit = s.number_or("storage_crit_pct", d.crit_pct, 1.0, 100.0);
     if crit < warn {
-        s.fail("storage_crit_pct", None, format!("must be at least storage_warn_pct ({warn})"));
+        s.fail(
+            "storage_crit_pct",
+            None,
+            format!("must be at least storage_warn_pct ({warn})"),
+        );
     }
-    Thresholds { warn_pct: warn, crit_pct: crit, hysteresis_pct: d.hysteresis_pct }
+    Thresholds {
+        warn_pct: warn,
+        crit_pct: crit,
+        hysteresis_pct: d.hysteresis_pct,
+    }
 }
 
-fn read_web(s: &mut Section<'_, '_>, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Option<WebSettings> {
+fn read_web(
+    s: &mut Section<'_, '_>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<WebSettings> {
     let listen = match s.string("listen") {
         Some((l, span)) => match l.parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                s.fail("listen", Some(span), format!("`{l}` is not an address:port (e.g. 0.0.0.0:8443)"));
+                s.fail(
+                    "listen",
+                    Some(span),
+                    format!("`{l}` is not an address:port (e.g. 0.0.0.0:8443)"),
+                );
                 None
             }
         },
@@ -171,15 +235,29 @@ fn read_web(s: &mut Section<'_, '_>, base: &Path, env: &dyn Fn(&str) -> Option<S
     let token = read_secret(s, "token_file", ENV_WEB_TOKEN, base, env);
     if let Some(t) = &token {
         if t.expose().len() < 16 {
-            s.fail("token_file", None, "the side-port token must be at least 16 characters".into());
+            s.fail(
+                "token_file",
+                None,
+                "the side-port token must be at least 16 characters".into(),
+            );
         }
     }
     let max_body_bytes = s.int_or("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024) as usize;
-    Some(WebSettings { listen: listen?, token: token?, max_body_bytes })
+    Some(WebSettings {
+        listen: listen?,
+        token: token?,
+        max_body_bytes,
+    })
 }
 
 /// A secret from the file named by `key`, else from the environment variable `env_name`.
-fn read_secret(s: &mut Section<'_, '_>, key: &str, env_name: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Option<Secret> {
+fn read_secret(
+    s: &mut Section<'_, '_>,
+    key: &str,
+    env_name: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Secret> {
     match s.string(key) {
         Some((file, span)) => match Secret::from_file(&resolve(base, &file)) {
             Ok(secret) => Some(secret),
@@ -191,7 +269,11 @@ fn read_secret(s: &mut Section<'_, '_>, key: &str, env_name: &str, base: &Path, 
         None => match env(env_name).filter(|v| !v.is_empty()) {
             Some(v) => Some(Secret::new(v)),
             None => {
-                s.fail(key, None, format!("missing: name a secret file here or set {env_name}"));
+                s.fail(
+                    key,
+                    None,
+                    format!("missing: name a secret file here or set {env_name}"),
+                );
                 None
             }
         },
@@ -227,27 +309,43 @@ mod tests {
         let c = Config::parse(&src, "j.toml", Path::new("/etc/jarvis"), &env).expect("valid");
         assert_eq!(c.pve.token.secret.expose(), "pve-secret");
         assert_eq!(c.poll, PollSettings::default());
-        assert_eq!(c.web.listen, "0.0.0.0:8443".parse::<SocketAddr>().expect("addr"));
+        assert_eq!(
+            c.web.listen,
+            "0.0.0.0:8443".parse::<SocketAddr>().expect("addr")
+        );
         assert!(matches!(c.pve.trust, Trust::Pinned(_)));
     }
 
     #[test]
     fn every_problem_is_listed_with_its_line() {
         let src = "[pve]\nurl = \"http://pve:8006\"\ntoken_id = \"root\"\nfingerprint = \"nope\"\n\n[poll]\nresources_ms = 10\n\n[web]\nlisten = \"everywhere\"\n";
-        let Err(ConfigError::Invalid { problems, .. }) = Config::parse(src, "j.toml", Path::new("."), &env) else {
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::parse(src, "j.toml", Path::new("."), &env)
+        else {
             panic!("expected problems");
         };
-        let got: Vec<(usize, &str)> = problems.iter().map(|p| (p.line, p.field.as_str())).collect();
+        let got: Vec<(usize, &str)> = problems
+            .iter()
+            .map(|p| (p.line, p.field.as_str()))
+            .collect();
         assert_eq!(
             got,
-            vec![(2, "pve.url"), (3, "pve.token_id"), (4, "pve.fingerprint"), (7, "poll.resources_ms"), (10, "web.listen")]
+            vec![
+                (2, "pve.url"),
+                (3, "pve.token_id"),
+                (4, "pve.fingerprint"),
+                (7, "poll.resources_ms"),
+                (10, "web.listen")
+            ]
         );
     }
 
     #[test]
     fn missing_secrets_and_trust_are_problems() {
         let src = "[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\n";
-        let Err(ConfigError::Invalid { problems, .. }) = Config::parse(src, "j.toml", Path::new("."), &|_| None) else {
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::parse(src, "j.toml", Path::new("."), &|_| None)
+        else {
             panic!("expected problems");
         };
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();

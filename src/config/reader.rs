@@ -23,7 +23,11 @@ impl fmt::Display for Problem {
         if self.field.is_empty() {
             write!(f, "{}:{}: {}", self.line, self.column, self.message)
         } else {
-            write!(f, "{}:{}: {}: {}", self.line, self.column, self.field, self.message)
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.line, self.column, self.field, self.message
+            )
         }
     }
 }
@@ -38,13 +42,23 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// Parses `src`; a syntax error becomes the only problem (nothing after it can be trusted).
     pub fn parse(src: &'a str) -> Reader<'a> {
-        let mut r = Reader { src, root: None, problems: Vec::new(), sections_used: HashSet::new() };
+        let mut r = Reader {
+            src,
+            root: None,
+            problems: Vec::new(),
+            sections_used: HashSet::new(),
+        };
         match DeTable::parse(src) {
             Ok(t) => r.root = Some(t),
             Err(e) => {
                 let at = e.span().map(|s| s.start).unwrap_or(0);
                 let (line, column) = r.line_col(at);
-                r.problems.push(Problem { line, column, field: String::new(), message: format!("TOML syntax: {}", e.message()) });
+                r.problems.push(Problem {
+                    line,
+                    column,
+                    field: String::new(),
+                    message: format!("TOML syntax: {}", e.message()),
+                });
             }
         }
         r
@@ -59,16 +73,30 @@ impl<'a> Reader<'a> {
 
     fn problem(&mut self, span: Range<usize>, field: &str, message: String) {
         let (line, column) = self.line_col(span.start);
-        self.problems.push(Problem { line, column, field: field.to_string(), message });
+        self.problems.push(Problem {
+            line,
+            column,
+            field: field.to_string(),
+            message,
+        });
     }
 
     /// Reads one `[name]` section with `f`. A missing section reads as empty (so defaults and "missing" apply).
     pub fn section<T>(&mut self, name: &str, f: impl FnOnce(&mut Section<'_, 'a>) -> T) -> T {
         self.sections_used.insert(name.to_string());
         let found = self.root.as_ref().and_then(|root| {
-            root.get_ref().iter().find(|(k, _)| k.get_ref().as_ref() == name).map(|(k, v)| (k.span(), v.clone()))
+            root.get_ref()
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == name)
+                .map(|(k, v)| (k.span(), v.clone()))
         });
-        let mut section = Section { reader: self, name: name.to_string(), table: None, span: 0..0, used: HashSet::new() };
+        let mut section = Section {
+            reader: self,
+            name: name.to_string(),
+            table: None,
+            span: 0..0,
+            used: HashSet::new(),
+        };
         match found {
             Some((_, value)) => {
                 let span = value.span();
@@ -78,7 +106,8 @@ impl<'a> Reader<'a> {
                         section.span = span;
                     }
                     other => {
-                        let msg = format!("expected a table ([{name}]), found {}", other.type_str());
+                        let msg =
+                            format!("expected a table ([{name}]), found {}", other.type_str());
                         section.reader.problem(span, name, msg);
                     }
                 }
@@ -126,7 +155,11 @@ impl<'a> Section<'_, 'a> {
 
     fn raw(&mut self, key: &str) -> Option<Spanned<DeValue<'a>>> {
         self.used.insert(key.to_string());
-        self.table.as_ref()?.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v.clone())
+        self.table
+            .as_ref()?
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(_, v)| v.clone())
     }
 
     /// Reports a problem on `key` (at its value if present, else at the section).
@@ -150,7 +183,10 @@ impl<'a> Section<'_, 'a> {
     }
 
     pub fn required_string(&mut self, key: &str) -> Option<(String, Range<usize>)> {
-        let present = self.table.as_ref().is_some_and(|t| t.iter().any(|(k, _)| k.get_ref().as_ref() == key));
+        let present = self
+            .table
+            .as_ref()
+            .is_some_and(|t| t.iter().any(|(k, _)| k.get_ref().as_ref() == key));
         let v = self.string(key);
         if !present {
             self.fail(key, None, "missing (required)".into());
@@ -159,7 +195,9 @@ impl<'a> Section<'_, 'a> {
     }
 
     pub fn bool_or(&mut self, key: &str, default: bool) -> bool {
-        let Some(v) = self.raw(key) else { return default };
+        let Some(v) = self.raw(key) else {
+            return default;
+        };
         match v.get_ref().as_bool() {
             Some(b) => b,
             None => {
@@ -173,17 +211,26 @@ impl<'a> Section<'_, 'a> {
     /// An integer in `min..=max`, or `default` when absent. A bad value is reported (and `default` returned so
     /// reading can go on; the caller never uses a config with problems).
     pub fn int_or(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
-        let Some(v) = self.raw(key) else { return default };
+        let Some(v) = self.raw(key) else {
+            return default;
+        };
         let span = v.span();
         let parsed = v.get_ref().as_integer().and_then(|i| {
             let digits: String = i.as_str().chars().filter(|c| *c != '_').collect();
-            let digits = digits.trim_start_matches("0x").trim_start_matches("0o").trim_start_matches("0b");
+            let digits = digits
+                .trim_start_matches("0x")
+                .trim_start_matches("0o")
+                .trim_start_matches("0b");
             i64::from_str_radix(digits, i.radix()).ok()
         });
         match parsed {
             Some(n) if n >= min as i64 && n <= max as i64 => n as u64,
             Some(n) => {
-                self.fail(key, Some(span), format!("{n} is out of range ({min}..={max})"));
+                self.fail(
+                    key,
+                    Some(span),
+                    format!("{n} is out of range ({min}..={max})"),
+                );
                 default
             }
             None => {
@@ -196,7 +243,9 @@ impl<'a> Section<'_, 'a> {
 
     /// A number (integer or float) in `min..=max`.
     pub fn number_or(&mut self, key: &str, default: f64, min: f64, max: f64) -> f64 {
-        let Some(v) = self.raw(key) else { return default };
+        let Some(v) = self.raw(key) else {
+            return default;
+        };
         let span = v.span();
         let parsed = match v.get_ref() {
             DeValue::Integer(i) => i.as_str().replace('_', "").parse::<f64>().ok(),
@@ -206,7 +255,11 @@ impl<'a> Section<'_, 'a> {
         match parsed {
             Some(n) if (min..=max).contains(&n) => n,
             Some(n) => {
-                self.fail(key, Some(span), format!("{n} is out of range ({min}..={max})"));
+                self.fail(
+                    key,
+                    Some(span),
+                    format!("{n} is out of range ({min}..={max})"),
+                );
                 default
             }
             None => {
@@ -304,6 +357,9 @@ mod tests {
         });
         let p = r.finish();
         assert_eq!(p.len(), 1);
-        assert_eq!((p[0].field.as_str(), p[0].message.as_str()), ("pve.url", "missing (required)"));
+        assert_eq!(
+            (p[0].field.as_str(), p[0].message.as_str()),
+            ("pve.url", "missing (required)")
+        );
     }
 }

@@ -60,21 +60,41 @@ pub struct SimRoute {
 
 /// Every PVE path the simulator serves.
 pub fn routes() -> Vec<SimRoute> {
-    let r = |method, path: &str, endpoint| SimRoute { method, path: path.to_string(), endpoint };
+    let r = |method, path: &str, endpoint| SimRoute {
+        method,
+        path: path.to_string(),
+        endpoint,
+    };
     let mut out = vec![
         r("GET", "/version", Endpoint::Version),
         r("GET", "/cluster/status", Endpoint::ClusterStatus),
         r("GET", "/cluster/resources", Endpoint::ClusterResources),
         r("GET", "/nodes/{node}/status", Endpoint::NodeStatus),
         r("GET", "/nodes/{node}/disks/list", Endpoint::Disks),
-        r("GET", "/nodes/{node}/storage/{storage}/status", Endpoint::StorageStatus),
+        r(
+            "GET",
+            "/nodes/{node}/storage/{storage}/status",
+            Endpoint::StorageStatus,
+        ),
         r("GET", "/nodes/{node}/tasks", Endpoint::TaskList),
-        r("GET", "/nodes/{node}/tasks/{upid}/status", Endpoint::TaskStatus),
+        r(
+            "GET",
+            "/nodes/{node}/tasks/{upid}/status",
+            Endpoint::TaskStatus,
+        ),
     ];
     for kind in [GuestKind::Qemu, GuestKind::Lxc] {
-        out.push(r("GET", &format!("/nodes/{{node}}/{}/{{vmid}}/status/current", kind.as_str()), Endpoint::GuestStatus(kind)));
+        out.push(r(
+            "GET",
+            &format!("/nodes/{{node}}/{}/{{vmid}}/status/current", kind.as_str()),
+            Endpoint::GuestStatus(kind),
+        ));
         for action in PowerAction::ALL {
-            let path = format!("/nodes/{{node}}/{}/{{vmid}}/status/{}", kind.as_str(), action.as_str());
+            let path = format!(
+                "/nodes/{{node}}/{}/{{vmid}}/status/{}",
+                kind.as_str(),
+                action.as_str()
+            );
             out.push(r("POST", &path, Endpoint::Power(kind, action)));
         }
     }
@@ -112,7 +132,10 @@ impl SimShared {
     }
 
     pub fn faults(&self) -> Faults {
-        self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn set_faults(&self, f: Faults) {
@@ -121,17 +144,29 @@ impl SimShared {
 
     /// API requests served so far (all paths), and per schema path.
     pub fn request_counts(&self) -> (u64, BTreeMap<String, u64>) {
-        let per = self.per_path.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let per = self
+            .per_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         (self.requests.load(Ordering::Relaxed), per)
     }
 
     fn count(&self, path: &str) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        *self.per_path.lock().unwrap_or_else(|p| p.into_inner()).entry(path.to_string()).or_default() += 1;
+        *self
+            .per_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(path.to_string())
+            .or_default() += 1;
     }
 
     fn authorised(&self, headers: &HeaderMap) -> bool {
-        let got = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
+        let got = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
         bool::from(got.ct_eq(self.expected_auth.as_bytes()))
     }
 }
@@ -155,7 +190,12 @@ pub fn router(shared: Shared) -> Router {
         };
     }
     let api = api
-        .fallback(|| async { failure(SimFailure { status: 501, message: "Method not implemented".into() }) })
+        .fallback(|| async {
+            failure(SimFailure {
+                status: 501,
+                message: "Method not implemented".into(),
+            })
+        })
         .layer(middleware::from_fn_with_state(shared.clone(), gate));
     let control = Router::new()
         .route("/faults", put(put_faults).get(get_faults))
@@ -164,7 +204,10 @@ pub fn router(shared: Shared) -> Router {
         .route("/storages/{storage}/used/{pct}", post(post_storage))
         .route("/requests", get(get_requests))
         .layer(middleware::from_fn_with_state(shared.clone(), control_auth));
-    Router::new().nest("/api2/json", api).nest("/_sim", control).with_state(shared)
+    Router::new()
+        .nest("/api2/json", api)
+        .nest("/_sim", control)
+        .with_state(shared)
 }
 
 /// Token check and injected faults, in the order PVE would show them.
@@ -174,13 +217,23 @@ async fn gate(State(s): State<Shared>, req: Request, next: Next) -> Response {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
     if faults.reject_token || !s.authorised(req.headers()) {
-        return failure(SimFailure { status: 401, message: "invalid token value!".into() });
+        return failure(SimFailure {
+            status: 401,
+            message: "invalid token value!".into(),
+        });
     }
     if let Some(status) = faults.fail_status {
-        return failure(SimFailure { status, message: "simulated failure".into() });
+        return failure(SimFailure {
+            status,
+            message: "simulated failure".into(),
+        });
     }
     if faults.malformed {
-        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json;charset=UTF-8")], "{\"data\":[{\"id\":\"node/Home\",\"type\":")
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+            "{\"data\":[{\"id\":\"node/Home\",\"type\":",
+        )
             .into_response();
     }
     next.run(req).await
@@ -188,12 +241,20 @@ async fn gate(State(s): State<Shared>, req: Request, next: Next) -> Response {
 
 async fn control_auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
     if !s.authorised(req.headers()) {
-        return failure(SimFailure { status: 401, message: "invalid token value!".into() });
+        return failure(SimFailure {
+            status: 401,
+            message: "invalid token value!".into(),
+        });
     }
     next.run(req).await
 }
 
-fn answer(s: &SimShared, endpoint: Endpoint, params: &HashMap<String, String>, query: &HashMap<String, String>) -> Response {
+fn answer(
+    s: &SimShared,
+    endpoint: Endpoint,
+    params: &HashMap<String, String>,
+    query: &HashMap<String, String>,
+) -> Response {
     let p = |k: &str| params.get(k).map(String::as_str).unwrap_or_default();
     let now = crate::time::now_ms();
     let vmid = || {
@@ -207,23 +268,35 @@ fn answer(s: &SimShared, endpoint: Endpoint, params: &HashMap<String, String>, q
         Endpoint::Version => Ok(m.version_json()),
         Endpoint::ClusterStatus => Ok(m.cluster_status_json()),
         Endpoint::ClusterResources => match query.get("type").map(String::as_str) {
-            None | Some("vm" | "storage" | "node" | "sdn") => Ok(m.cluster_resources_json(query.get("type").map(String::as_str), now)),
-            Some(_) => Err(SimFailure { status: 400, message: "Parameter verification failed.".into() }),
+            None | Some("vm" | "storage" | "node" | "sdn") => {
+                Ok(m.cluster_resources_json(query.get("type").map(String::as_str), now))
+            }
+            Some(_) => Err(SimFailure {
+                status: 400,
+                message: "Parameter verification failed.".into(),
+            }),
         },
         Endpoint::NodeStatus => m.node_status_json(p("node")),
         Endpoint::Disks => m.disks_json(p("node")),
-        Endpoint::GuestStatus(kind) => vmid().and_then(|v| m.guest_status_json(p("node"), kind, v, now)),
+        Endpoint::GuestStatus(kind) => {
+            vmid().and_then(|v| m.guest_status_json(p("node"), kind, v, now))
+        }
         Endpoint::StorageStatus => m.storage_status_json(p("node"), p("storage")),
         Endpoint::TaskStatus => m.task_status_json(p("node"), p("upid")),
         Endpoint::TaskList => {
             let errors = query.get("errors").is_some_and(|e| e == "1");
             let since = query.get("since").and_then(|s| s.parse().ok());
-            let limit = query.get("limit").and_then(|s| s.parse().ok()).unwrap_or(50);
+            let limit = query
+                .get("limit")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(50);
             m.task_list_json(p("node"), errors, since, limit)
         }
         Endpoint::Power(kind, action) => {
             let user = s.token_user.clone();
-            vmid().and_then(|v| m.power(p("node"), kind, v, action, &user, now)).map(Value::String)
+            vmid()
+                .and_then(|v| m.power(p("node"), kind, v, action, &user, now))
+                .map(Value::String)
         }
     };
     drop(m);
@@ -236,7 +309,11 @@ fn answer(s: &SimShared, endpoint: Endpoint, params: &HashMap<String, String>, q
 /// PVE's error style: the message is the HTTP reason phrase; the body carries `data: null`.
 fn failure(f: SimFailure) -> Response {
     let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = (status, Json(json!({ "data": null, "message": format!("{}\n", f.message) }))).into_response();
+    let mut resp = (
+        status,
+        Json(json!({ "data": null, "message": format!("{}\n", f.message) })),
+    )
+        .into_response();
     if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(f.message.into_bytes()) {
         resp.extensions_mut().insert(reason);
     }
@@ -247,7 +324,11 @@ fn control_result(ok: bool, what: String) -> Response {
     if ok {
         Json(json!({ "ok": true })).into_response()
     } else {
-        (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no such {what}") }))).into_response()
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no such {what}") })),
+        )
+            .into_response()
     }
 }
 
@@ -260,13 +341,24 @@ async fn get_faults(State(s): State<Shared>) -> Json<Faults> {
     Json(s.faults())
 }
 
-async fn post_node(State(s): State<Shared>, Path((node, state)): Path<(String, String)>) -> Response {
+async fn post_node(
+    State(s): State<Shared>,
+    Path((node, state)): Path<(String, String)>,
+) -> Response {
     let online = match state.as_str() {
         "online" => true,
         "offline" => false,
-        _ => return (StatusCode::BAD_REQUEST, Json(json!({ "error": "state is online or offline" }))).into_response(),
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "state is online or offline" })),
+            )
+                .into_response()
+        }
     };
-    let ok = s.model_now().set_node_online(&node, online, crate::time::now_ms());
+    let ok = s
+        .model_now()
+        .set_node_online(&node, online, crate::time::now_ms());
     control_result(ok, format!("node {node}"))
 }
 
@@ -275,13 +367,24 @@ async fn post_guest(State(s): State<Shared>, Path((vmid, state)): Path<(u32, Str
         "running" => Power::Running,
         "stopped" => Power::Stopped,
         "paused" => Power::Paused,
-        _ => return (StatusCode::BAD_REQUEST, Json(json!({ "error": "state is running, stopped or paused" }))).into_response(),
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "state is running, stopped or paused" })),
+            )
+                .into_response()
+        }
     };
-    let ok = s.model_now().force_power(vmid, power, crate::time::now_ms());
+    let ok = s
+        .model_now()
+        .force_power(vmid, power, crate::time::now_ms());
     control_result(ok, format!("guest {vmid}"))
 }
 
-async fn post_storage(State(s): State<Shared>, Path((storage, pct)): Path<(String, f64)>) -> Response {
+async fn post_storage(
+    State(s): State<Shared>,
+    Path((storage, pct)): Path<(String, f64)>,
+) -> Response {
     let ok = s.model_now().set_storage_used_pct(&storage, pct);
     control_result(ok, format!("storage {storage}"))
 }

@@ -33,7 +33,10 @@ pub const DEMO_TOKEN_ID: &str = "jarvis@pve!demo";
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot make the simulator's certificate: {0}")]
     Certificate(String),
 }
@@ -50,8 +53,11 @@ pub struct SimIdentity {
 impl SimIdentity {
     /// A fresh self-signed certificate for `localhost` and `127.0.0.1`.
     pub fn generate() -> Result<SimIdentity, SimError> {
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .map_err(|e| SimError::Certificate(e.to_string()))?;
+        let ck = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ])
+        .map_err(|e| SimError::Certificate(e.to_string()))?;
         Ok(SimIdentity {
             cert_der: ck.cert.der().to_vec(),
             key_der: ck.signing_key.serialize_der(),
@@ -107,14 +113,28 @@ impl Simulator {
         let mut model = SimModel::homelab(opts.seed, crate::time::now_ms());
         model.task_time_scale = opts.task_time_scale;
         let shared = Arc::new(SimShared::new(model, &opts.token_id, &opts.token_secret));
-        let listener = TcpListener::bind(opts.listen).await.map_err(|source| SimError::Bind { addr: opts.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: opts.listen, source })?;
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: opts.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
         let acceptor = TlsAcceptor::from(Arc::new(server_config(&identity)?));
         let app = api::router(shared.clone());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(listener, acceptor, app, shutdown.clone()));
         tracing::info!(%addr, fingerprint = %identity.fingerprint(), "PVE simulator listening");
-        Ok(Simulator { addr, identity, shared, shutdown, task })
+        Ok(Simulator {
+            addr,
+            identity,
+            shared,
+            shutdown,
+            task,
+        })
     }
 
     /// `https://127.0.0.1:PORT`, the base URL a client is configured with.
@@ -143,7 +163,12 @@ fn server_config(identity: &SimIdentity) -> Result<rustls::ServerConfig, SimErro
     Ok(config)
 }
 
-async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router, shutdown: CancellationToken) {
+async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) {
     let mut conns = JoinSet::new();
     loop {
         while conns.try_join_next().is_some() {}
@@ -161,10 +186,13 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router, 
         let acceptor = acceptor.clone();
         let svc = TowerToHyperService::new(app.clone());
         conns.spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+            else {
                 return;
             };
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc);
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "simulator connection ended");
             }

@@ -129,7 +129,10 @@ pub struct SimFailure {
 
 impl SimFailure {
     fn new(status: u16, message: impl Into<String>) -> SimFailure {
-        SimFailure { status, message: message.into() }
+        SimFailure {
+            status,
+            message: message.into(),
+        }
     }
 }
 
@@ -173,7 +176,9 @@ impl SimModel {
     pub fn tick(&mut self, now_ms: u64) {
         self.finish_due_tasks(now_ms);
         let secs = self.sim_secs(now_ms);
-        let steps = secs.saturating_sub(self.last_step_secs).min(MAX_STEPS_PER_TICK);
+        let steps = secs
+            .saturating_sub(self.last_step_secs)
+            .min(MAX_STEPS_PER_TICK);
         for _ in 0..steps {
             self.drift_step();
         }
@@ -196,7 +201,8 @@ impl SimModel {
         for n in self.nodes.iter_mut() {
             for t in n.temps.iter_mut() {
                 let target = 38.0 + n.cpu * 45.0;
-                t.1 = (t.1 + (target - t.1) * 0.1 + self.rng.random_range(-0.3..0.3)).clamp(25.0, 99.0);
+                t.1 = (t.1 + (target - t.1) * 0.1 + self.rng.random_range(-0.3..0.3))
+                    .clamp(25.0, 99.0);
             }
         }
         // Storage fills slowly (backups, recordings); shared storages move together.
@@ -218,7 +224,11 @@ impl SimModel {
             }
             let mut cpu_cores = n.base_load * n.cpus as f64;
             let mut mem = n.base_mem;
-            for g in self.guests.iter().filter(|g| g.node == n.name && g.power != Power::Stopped) {
+            for g in self
+                .guests
+                .iter()
+                .filter(|g| g.node == n.name && g.power != Power::Stopped)
+            {
                 cpu_cores += g.cpu * g.maxcpu;
                 mem += g.mem;
             }
@@ -257,19 +267,30 @@ impl SimModel {
             .find(|n| n.name == name)
             .ok_or_else(|| SimFailure::new(500, format!("hostname lookup '{name}' failed - failed to get address info for: {name}: Name or service not known")))?;
         if !n.online {
-            return Err(SimFailure::new(595, format!("Connection refused ({})", n.ip)));
+            return Err(SimFailure::new(
+                595,
+                format!("Connection refused ({})", n.ip),
+            ));
         }
         Ok(n)
     }
 
     fn guest(&self, node: &str, kind: GuestKind, vmid: u32) -> Result<&SimGuest, SimFailure> {
         self.node(node)?;
-        let g = self.guests.iter().find(|g| g.vmid == vmid && g.node == node && g.kind == kind);
+        let g = self
+            .guests
+            .iter()
+            .find(|g| g.vmid == vmid && g.node == node && g.kind == kind);
         let dir = match kind {
             GuestKind::Qemu => "qemu-server",
             GuestKind::Lxc => "lxc",
         };
-        g.ok_or_else(|| SimFailure::new(500, format!("Configuration file 'nodes/{node}/{dir}/{vmid}.conf' does not exist")))
+        g.ok_or_else(|| {
+            SimFailure::new(
+                500,
+                format!("Configuration file 'nodes/{node}/{dir}/{vmid}.conf' does not exist"),
+            )
+        })
     }
 
     pub fn version_json(&self) -> Value {
@@ -338,7 +359,11 @@ impl SimModel {
     }
 
     fn guest_resource(&self, g: &SimGuest, node_online: bool, secs: u64) -> Value {
-        let status = if node_online { g.power.as_str() } else { "unknown" };
+        let status = if node_online {
+            g.power.as_str()
+        } else {
+            "unknown"
+        };
         let running = node_online && g.power != Power::Stopped;
         json!({
             "id": format!("{}/{}", g.kind.as_str(), g.vmid), "type": g.kind.as_str(), "vmid": g.vmid,
@@ -388,7 +413,13 @@ impl SimModel {
         Ok(Value::Array(disks))
     }
 
-    pub fn guest_status_json(&self, node: &str, kind: GuestKind, vmid: u32, now_ms: u64) -> Result<Value, SimFailure> {
+    pub fn guest_status_json(
+        &self,
+        node: &str,
+        kind: GuestKind,
+        vmid: u32,
+        now_ms: u64,
+    ) -> Result<Value, SimFailure> {
         let g = self.guest(node, kind, vmid)?;
         let secs = self.sim_secs(now_ms);
         let running = g.power != Power::Stopped;
@@ -445,13 +476,21 @@ impl SimModel {
             "status": if t.finished { "stopped" } else { "running" },
         });
         if t.finished {
-            v.as_object_mut().expect("json object").insert("exitstatus".into(), json!(t.outcome));
+            v.as_object_mut()
+                .expect("json object")
+                .insert("exitstatus".into(), json!(t.outcome));
         }
         Ok(v)
     }
 
     /// `/nodes/{node}/tasks` with the `errors`, `since` and `limit` filters.
-    pub fn task_list_json(&self, node: &str, errors_only: bool, since: Option<u64>, limit: usize) -> Result<Value, SimFailure> {
+    pub fn task_list_json(
+        &self,
+        node: &str,
+        errors_only: bool,
+        since: Option<u64>,
+        limit: usize,
+    ) -> Result<Value, SimFailure> {
         self.node(node)?;
         let items: Vec<Value> = self
             .tasks
@@ -478,22 +517,57 @@ impl SimModel {
     }
 
     /// Starts a power action as PVE does: the answer is a UPID at once; the state changes when the task ends.
-    pub fn power(&mut self, node: &str, kind: GuestKind, vmid: u32, action: PowerAction, user: &str, now_ms: u64) -> Result<String, SimFailure> {
+    pub fn power(
+        &mut self,
+        node: &str,
+        kind: GuestKind,
+        vmid: u32,
+        action: PowerAction,
+        user: &str,
+        now_ms: u64,
+    ) -> Result<String, SimFailure> {
         let g = self.guest(node, kind, vmid)?.clone();
         let what = if kind == GuestKind::Qemu { "VM" } else { "CT" };
-        let busy = self.tasks.iter().any(|t| !t.finished && t.id == vmid.to_string());
+        let busy = self
+            .tasks
+            .iter()
+            .any(|t| !t.finished && t.id == vmid.to_string());
         let (target, seconds, failure): (Power, f64, Option<String>) = match (action, g.power) {
-            (_, _) if busy => (g.power, 0.2, Some(format!("can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"))),
-            (PowerAction::Start, Power::Stopped) => (Power::Running, if kind == GuestKind::Qemu { 3.0 } else { 1.5 }, None),
-            (PowerAction::Start, _) => (g.power, 0.3, Some(format!("{what} {vmid} already running"))),
-            (PowerAction::Shutdown, Power::Running) => (Power::Stopped, if kind == GuestKind::Qemu { 5.0 } else { 2.0 }, None),
+            (_, _) if busy => (
+                g.power,
+                0.2,
+                Some(format!(
+                    "can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"
+                )),
+            ),
+            (PowerAction::Start, Power::Stopped) => (
+                Power::Running,
+                if kind == GuestKind::Qemu { 3.0 } else { 1.5 },
+                None,
+            ),
+            (PowerAction::Start, _) => {
+                (g.power, 0.3, Some(format!("{what} {vmid} already running")))
+            }
+            (PowerAction::Shutdown, Power::Running) => (
+                Power::Stopped,
+                if kind == GuestKind::Qemu { 5.0 } else { 2.0 },
+                None,
+            ),
             (PowerAction::Stop, Power::Running | Power::Paused) => (Power::Stopped, 1.0, None),
-            (PowerAction::Reboot, Power::Running) => (Power::Running, if kind == GuestKind::Qemu { 8.0 } else { 3.0 }, None),
+            (PowerAction::Reboot, Power::Running) => (
+                Power::Running,
+                if kind == GuestKind::Qemu { 8.0 } else { 3.0 },
+                None,
+            ),
             (PowerAction::Suspend, Power::Running) => (Power::Paused, 1.0, None),
             (PowerAction::Resume, Power::Paused) => (Power::Running, 1.0, None),
             (PowerAction::Resume, _) => (g.power, 0.3, Some(format!("{what} {vmid} not paused"))),
             (_, Power::Stopped) => (g.power, 0.3, Some(format!("{what} {vmid} not running"))),
-            (_, Power::Paused) => (g.power, 0.3, Some(format!("{what} {vmid} is paused - resume first"))),
+            (_, Power::Paused) => (
+                g.power,
+                0.3,
+                Some(format!("{what} {vmid} is paused - resume first")),
+            ),
         };
         let prefix = if kind == GuestKind::Qemu { "qm" } else { "vz" };
         let task_type = format!("{prefix}{}", action.as_str());
@@ -501,7 +575,15 @@ impl SimModel {
         self.next_pid += 1;
         let pid = self.next_pid;
         let pstart = 1_000_000 + (now_ms / 10) % 100_000_000;
-        let upid = Upid::format(node, pid, pstart, starttime, &task_type, &vmid.to_string(), user);
+        let upid = Upid::format(
+            node,
+            pid,
+            pstart,
+            starttime,
+            &task_type,
+            &vmid.to_string(),
+            user,
+        );
         let finish_ms = now_ms + (seconds * self.task_time_scale * 1000.0) as u64;
         let outcome = failure.unwrap_or_else(|| "OK".to_string());
         // A reboot is seen as running → stopped → running; model the visible part: it stays running.
@@ -529,7 +611,9 @@ impl SimModel {
     /// Sets a guest's power state at once (the simulator's control API; as if changed outside Jarvis).
     pub fn force_power(&mut self, vmid: u32, power: Power, now_ms: u64) -> bool {
         let secs = self.sim_secs(now_ms);
-        let Some(g) = self.guests.iter_mut().find(|g| g.vmid == vmid) else { return false };
+        let Some(g) = self.guests.iter_mut().find(|g| g.vmid == vmid) else {
+            return false;
+        };
         set_power(g, power, secs);
         self.recompute_nodes();
         true
@@ -538,7 +622,9 @@ impl SimModel {
     /// Takes a node offline or brings it back (it "reboots": uptime restarts).
     pub fn set_node_online(&mut self, name: &str, online: bool, now_ms: u64) -> bool {
         let secs = self.sim_secs(now_ms);
-        let Some(n) = self.nodes.iter_mut().find(|n| n.name == name) else { return false };
+        let Some(n) = self.nodes.iter_mut().find(|n| n.name == name) else {
+            return false;
+        };
         if online && !n.online {
             n.boot_secs = secs;
             n.uptime_offset = 0;
@@ -620,30 +706,75 @@ mod tests {
         let cpus: Vec<u32> = m.nodes.iter().map(|n| n.cpus).collect();
         assert_eq!(cpus, [20, 6, 14, 2]);
         assert!((12..=20).contains(&m.guests.len()));
-        assert!(m.guests.iter().any(|g| g.name == "frigate" && g.node == "agent1" && g.kind == GuestKind::Lxc));
-        let nas = m.storages.iter().find(|s| s.storage == "nas").expect("nas storage");
+        assert!(m
+            .guests
+            .iter()
+            .any(|g| g.name == "frigate" && g.node == "agent1" && g.kind == GuestKind::Lxc));
+        let nas = m
+            .storages
+            .iter()
+            .find(|s| s.storage == "nas")
+            .expect("nas storage");
         assert!(nas.shared && nas.total > 4 * 1024 * 1024 * 1024 * 1024);
     }
 
     #[test]
     fn power_action_changes_state_only_when_the_task_ends() {
         let mut m = SimModel::homelab(1, T0);
-        let upid = m.power("pve", GuestKind::Qemu, 113, PowerAction::Start, "root@pam", T0).expect("start");
+        let upid = m
+            .power(
+                "pve",
+                GuestKind::Qemu,
+                113,
+                PowerAction::Start,
+                "root@pam",
+                T0,
+            )
+            .expect("start");
         let parsed: Upid = upid.parse().expect("valid upid");
         assert_eq!(parsed.task_type, "qmstart");
         m.tick(T0 + 1000);
-        assert_eq!(m.task_status_json("pve", &upid).expect("task")["status"], "running");
-        assert_eq!(m.guests.iter().find(|g| g.vmid == 113).expect("guest").power, Power::Stopped);
+        assert_eq!(
+            m.task_status_json("pve", &upid).expect("task")["status"],
+            "running"
+        );
+        assert_eq!(
+            m.guests
+                .iter()
+                .find(|g| g.vmid == 113)
+                .expect("guest")
+                .power,
+            Power::Stopped
+        );
         m.tick(T0 + 3500);
         let t = m.task_status_json("pve", &upid).expect("task");
-        assert_eq!((t["status"].as_str(), t["exitstatus"].as_str()), (Some("stopped"), Some("OK")));
-        assert_eq!(m.guests.iter().find(|g| g.vmid == 113).expect("guest").power, Power::Running);
+        assert_eq!(
+            (t["status"].as_str(), t["exitstatus"].as_str()),
+            (Some("stopped"), Some("OK"))
+        );
+        assert_eq!(
+            m.guests
+                .iter()
+                .find(|g| g.vmid == 113)
+                .expect("guest")
+                .power,
+            Power::Running
+        );
     }
 
     #[test]
     fn starting_a_running_guest_fails_in_the_task_and_is_listed_as_error() {
         let mut m = SimModel::homelab(1, T0);
-        let upid = m.power("agent1", GuestKind::Lxc, 120, PowerAction::Start, "root@pam", T0).expect("start");
+        let upid = m
+            .power(
+                "agent1",
+                GuestKind::Lxc,
+                120,
+                PowerAction::Start,
+                "root@pam",
+                T0,
+            )
+            .expect("start");
         m.tick(T0 + 1000);
         let t = m.task_status_json("agent1", &upid).expect("task");
         assert_eq!(t["exitstatus"], "CT 120 already running");
@@ -657,7 +788,12 @@ mod tests {
         m.set_node_online("agent", false, T0);
         assert_eq!(m.node_status_json("agent").map_err(|e| e.status), Err(595));
         let res = m.cluster_resources_json(Some("vm"), T0);
-        let pihole = res.as_array().expect("array").iter().find(|r| r["vmid"] == 130).expect("pihole");
+        let pihole = res
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|r| r["vmid"] == 130)
+            .expect("pihole");
         assert_eq!(pihole["status"], "unknown");
     }
 
@@ -668,7 +804,11 @@ mod tests {
         m.tick(T0 + 60_000);
         assert_ne!(before, m.guests[0].cpu);
         for n in &m.nodes {
-            assert!((0.0..=1.0).contains(&n.cpu) && n.mem <= n.maxmem, "{} out of range", n.name);
+            assert!(
+                (0.0..=1.0).contains(&n.cpu) && n.mem <= n.maxmem,
+                "{} out of range",
+                n.name
+            );
         }
     }
 

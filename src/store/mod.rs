@@ -19,11 +19,23 @@ use crate::bus::Stamped;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the store at {path}: {source}")]
-    Open { path: String, source: rusqlite::Error },
-    #[error("the store at {path} has schema version {found}, newer than this Jarvis knows ({known})")]
-    TooNew { path: String, found: i64, known: i64 },
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the store at {path} has schema version {found}, newer than this Jarvis knows ({known})"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     #[error("store migration {version} failed: {source}")]
-    Migration { version: usize, source: rusqlite::Error },
+    Migration {
+        version: usize,
+        source: rusqlite::Error,
+    },
     #[error("store query failed: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("cannot encode an event: {0}")]
@@ -49,10 +61,15 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Err(e) = std::fs::create_dir_all(dir) {
-                return Err(open_err(rusqlite::Error::InvalidPath(PathBuf::from(format!("{}: {e}", dir.display())))));
+                return Err(open_err(rusqlite::Error::InvalidPath(PathBuf::from(
+                    format!("{}: {e}", dir.display()),
+                ))));
             }
         }
         let mut writer = Connection::open(path).map_err(open_err)?;
@@ -60,10 +77,19 @@ impl Store {
             .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")
             .map_err(open_err)?;
         migrate(&mut writer, path)?;
-        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        reader
+            .execute_batch("PRAGMA busy_timeout=5000;")
             .map_err(open_err)?;
-        reader.execute_batch("PRAGMA busy_timeout=5000;").map_err(open_err)?;
-        Ok(Store { path: path.to_path_buf(), writer: Mutex::new(writer), reader: Mutex::new(reader) })
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -76,10 +102,17 @@ impl Store {
         let tx = conn.transaction()?;
         let mut ids = Vec::with_capacity(events.len());
         {
-            let mut stmt = tx.prepare_cached("INSERT INTO events (ts_ms, channel, kind, data) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO events (ts_ms, channel, kind, data) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for e in events {
                 let data = serde_json::to_string(&e.event)?;
-                stmt.execute(params![e.ts_ms as i64, e.event.channel().as_str(), e.event.kind(), data])?;
+                stmt.execute(params![
+                    e.ts_ms as i64,
+                    e.event.channel().as_str(),
+                    e.event.kind(),
+                    data
+                ])?;
                 ids.push(tx.last_insert_rowid());
             }
         }
@@ -88,7 +121,11 @@ impl Store {
     }
 
     /// Events at or after `since_ms` (oldest first), or the latest `limit` when `since_ms` is `None`.
-    pub fn events(&self, since_ms: Option<u64>, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    pub fn events(
+        &self,
+        since_ms: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let conn = lock(&self.reader);
         let limit = limit as i64;
         let rows = match since_ms {
@@ -100,8 +137,9 @@ impl Store {
                 rows.collect::<Result<Vec<_>, _>>()?
             }
             None => {
-                let mut stmt =
-                    conn.prepare_cached("SELECT id, ts_ms, channel, kind, data FROM events ORDER BY id DESC LIMIT ?1")?;
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, ts_ms, channel, kind, data FROM events ORDER BY id DESC LIMIT ?1",
+                )?;
                 let rows = stmt.query_map(params![limit], row_to_event)?;
                 let mut v = rows.collect::<Result<Vec<_>, _>>()?;
                 v.reverse();
@@ -150,15 +188,27 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = migrations::MIGRATIONS.len() as i64;
     if current > known {
-        return Err(StoreError::TooNew { path: path.display().to_string(), found: current, known });
+        return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found: current,
+            known,
+        });
     }
-    for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, sql) in migrations::MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(current as usize)
+    {
         let version = i + 1;
-        let tx = conn.transaction().map_err(|source| StoreError::Migration { version, source })?;
-        tx.execute_batch(sql).map_err(|source| StoreError::Migration { version, source })?;
+        let tx = conn
+            .transaction()
+            .map_err(|source| StoreError::Migration { version, source })?;
+        tx.execute_batch(sql)
+            .map_err(|source| StoreError::Migration { version, source })?;
         tx.pragma_update(None, "user_version", version as i64)
             .map_err(|source| StoreError::Migration { version, source })?;
-        tx.commit().map_err(|source| StoreError::Migration { version, source })?;
+        tx.commit()
+            .map_err(|source| StoreError::Migration { version, source })?;
         tracing::info!(version, "store migrated");
     }
     Ok(())
@@ -170,7 +220,10 @@ mod tests {
     use crate::bus::Event;
 
     fn ev(ts: u64, node: &str) -> Stamped {
-        Stamped { ts_ms: ts, event: Event::NodeOnline { node: node.into() } }
+        Stamped {
+            ts_ms: ts,
+            event: Event::NodeOnline { node: node.into() },
+        }
     }
 
     #[test]
@@ -178,14 +231,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub/jarvis.db");
         let store = Store::open(&path).expect("open");
-        let ids = store.append_events(&[ev(10, "a"), ev(20, "b"), ev(30, "c")]).expect("append");
+        let ids = store
+            .append_events(&[ev(10, "a"), ev(20, "b"), ev(30, "c")])
+            .expect("append");
         assert_eq!(ids.len(), 3);
         let since = store.events(Some(20), 10).expect("read");
-        assert_eq!(since.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), vec![20, 30]);
+        assert_eq!(
+            since.iter().map(|e| e.ts_ms).collect::<Vec<_>>(),
+            vec![20, 30]
+        );
         assert_eq!(since[0].data["node"], "b");
         assert_eq!(since[0].channel, "cluster");
         let latest = store.events(None, 2).expect("read");
-        assert_eq!(latest.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), vec![20, 30]);
+        assert_eq!(
+            latest.iter().map(|e| e.ts_ms).collect::<Vec<_>>(),
+            vec![20, 30]
+        );
         drop(store);
         let again = Store::open(&path).expect("reopen");
         assert_eq!(again.event_count().expect("count"), 3);
@@ -205,7 +266,12 @@ mod tests {
     fn refuses_a_database_from_a_newer_jarvis() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("j.db");
-        Connection::open(&path).and_then(|c| c.pragma_update(None, "user_version", 99)).expect("prepare");
-        assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+        Connection::open(&path)
+            .and_then(|c| c.pragma_update(None, "user_version", 99))
+            .expect("prepare");
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
     }
 }

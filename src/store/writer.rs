@@ -24,7 +24,10 @@ pub async fn run(store: Arc<Store>, mut rx: Receiver<Stamped>, shutdown: Cancell
         match first {
             Ok(e) => batch.push(e),
             Err(RecvError::Lagged(n)) => {
-                tracing::error!(lost = n, "store writer fell behind the bus; events were not recorded");
+                tracing::error!(
+                    lost = n,
+                    "store writer fell behind the bus; events were not recorded"
+                );
                 continue;
             }
             Err(RecvError::Closed) => break,
@@ -49,7 +52,9 @@ fn drain_into(rx: &mut Receiver<Stamped>, batch: &mut Vec<Stamped>, max: usize) 
     while batch.len() < max {
         match rx.try_recv() {
             Ok(e) => batch.push(e),
-            Err(TryRecvError::Lagged(n)) => tracing::error!(lost = n, "store writer fell behind the bus"),
+            Err(TryRecvError::Lagged(n)) => {
+                tracing::error!(lost = n, "store writer fell behind the bus")
+            }
             Err(TryRecvError::Empty | TryRecvError::Closed) => break,
         }
     }
@@ -78,7 +83,9 @@ mod tests {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run(store.clone(), bus.subscribe(), shutdown.clone()));
         for i in 0..1000 {
-            bus.publish(Event::NodeOnline { node: format!("n{i}") });
+            bus.publish(Event::NodeOnline {
+                node: format!("n{i}"),
+            });
         }
         shutdown.cancel();
         task.await.expect("writer");

@@ -32,19 +32,38 @@ pub async fn cluster(State(ctx): State<Arc<WebContext>>) -> Response {
 
 /// `GET /api/v1/events?since=MS&limit=N`: events at or after `since` (ms since epoch), oldest first; without
 /// `since`, the latest `limit`.
-pub async fn events(State(ctx): State<Arc<WebContext>>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn events(
+    State(ctx): State<Arc<WebContext>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let since = match q.get("since").map(|s| s.parse::<u64>()) {
         None => None,
         Some(Ok(v)) => Some(v),
-        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "bad_request", "since must be milliseconds since the Unix epoch"),
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "since must be milliseconds since the Unix epoch",
+            )
+        }
     };
     let limit = match q.get("limit").map(|s| s.parse::<usize>()) {
         None => DEFAULT_EVENT_LIMIT,
         Some(Ok(v)) if (1..=MAX_EVENT_LIMIT).contains(&v) => v,
-        Some(_) => return error(StatusCode::BAD_REQUEST, "bad_request", format!("limit must be 1..={MAX_EVENT_LIMIT}")),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("limit must be 1..={MAX_EVENT_LIMIT}"),
+            )
+        }
     };
     if let Some(unknown) = q.keys().find(|k| *k != "since" && *k != "limit") {
-        return error(StatusCode::BAD_REQUEST, "bad_request", format!("unknown parameter `{unknown}`"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("unknown parameter `{unknown}`"),
+        );
     }
     let store = ctx.store.clone();
     match tokio::task::spawn_blocking(move || store.events(since, limit)).await {

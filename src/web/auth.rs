@@ -11,7 +11,11 @@ use subtle::ConstantTimeEq;
 
 use super::WebContext;
 
-pub async fn require_bearer(State(ctx): State<Arc<WebContext>>, req: Request, next: Next) -> Response {
+pub async fn require_bearer(
+    State(ctx): State<Arc<WebContext>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let from_header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -19,16 +23,28 @@ pub async fn require_bearer(State(ctx): State<Arc<WebContext>>, req: Request, ne
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
     let from_query = (req.uri().path() == "/ws")
-        .then(|| req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=").map(str::to_string))))
+        .then(|| {
+            req.uri().query().and_then(|q| {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix("access_token=").map(str::to_string))
+            })
+        })
         .flatten();
     let presented = from_header.or(from_query);
-    let ok = presented.as_deref().is_some_and(|t| token_matches(t, ctx.token.expose()));
+    let ok = presented
+        .as_deref()
+        .is_some_and(|t| token_matches(t, ctx.token.expose()));
     if ok {
         return next.run(req).await;
     }
-    let message = if presented.is_some() { "wrong bearer token" } else { "missing Authorization: Bearer token" };
+    let message = if presented.is_some() {
+        "wrong bearer token"
+    } else {
+        "missing Authorization: Bearer token"
+    };
     let mut resp = super::error(StatusCode::UNAUTHORIZED, "unauthorized", message);
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     resp
 }
 

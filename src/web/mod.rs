@@ -38,21 +38,43 @@ pub fn router(ctx: Arc<WebContext>, max_body_bytes: usize) -> Router {
         .route("/api/v1/cluster", get(api::cluster))
         .route("/api/v1/events", get(api::events))
         .route("/ws", get(ws::upgrade))
-        .layer(middleware::from_fn_with_state(ctx.clone(), auth::require_bearer));
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::require_bearer,
+        ));
     Router::new()
         .route("/healthz", get(api::healthz))
         .merge(protected)
-        .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "not_found", "message": "no such endpoint"}))) })
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "not_found", "message": "no such endpoint"})),
+            )
+        })
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .with_state(ctx)
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }
 
 /// A JSON error body `{"error": code, "message": text}` with a status.
-pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> axum::response::Response {
-    (status, Json(json!({"error": code, "message": message.into()}))).into_response()
+pub fn error(
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+) -> axum::response::Response {
+    (
+        status,
+        Json(json!({"error": code, "message": message.into()})),
+    )
+        .into_response()
 }

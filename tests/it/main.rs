@@ -1,1 +1,9 @@
-//! Integration tests.
+//! Integration tests: one binary (so the crate links once), modules by subsystem. Every peer is real and on
+//! loopback: the PVE simulator over HTTPS, the side port over HTTP and WebSocket, the `jarvis` binary itself.
+
+mod cli; // the binary: check-config, demo, SIGTERM, kill -9 while writing
+mod client; // the PVE client against the simulator, including every fault
+mod contract; // client and simulator against the PVE API schema
+mod poller; // events, staleness, back-off and recovery
+mod util; // shared helpers
+mod web; // side port: auth, REST, WebSocket, slow clients, body limits

@@ -1,0 +1,314 @@
+//! The `jarvis` binary as an operator runs it: `check-config` on good and bad files, `jarvis demo` serving the
+//! demo cluster and stopping cleanly on SIGTERM, and `kill -9` while events are being written.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use jarvis::store::Store;
+
+const BIN: &str = env!("CARGO_BIN_EXE_jarvis");
+
+fn check_config(path: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(path)
+        .env_remove("JARVIS_PVE_TOKEN_SECRET")
+        .env_remove("JARVIS_WEB_TOKEN")
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn the_commented_example_config_is_valid_once_its_secrets_exist() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/overlay/etc/jarvis/jarvis.toml"
+    ))
+    .expect("example");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    std::fs::write(
+        secrets.join("pve-token"),
+        "11111111-2222-3333-4444-555555555555\n",
+    )
+    .expect("write");
+    std::fs::write(secrets.join("web-token"), "a-long-enough-side-port-token\n").expect("write");
+    let text = example.replace("/etc/jarvis/secrets", &secrets.display().to_string());
+    let file = dir.path().join("jarvis.toml");
+    std::fs::write(&file, text).expect("write");
+    let (code, stdout, stderr) = check_config(&file);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("OK"));
+}
+
+#[test]
+fn check_config_lists_every_problem_with_file_line_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[pve]\nurl = \"http://192.168.1.10:8006\"\ntoken_id = \"jarvis\"\nfingerprint = \"AB:CD\"\ntoken_secret_file = \"missing-file\"\n\n[poll]\nresources_ms = \"2s\"\n\n[web]\nlisten = \"0.0.0.0\"\ntoken_file = \"also-missing\"\nmax_body = 5\n",
+    )
+    .expect("write");
+    let (code, _, stderr) = check_config(&file);
+    assert_eq!(code, 1);
+    let name = file.display().to_string();
+    for expected in [
+        format!("{name}:2:7: pve.url: must start with https://"),
+        format!("{name}:3:12: pve.token_id: must look like USER@REALM!TOKENID"),
+        format!("{name}:4:15: pve.fingerprint: a SHA-256 fingerprint"),
+        format!("{name}:5:21: pve.token_secret_file: cannot read secret file"),
+        format!("{name}:8:16: poll.resources_ms: expected an integer, found string"),
+        format!("{name}:11:10: web.listen: `0.0.0.0` is not an address:port"),
+        format!("{name}:12:14: web.token_file: cannot read secret file"),
+        format!("{name}:13:1: web.max_body: unknown field `max_body`"),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("8 problem(s)"), "{stderr}");
+    assert!(!stderr.contains("11111111"), "never print secrets");
+}
+
+#[test]
+fn check_config_reports_syntax_errors_and_missing_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("broken.toml");
+    std::fs::write(&file, "[pve]\nurl = \"https://x:8006\"\n[poll\n").expect("write");
+    let (code, _, stderr) = check_config(&file);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(":3:") && stderr.contains("TOML syntax"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check_config(&dir.path().join("nope.toml"));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot read"), "{stderr}");
+}
+
+/// A running `jarvis demo` and what its banner said.
+struct DemoProc {
+    child: Child,
+    web: String,
+    token: String,
+    sim: String,
+    pve_auth: String,
+}
+
+fn start_demo(data_dir: &Path, poll_ms: u64) -> DemoProc {
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-ms",
+            &poll_ms.to_string(),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("JARVIS_WEB_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("jarvis demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut web, mut token, mut sim, mut pve_auth) = (None, None, None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["side", "port", url] => web = Some(url.to_string()),
+            ["token", t] => token = Some(t.to_string()),
+            ["simulated", "Proxmox", "VE:", url, ..] => sim = Some(url.to_string()),
+            _ if line.contains("PVEAPIToken=") => {
+                let start = line.find("PVEAPIToken=").expect("found");
+                pve_auth = Some(
+                    line[start..]
+                        .trim_end_matches(['\'', '\\', ' '])
+                        .to_string(),
+                );
+            }
+            _ if line.contains("Ctrl-C stops it") => break,
+            _ => {}
+        }
+    }
+    match (web, token, sim, pve_auth) {
+        (Some(web), Some(token), Some(sim), Some(pve_auth)) => DemoProc {
+            child,
+            web,
+            token,
+            sim,
+            pve_auth,
+        },
+        _ => {
+            let _ = child.kill();
+            panic!("the demo banner did not show the side port, token and simulator");
+        }
+    }
+}
+
+fn blocking_http(sim_cert: Option<&Path>) -> reqwest::blocking::Client {
+    jarvis::tls::install_crypto_provider();
+    let mut b = reqwest::blocking::Client::builder().no_proxy();
+    if let Some(pem) = sim_cert {
+        let fp = jarvis::tls::Fingerprint::of_der(&pem_to_der(pem));
+        let tls = jarvis::tls::client_config(&jarvis::tls::Trust::Pinned(fp)).expect("tls");
+        b = b.tls_backend_preconfigured(tls);
+    }
+    b.build().expect("client")
+}
+
+fn pem_to_der(path: &Path) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_file(path)
+        .expect("pem")
+        .to_vec()
+}
+
+#[test]
+fn the_demo_serves_the_cluster_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut demo = start_demo(dir.path(), 200);
+    let http = blocking_http(None);
+    let mut nodes = 0;
+    for _ in 0..100 {
+        if let Ok(resp) = http
+            .get(format!("{}/api/v1/cluster", demo.web))
+            .bearer_auth(&demo.token)
+            .send()
+        {
+            let v: serde_json::Value = resp.json().expect("json");
+            nodes = v["nodes"].as_array().map(Vec::len).unwrap_or(0);
+            if nodes == 4 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(nodes, 4, "the demo cluster is served");
+
+    // The banner's power-action recipe works against the simulator.
+    let sim_http = blocking_http(Some(&dir.path().join("pve-sim-cert.pem")));
+    let resp = sim_http
+        .post(format!(
+            "{}/api2/json/nodes/pve/qemu/113/status/start",
+            demo.sim
+        ))
+        .header("authorization", &demo.pve_auth)
+        .send()
+        .expect("power action");
+    assert_eq!(resp.status(), 200);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &demo.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = wait_with_timeout(&mut demo.child, Duration::from_secs(20))
+        .expect("jarvis stops on SIGTERM");
+    assert!(exit.success(), "clean exit: {exit:?}");
+    let store = Store::open(&dir.path().join("jarvis-demo.db")).expect("store opens");
+    let last = store.events(None, 1).expect("events");
+    assert_eq!(
+        last[0].kind, "jarvis_stopping",
+        "the store was flushed to the last event"
+    );
+}
+
+#[test]
+fn kill_9_while_writing_loses_no_committed_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut demo = start_demo(dir.path(), 100);
+    let db = dir.path().join("jarvis-demo.db");
+    let sim_http = blocking_http(Some(&dir.path().join("pve-sim-cert.pem")));
+    // Flip guests through the simulator's control API so the poller writes events continuously.
+    let mut committed: Vec<(i64, String)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut flip = 0u32;
+    while Instant::now() < deadline {
+        let vmid = [113, 125, 133][(flip % 3) as usize];
+        let state = if (flip / 3) % 2 == 0 {
+            "running"
+        } else {
+            "stopped"
+        };
+        flip += 1;
+        let _ = sim_http
+            .post(format!("{}/_sim/guests/{vmid}/power/{state}", demo.sim))
+            .header("authorization", &demo.pve_auth)
+            .send();
+        std::thread::sleep(Duration::from_millis(40));
+        if let Ok(rows) = read_committed(&db) {
+            committed = rows;
+        }
+        if committed.len() >= 40 {
+            break;
+        }
+    }
+    assert!(
+        committed.len() >= 40,
+        "events were being written ({} seen)",
+        committed.len()
+    );
+    demo.child.kill().expect("kill -9");
+    let _ = demo.child.wait();
+
+    let store = Store::open(&db).expect("the store opens after kill -9");
+    assert_eq!(store.integrity_check().expect("check"), "ok");
+    let after = store.events(Some(0), 100_000).expect("events");
+    for (id, data) in &committed {
+        let found = after
+            .iter()
+            .find(|e| e.id == *id)
+            .unwrap_or_else(|| panic!("committed event {id} lost"));
+        assert_eq!(&found.data.to_string(), data, "event {id} changed");
+    }
+}
+
+/// What another process sees as committed, through its own read-only connection.
+fn read_committed(db: &Path) -> rusqlite::Result<Vec<(i64, String)>> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt = conn.prepare("SELECT id, data FROM events ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        let data: String = r.get(1)?;
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+        Ok((r.get(0)?, v.to_string()))
+    })?;
+    rows.collect()
+}
+
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}

@@ -1,0 +1,306 @@
+//! The poller against the simulator: the state fills in, changes become events, failures mark the view stale with
+//! the reason and back off, and the first good answer (also after the simulator dies and comes back) recovers.
+
+use std::time::Duration;
+
+use jarvis::bus::{Event, FillLevel, Stamped};
+use jarvis::cluster::client::{PowerAction, PveClient};
+use jarvis::cluster::model::GuestKind;
+use jarvis::cluster::poller::Poller;
+use jarvis::sim::api::Faults;
+use jarvis::sim::model::Power;
+use jarvis::sim::{SimOptions, Simulator};
+use jarvis::state::{StateHandle, World};
+use tokio::sync::broadcast::Receiver;
+use tokio_util::sync::CancellationToken;
+
+use crate::util;
+
+struct Rig {
+    sim: Simulator,
+    state: StateHandle,
+    events: Receiver<Stamped>,
+    bus: jarvis::bus::Bus,
+    stop: CancellationToken,
+}
+
+async fn rig(sim: Simulator) -> Rig {
+    let bus = jarvis::bus::Bus::new(4096);
+    let state = StateHandle::new(World::default());
+    let events = bus.subscribe();
+    let stop = CancellationToken::new();
+    let poller = Poller::new(
+        util::client(&sim),
+        util::fast_poll(),
+        bus.clone(),
+        state.clone(),
+    );
+    tokio::spawn(poller.run(stop.clone()));
+    Rig {
+        sim,
+        state,
+        events,
+        bus,
+        stop,
+    }
+}
+
+/// Waits for an event matching `pred`.
+async fn wait_for(
+    rx: &mut Receiver<Stamped>,
+    limit: Duration,
+    pred: impl Fn(&Event) -> bool,
+) -> Option<Event> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Ok(s)) if pred(&s.event) => return Some(s.event),
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn the_state_fills_with_nodes_guests_storage_and_node_details() {
+    let r = rig(util::sim().await).await;
+    let state = r.state.clone();
+    assert!(
+        util::eventually(WAIT, || {
+            let w = state.get();
+            w.cluster
+                .nodes
+                .iter()
+                .all(|n| n.pveversion.is_some() && !n.disks.is_empty())
+                && w.cluster.nodes.len() == 4
+        })
+        .await,
+        "node details arrive"
+    );
+    let w = r.state.get();
+    assert_eq!(w.cluster.guests.len(), 18);
+    assert_eq!(w.cluster.quorate, Some(true));
+    assert!(w.cluster.stale.is_none());
+    let agent1 = w.cluster.node("agent1").expect("agent1");
+    assert_eq!((agent1.maxcpu, agent1.maxmem / (1 << 30)), (14, 31));
+    assert!(
+        agent1.loadavg.is_some() && agent1.kernel.as_deref().is_some_and(|k| k.contains("pve"))
+    );
+    assert!(w
+        .cluster
+        .storages
+        .iter()
+        .any(|s| s.storage == "nas" && s.shared));
+    r.stop.cancel();
+    r.sim.stop().await;
+}
+
+#[tokio::test]
+async fn guest_and_node_changes_become_events() {
+    let mut r = rig(util::sim().await).await;
+    let state = r.state.clone();
+    assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
+    let now = jarvis::time::now_ms();
+    r.sim
+        .shared
+        .model_now()
+        .force_power(125, Power::Running, now);
+    let e = wait_for(&mut r.events, WAIT, |e| {
+        matches!(e, Event::GuestStateChanged { vmid: 125, .. })
+    })
+    .await;
+    match e {
+        Some(Event::GuestStateChanged {
+            name,
+            from,
+            to,
+            guest_kind,
+            ..
+        }) => {
+            assert_eq!(
+                (name.as_str(), from.as_deref(), to.as_deref(), guest_kind),
+                (
+                    "ubuntu-dev",
+                    Some("stopped"),
+                    Some("running"),
+                    GuestKind::Qemu
+                )
+            );
+        }
+        other => panic!("expected a guest state change, got {other:?}"),
+    }
+    r.sim
+        .shared
+        .model_now()
+        .set_node_online("agent", false, now);
+    assert!(wait_for(&mut r.events, WAIT, |e| *e
+        == Event::NodeOffline {
+            node: "agent".into()
+        })
+    .await
+    .is_some());
+    r.sim.shared.model_now().set_node_online("agent", true, now);
+    assert!(wait_for(&mut r.events, WAIT, |e| *e
+        == Event::NodeOnline {
+            node: "agent".into()
+        })
+    .await
+    .is_some());
+    r.stop.cancel();
+    r.sim.stop().await;
+}
+
+#[tokio::test]
+async fn storage_thresholds_and_failed_tasks_become_events() {
+    let mut r = rig(util::sim().await).await;
+    r.sim.shared.model_now().set_storage_used_pct("nas", 93.0);
+    let e = wait_for(
+        &mut r.events,
+        WAIT,
+        |e| matches!(e, Event::StorageThreshold { storage, .. } if storage == "nas"),
+    )
+    .await;
+    assert!(
+        matches!(
+            e,
+            Some(Event::StorageThreshold {
+                to: FillLevel::Critical,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    let c: PveClient = util::client(&r.sim);
+    let upid = c
+        .power("agent1", GuestKind::Lxc, 120, PowerAction::Start)
+        .await
+        .expect("accepted");
+    let e = wait_for(
+        &mut r.events,
+        WAIT,
+        |e| matches!(e, Event::TaskFailed { upid: u, .. } if *u == upid.to_string()),
+    )
+    .await;
+    match e {
+        Some(Event::TaskFailed {
+            exitstatus,
+            task_type,
+            ..
+        }) => {
+            assert_eq!(
+                (exitstatus.as_str(), task_type.as_str()),
+                ("CT 120 already running", "vzstart")
+            );
+        }
+        other => panic!("expected a failed task, got {other:?}"),
+    }
+    r.stop.cancel();
+    r.sim.stop().await;
+}
+
+#[tokio::test]
+async fn failures_mark_the_view_stale_and_the_first_good_answer_recovers() {
+    let mut r = rig(util::sim().await).await;
+    let state = r.state.clone();
+    assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
+    for (faults, expect) in [
+        (
+            Faults {
+                fail_status: Some(500),
+                ..Faults::default()
+            },
+            "HTTP 500",
+        ),
+        (
+            Faults {
+                malformed: true,
+                ..Faults::default()
+            },
+            "cannot decode",
+        ),
+        (
+            Faults {
+                reject_token: true,
+                ..Faults::default()
+            },
+            "refused the API token",
+        ),
+    ] {
+        r.sim.shared.set_faults(faults);
+        let e = wait_for(&mut r.events, WAIT, |e| matches!(e, Event::PveStale(_))).await;
+        match e {
+            Some(Event::PveStale(s)) => assert!(
+                s.reason.contains(expect),
+                "{} should mention {expect}",
+                s.reason
+            ),
+            other => panic!("expected stale, got {other:?}"),
+        }
+        let w = r.state.get();
+        assert!(w
+            .cluster
+            .stale
+            .as_ref()
+            .is_some_and(|s| s.reason.contains(expect)));
+        assert_eq!(
+            w.cluster.guests.len(),
+            18,
+            "the last good view is kept while stale"
+        );
+        r.sim.shared.set_faults(Faults::default());
+        assert!(wait_for(&mut r.events, WAIT, |e| matches!(
+            e,
+            Event::PveRecovered { .. }
+        ))
+        .await
+        .is_some());
+        assert!(r.state.get().cluster.stale.is_none());
+    }
+    r.stop.cancel();
+    r.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_simulator_that_dies_and_comes_back_is_followed() {
+    let r = rig(util::sim().await).await;
+    let mut events = r.bus.subscribe();
+    let state = r.state.clone();
+    assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
+    let addr = r.sim.addr;
+    let identity = r.sim.identity.clone();
+    r.sim.stop().await;
+    let e = wait_for(&mut events, WAIT, |e| matches!(e, Event::PveStale(_))).await;
+    assert!(
+        matches!(&e, Some(Event::PveStale(s)) if s.reason.contains("unreachable")),
+        "{e:?}"
+    );
+    // Several failures pile up with back-off before it returns.
+    assert!(
+        util::eventually(WAIT, || state
+            .get()
+            .cluster
+            .stale
+            .as_ref()
+            .is_some_and(|s| s.failures >= 3))
+        .await
+    );
+    let sim = Simulator::start(SimOptions {
+        listen: addr,
+        identity: Some(identity),
+        ..SimOptions::loopback(util::PVE_SECRET)
+    })
+    .await
+    .expect("simulator restarts on the same port with the same certificate");
+    assert!(wait_for(&mut events, WAIT, |e| matches!(
+        e,
+        Event::PveRecovered { .. }
+    ))
+    .await
+    .is_some());
+    assert!(util::eventually(WAIT, || state.get().cluster.stale.is_none()).await);
+    r.stop.cancel();
+    sim.stop().await;
+}

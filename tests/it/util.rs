@@ -1,0 +1,173 @@
+//! Helpers shared by the integration tests: a simulator with a client pinned to it, an app wired to it, and
+//! small HTTP and WebSocket clients for the side port.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use jarvis::app::App;
+use jarvis::cluster::client::{ApiToken, PveClient, PveEndpoint};
+use jarvis::cluster::poller::PollSettings;
+use jarvis::config::{Config, WebSettings};
+use jarvis::secret::Secret;
+use jarvis::sim::{SimOptions, Simulator, DEMO_TOKEN_ID};
+use jarvis::tls::Trust;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const PVE_SECRET: &str = "0f6f2f5e-7a1b-4c2d-9e3f-simulated";
+pub const WEB_TOKEN: &str = "test-token-0123456789abcdef";
+
+pub async fn sim() -> Simulator {
+    jarvis::tls::install_crypto_provider();
+    Simulator::start(SimOptions {
+        task_time_scale: 0.1,
+        ..SimOptions::loopback(PVE_SECRET)
+    })
+    .await
+    .expect("simulator starts")
+}
+
+pub fn endpoint(sim: &Simulator) -> PveEndpoint {
+    PveEndpoint {
+        url: sim.url(),
+        token: ApiToken {
+            id: DEMO_TOKEN_ID.into(),
+            secret: Secret::new(PVE_SECRET),
+        },
+        trust: Trust::Pinned(sim.identity.fingerprint()),
+        timeout: Duration::from_secs(2),
+    }
+}
+
+pub fn client(sim: &Simulator) -> PveClient {
+    PveClient::new(&endpoint(sim)).expect("client builds")
+}
+
+/// Fast polling so tests see changes within a fraction of a second.
+pub fn fast_poll() -> PollSettings {
+    PollSettings {
+        resources: Duration::from_millis(100),
+        node_status: Duration::from_millis(500),
+        disks: Duration::from_millis(500),
+        tasks: Duration::from_millis(200),
+        quorum: Duration::from_millis(500),
+        burst: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(400),
+        ..PollSettings::default()
+    }
+}
+
+pub fn config(sim: &Simulator, dir: &Path) -> Config {
+    Config {
+        pve: endpoint(sim),
+        poll: fast_poll(),
+        web: WebSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: Secret::new(WEB_TOKEN),
+            max_body_bytes: 4096,
+        },
+        store_path: dir.join("jarvis.db"),
+        log_level: "info".into(),
+    }
+}
+
+pub async fn app(sim: &Simulator, dir: &Path) -> App {
+    App::start(&config(sim, dir), "test")
+        .await
+        .expect("app starts")
+}
+
+/// Waits up to `limit` for `f` to hold, checking every 20 ms.
+pub async fn eventually<F: FnMut() -> bool>(limit: Duration, mut f: F) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
+
+pub fn http() -> reqwest::Client {
+    jarvis::tls::install_crypto_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
+pub async fn get_json(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let resp = http()
+        .get(format!("http://{addr}{path}"))
+        .bearer_auth(WEB_TOKEN)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("json body"))
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn ws_connect(addr: SocketAddr) -> Ws {
+    let mut req = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {WEB_TOKEN}").parse().expect("header"),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket connects");
+    ws
+}
+
+/// Next text message as JSON, or `None` after `limit`.
+pub async fn ws_next(ws: &mut Ws, limit: Duration) -> Option<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).ok(),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Reads until a message satisfies `pred` (or `limit` passes).
+pub async fn ws_until(
+    ws: &mut Ws,
+    limit: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let msg = ws_next(ws, left).await?;
+        if pred(&msg) {
+            return Some(msg);
+        }
+    }
+}
+
+/// Same as [`client`]; named for readability in contract tests.
+pub fn http_pve(sim: &Simulator) -> PveClient {
+    client(sim)
+}
+
+/// A raw HTTP client that trusts exactly the simulator's certificate (pinned), for hand-made requests.
+pub fn http_pinned(sim: &Simulator) -> reqwest::Client {
+    let tls =
+        jarvis::tls::client_config(&Trust::Pinned(sim.identity.fingerprint())).expect("tls config");
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
