@@ -304,3 +304,82 @@ async fn a_simulator_that_dies_and_comes_back_is_followed() {
     r.stop.cancel();
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn an_action_is_announced_followed_and_makes_the_poller_burst() {
+    let sim = util::sim().await;
+    let bus = jarvis::bus::Bus::new(4096);
+    let state = StateHandle::new(World::default());
+    let mut events = bus.subscribe();
+    let stop = CancellationToken::new();
+    // A slow regular poll and a fast burst: the burst is the only way to poll often here.
+    let settings = jarvis::cluster::poller::PollSettings {
+        resources: Duration::from_secs(30),
+        burst: Duration::from_millis(100),
+        burst_for: Duration::from_secs(3),
+        ..util::fast_poll()
+    };
+    tokio::spawn(
+        Poller::new(util::client(&sim), settings, bus.clone(), state.clone()).run(stop.clone()),
+    );
+    assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
+    let resource_polls = || {
+        sim.shared
+            .request_counts()
+            .1
+            .get("/cluster/resources")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = resource_polls();
+
+    let c = util::client(&sim);
+    let done = jarvis::cluster::actions::power_and_follow(
+        &c,
+        &bus,
+        "agent",
+        GuestKind::Lxc,
+        133,
+        PowerAction::Start,
+        WAIT,
+    )
+    .await
+    .expect("action followed");
+    assert_eq!(done.exitstatus.as_deref(), Some("OK"));
+    // Collect what the bus carried (order varies: the burst may see the change before the task's end is read).
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let all = [
+            seen.iter().any(|e| matches!(e, Event::ActionStarted { vmid: 133, action, .. } if action == "start")),
+            seen.iter().any(|e| matches!(e, Event::ActionFinished { vmid: 133, exitstatus, .. } if exitstatus == "OK")),
+            seen.iter().any(|e| matches!(e, Event::GuestStateChanged { vmid: 133, .. })),
+        ];
+        if all.iter().all(|x| *x) {
+            break;
+        }
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+            seen.push(s.event);
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::ActionStarted { vmid: 133, .. })),
+        "announced: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|e| matches!(e, Event::ActionFinished { vmid: 133, exitstatus, .. } if exitstatus == "OK")),
+        "finished: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::GuestStateChanged { vmid: 133, .. })),
+        "the change is seen during the burst, long before the 30 s regular poll: {seen:?}"
+    );
+    assert!(
+        resource_polls() >= before + 3,
+        "the poller burst after the action"
+    );
+    stop.cancel();
+    sim.stop().await;
+}
