@@ -31,6 +31,8 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("a start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// A running Jarvis.
@@ -56,14 +58,7 @@ impl App {
             ..World::default()
         });
         let path = config.store_path.clone();
-        let store = Arc::new(
-            tokio::task::spawn_blocking(move || Store::open(&path))
-                .await
-                .map_err(|e| StoreError::Open {
-                    path: e.to_string(),
-                    source: rusqlite::Error::InvalidQuery,
-                })??,
-        );
+        let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&path)).await??);
         let shutdown = CancellationToken::new();
         // The writer subscribes before anything publishes, so the log misses nothing.
         let writer = tokio::spawn(crate::store::writer::run(

@@ -698,6 +698,14 @@ mod tests {
 
     const T0: u64 = 1_700_000_000_000;
 
+    fn power_of(m: &SimModel, vmid: u32) -> Power {
+        m.guests
+            .iter()
+            .find(|g| g.vmid == vmid)
+            .expect("guest")
+            .power
+    }
+
     #[test]
     fn homelab_matches_the_design() {
         let m = SimModel::homelab(1, T0);
@@ -738,28 +746,14 @@ mod tests {
             m.task_status_json("pve", &upid).expect("task")["status"],
             "running"
         );
-        assert_eq!(
-            m.guests
-                .iter()
-                .find(|g| g.vmid == 113)
-                .expect("guest")
-                .power,
-            Power::Stopped
-        );
+        assert_eq!(power_of(&m, 113), Power::Stopped);
         m.tick(T0 + 3500);
         let t = m.task_status_json("pve", &upid).expect("task");
         assert_eq!(
             (t["status"].as_str(), t["exitstatus"].as_str()),
             (Some("stopped"), Some("OK"))
         );
-        assert_eq!(
-            m.guests
-                .iter()
-                .find(|g| g.vmid == 113)
-                .expect("guest")
-                .power,
-            Power::Running
-        );
+        assert_eq!(power_of(&m, 113), Power::Running);
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub enum StoreError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error("cannot create the store's directory {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "the store at {path} has schema version {found}, newer than this Jarvis knows ({known})"
     )]
@@ -66,11 +71,10 @@ impl Store {
             source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                return Err(open_err(rusqlite::Error::InvalidPath(PathBuf::from(
-                    format!("{}: {e}", dir.display()),
-                ))));
-            }
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
         let mut writer = Connection::open(path).map_err(open_err)?;
         writer
