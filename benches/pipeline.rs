@@ -66,10 +66,12 @@ async fn run(samples: usize, interval_ms: u64) {
         web: WebSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: Secret::new(TOKEN),
+            operator_token: Secret::new("bench-operator-0123456789abcdef"),
             max_body_bytes: 65536,
         },
         store_path: dir.path().join("bench.db"),
         log_level: "warn".into(),
+        tools: jarvis::tools::ToolSettings::default(),
     };
     let app = App::start(&config, "bench").await.expect("app");
     let mut req = format!("ws://{}/ws", app.web_addr)

@@ -16,6 +16,7 @@ use crate::cluster::poller::Poller;
 use crate::config::Config;
 use crate::state::{JarvisStatus, StateHandle, World};
 use crate::store::{Store, StoreError};
+use crate::tools::{Registry, ToolContext};
 use crate::web::{self, WebContext};
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -41,6 +42,7 @@ pub struct App {
     pub bus: Bus,
     pub state: StateHandle,
     pub store: Arc<Store>,
+    pub tools: Arc<Registry>,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     writer: JoinHandle<()>,
@@ -78,11 +80,22 @@ impl App {
             addr: config.web.listen,
             source,
         })?;
+        let tools = Arc::new(Registry::with_all_tools(
+            ToolContext {
+                pve: client.clone(),
+                bus: bus.clone(),
+                state: state.clone(),
+                settings: Arc::new(config.tools.clone()),
+            },
+            store.clone(),
+        )?);
         let ctx = Arc::new(WebContext {
             state: state.clone(),
             bus: bus.clone(),
             store: store.clone(),
+            tools: tools.clone(),
             token: config.web.token.clone(),
+            operator_token: config.web.operator_token.clone(),
         });
         let app = web::router(ctx, config.web.max_body_bytes);
 
@@ -108,6 +121,7 @@ impl App {
             bus,
             state,
             store,
+            tools,
             shutdown,
             tasks,
             writer,

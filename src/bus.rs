@@ -95,6 +95,32 @@ pub enum Event {
         action: String,
         exitstatus: String,
     },
+    /// A tool was invoked through the registry (refused and pending calls included).
+    ToolCalled {
+        actor: String,
+        tool: String,
+        tier: u8,
+        /// `ok`, `pending`, `refused`, `invalid`, `error`.
+        outcome: String,
+        detail: String,
+        duration_ms: u64,
+    },
+    /// A tier-2 call waits for the operator (the kiosk shows an approval card).
+    ApprovalRequested {
+        id: String,
+        tool: String,
+        actor: String,
+        summary: String,
+        expires_ms: u64,
+    },
+    /// The operator approved or denied a pending call.
+    ApprovalDecided {
+        id: String,
+        tool: String,
+        approved: bool,
+    },
+    /// The kill switch was turned on or off.
+    KillSwitch { on: bool },
     /// Jarvis itself started.
     JarvisStarted { version: String, mode: String },
     /// Jarvis is shutting down.
@@ -104,7 +130,12 @@ pub enum Event {
 impl Event {
     pub fn channel(&self) -> Channel {
         match self {
-            Event::JarvisStarted { .. } | Event::JarvisStopping => Channel::Jarvis,
+            Event::JarvisStarted { .. }
+            | Event::JarvisStopping
+            | Event::ToolCalled { .. }
+            | Event::ApprovalRequested { .. }
+            | Event::ApprovalDecided { .. }
+            | Event::KillSwitch { .. } => Channel::Jarvis,
             _ => Channel::Cluster,
         }
     }
@@ -121,6 +152,10 @@ impl Event {
             Event::PveRecovered { .. } => "pve_recovered",
             Event::ActionStarted { .. } => "action_started",
             Event::ActionFinished { .. } => "action_finished",
+            Event::ToolCalled { .. } => "tool_called",
+            Event::ApprovalRequested { .. } => "approval_requested",
+            Event::ApprovalDecided { .. } => "approval_decided",
+            Event::KillSwitch { .. } => "kill_switch",
             Event::JarvisStarted { .. } => "jarvis_started",
             Event::JarvisStopping => "jarvis_stopping",
         }

@@ -9,10 +9,11 @@ use std::time::Duration;
 use crate::app::{App, AppError};
 use crate::cluster::client::{ApiToken, PveEndpoint};
 use crate::cluster::poller::PollSettings;
-use crate::config::{Config, WebSettings, ENV_WEB_TOKEN};
+use crate::config::{Config, WebSettings, ENV_OPERATOR_TOKEN, ENV_WEB_TOKEN};
 use crate::secret::Secret;
 use crate::sim::{SimError, SimOptions, Simulator, DEMO_TOKEN_ID};
 use crate::tls::Trust;
+use crate::tools::{ToolSettings, WolTarget};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -34,6 +35,7 @@ pub struct Demo {
     pub sim: Simulator,
     pub app: App,
     pub web_token: Secret,
+    pub operator_token: Secret,
     pub pve_secret: Secret,
     /// The simulator's certificate in PEM, for `curl --cacert`.
     pub sim_cert: PathBuf,
@@ -47,10 +49,12 @@ impl Demo {
             ..SimOptions::loopback(pve_secret.expose())
         })
         .await?;
-        let web_token = match std::env::var(ENV_WEB_TOKEN) {
+        let from_env = |name: &str| match std::env::var(name) {
             Ok(t) if t.len() >= 16 => Secret::new(t),
             _ => Secret::random(),
         };
+        let web_token = from_env(ENV_WEB_TOKEN);
+        let operator_token = from_env(ENV_OPERATOR_TOKEN);
         let config = Config {
             pve: PveEndpoint {
                 url: sim.url(),
@@ -65,10 +69,24 @@ impl Demo {
             web: WebSettings {
                 listen: opts.listen,
                 token: web_token.clone(),
+                operator_token: operator_token.clone(),
                 max_body_bytes: 64 * 1024,
             },
             store_path: opts.data_dir.join("jarvis-demo.db"),
             log_level: "info".into(),
+            tools: ToolSettings {
+                // The demo's nodes "wake" through a packet to the discard port on loopback; nothing leaves the box.
+                wol: ["Home", "pve", "agent1", "agent"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| WolTarget {
+                        node: n.to_string(),
+                        mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x50 + i as u8],
+                        broadcast: std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
+                    })
+                    .collect(),
+                follow_limit: Duration::from_secs(120),
+            },
         };
         let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
         if let Err(e) = std::fs::create_dir_all(&opts.data_dir)
@@ -81,6 +99,7 @@ impl Demo {
             sim,
             app,
             web_token,
+            operator_token,
             pve_secret,
             sim_cert,
         })
@@ -90,11 +109,12 @@ impl Demo {
     pub fn banner(&self) -> String {
         let web = format!("http://{}", self.app.web_addr);
         let token = self.web_token.expose();
+        let operator = self.operator_token.expose();
         let pve = self.sim.url();
         let secret = self.pve_secret.expose();
         format!(
             "Jarvis demo is running (headless: the kiosk UI arrives with its own issue).\n\
-             \n  side port   {web}\n  token       {token}\n\
+             \n  side port   {web}\n  token       {token}\n  operator    {operator}   (approvals and the kill switch: jarvis approve ID)\n\
              \n  try:        curl -H 'Authorization: Bearer {token}' {web}/api/v1/cluster\n\
              \n  live feed:  websocat -H 'Authorization: Bearer {token}' ws://{addr}/ws\n\
              \n  simulated Proxmox VE: {pve}  (certificate SHA-256 {fp})\n\

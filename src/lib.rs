@@ -23,4 +23,5 @@ pub mod state;
 pub mod store;
 pub mod time;
 pub mod tls;
+pub mod tools;
 pub mod web;

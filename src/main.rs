@@ -47,6 +47,22 @@ enum Command {
         #[arg(long)]
         poll_ms: Option<u64>,
     },
+    /// Approve (or deny) a pending tier-2 call on a running Jarvis, as the operator.
+    Approve {
+        id: String,
+        /// Deny instead of approving.
+        #[arg(long)]
+        deny: bool,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
+    /// Turn the kill switch on or off (or show it) on a running Jarvis: while on, every action is refused.
+    Killswitch {
+        #[arg(value_parser = ["on", "off", "status"])]
+        state: String,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
     /// Check a config file and list every problem with its line and field.
     CheckConfig { file: PathBuf },
     /// Run a simulator alone.
@@ -54,6 +70,17 @@ enum Command {
         #[command(subcommand)]
         which: SimCommand,
     },
+}
+
+/// How to reach a running Jarvis as the operator.
+#[derive(clap::Args)]
+struct OperatorArgs {
+    /// The side port of the running Jarvis.
+    #[arg(long, default_value = "http://127.0.0.1:8443")]
+    url: String,
+    /// File holding the operator token (default: the JARVIS_OPERATOR_TOKEN environment variable).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -167,9 +194,96 @@ async fn run(command: Command) -> anyhow::Result<()> {
             shutdown_signal().await;
             sim.stop().await;
         }
+        Command::Approve { id, deny, operator } => {
+            let body = serde_json::json!({ "approve": !deny });
+            let url = format!(
+                "{}/api/v1/approvals/{id}",
+                operator.url.trim_end_matches('/')
+            );
+            let answer = operator_call(&operator, reqwest::Method::POST, &url, body).await?;
+            let a = &answer["approval"];
+            println!(
+                "{} {}: {} (asked by {})",
+                if deny { "Denied" } else { "Approved" },
+                a["id"].as_str().unwrap_or(&id),
+                a["summary"].as_str().unwrap_or(""),
+                a["actor"].as_str().unwrap_or("?")
+            );
+        }
+        Command::Killswitch { state, operator } => {
+            let url = format!("{}/api/v1/killswitch", operator.url.trim_end_matches('/'));
+            let answer = match state.as_str() {
+                "status" => {
+                    operator_call(
+                        &operator,
+                        reqwest::Method::GET,
+                        &url,
+                        serde_json::Value::Null,
+                    )
+                    .await?
+                }
+                s => {
+                    operator_call(
+                        &operator,
+                        reqwest::Method::PUT,
+                        &url,
+                        serde_json::json!({ "on": s == "on" }),
+                    )
+                    .await?
+                }
+            };
+            println!(
+                "kill switch is {}",
+                if answer["on"].as_bool() == Some(true) {
+                    "ON: every action is refused"
+                } else {
+                    "off"
+                }
+            );
+        }
         Command::CheckConfig { .. } => unreachable!("handled without a runtime"),
     }
     Ok(())
+}
+
+/// One authenticated request to a running Jarvis's side port; a JSON error becomes a readable message.
+async fn operator_call(
+    op: &OperatorArgs,
+    method: reqwest::Method,
+    url: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let token = match &op.token_file {
+        Some(f) => Secret::from_file(f)?,
+        None => Secret::new(
+            std::env::var(jarvis::config::ENV_OPERATOR_TOKEN)
+                .context("give --token-file or set JARVIS_OPERATOR_TOKEN")?,
+        ),
+    };
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("HTTP client")?;
+    let mut req = client.request(method, url).bearer_auth(token.expose());
+    if !body.is_null() {
+        req = req.json(&body);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Jarvis at {url}"))?;
+    let status = resp.status();
+    let answer: serde_json::Value = resp
+        .json()
+        .await
+        .context("Jarvis answered something that is not JSON")?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "{}",
+            answer["message"].as_str().unwrap_or("request refused")
+        );
+    }
+    Ok(answer)
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {

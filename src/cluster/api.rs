@@ -223,6 +223,18 @@ pub struct TaskListItem {
     pub status: Option<String>,
 }
 
+/// One `/nodes/{node}/{qemu|lxc}/{vmid}/snapshot` item; the entry named `current` is "you are here".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub snaptime: Option<u64>,
+}
+
 /// PVE sends booleans as `0`/`1` (and sometimes as JSON booleans).
 pub fn de_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     #[derive(Deserialize)]

@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::api::{
-    ClusterStatusItem, Disk, GuestStatus, NodeStatus, Resource, StorageStatus, TaskListItem,
-    TaskStatus, Version,
+    ClusterStatusItem, Disk, GuestStatus, NodeStatus, Resource, Snapshot, StorageStatus,
+    TaskListItem, TaskStatus, Version,
 };
 use super::model::GuestKind;
 use super::upid::{Upid, UpidError};
@@ -246,6 +246,98 @@ impl PveClient {
         .await
     }
 
+    /// Recent tasks of a node, newest first (`errors_only`: only those that failed).
+    pub async fn tasks(
+        &self,
+        node: &str,
+        limit: u32,
+        errors_only: bool,
+    ) -> Result<Vec<TaskListItem>, PveError> {
+        let limit = limit.to_string();
+        let errors = if errors_only { "1" } else { "0" };
+        self.get(
+            &format!("/nodes/{}/tasks", seg(node)),
+            &[("limit", &limit), ("errors", errors)],
+        )
+        .await
+    }
+
+    pub async fn snapshots(
+        &self,
+        node: &str,
+        kind: GuestKind,
+        vmid: u32,
+    ) -> Result<Vec<Snapshot>, PveError> {
+        self.get(
+            &format!("/nodes/{}/{}/{vmid}/snapshot", seg(node), kind.as_str()),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn create_snapshot(
+        &self,
+        node: &str,
+        kind: GuestKind,
+        vmid: u32,
+        name: &str,
+        description: &str,
+    ) -> Result<Upid, PveError> {
+        let path = format!("/nodes/{}/{}/{vmid}/snapshot", seg(node), kind.as_str());
+        let text: String = self
+            .send(
+                Method::POST,
+                &path,
+                &[],
+                &[("snapname", name), ("description", description)],
+            )
+            .await?;
+        Ok(text.parse()?)
+    }
+
+    pub async fn rollback_snapshot(
+        &self,
+        node: &str,
+        kind: GuestKind,
+        vmid: u32,
+        name: &str,
+    ) -> Result<Upid, PveError> {
+        let path = format!(
+            "/nodes/{}/{}/{vmid}/snapshot/{}/rollback",
+            seg(node),
+            kind.as_str(),
+            seg(name)
+        );
+        let text: String = self.send(Method::POST, &path, &[], &[]).await?;
+        Ok(text.parse()?)
+    }
+
+    pub async fn delete_snapshot(
+        &self,
+        node: &str,
+        kind: GuestKind,
+        vmid: u32,
+        name: &str,
+    ) -> Result<Upid, PveError> {
+        let path = format!(
+            "/nodes/{}/{}/{vmid}/snapshot/{}",
+            seg(node),
+            kind.as_str(),
+            seg(name)
+        );
+        let text: String = self.send(Method::DELETE, &path, &[], &[]).await?;
+        Ok(text.parse()?)
+    }
+
+    /// `reboot` or `shutdown` a whole node (PVE answers at once; the node goes away shortly after).
+    pub async fn node_command(&self, node: &str, command: &str) -> Result<(), PveError> {
+        let path = format!("/nodes/{}/status", seg(node));
+        let _: Option<serde_json::Value> = self
+            .send(Method::POST, &path, &[], &[("command", command)])
+            .await?;
+        Ok(())
+    }
+
     /// Sends a power action; PVE answers with the task id at once, the work goes on in the task.
     pub async fn power(
         &self,
@@ -260,7 +352,7 @@ impl PveClient {
             kind.as_str(),
             action.as_str()
         );
-        let text: String = self.call(Method::POST, &path, &[]).await?;
+        let text: String = self.send(Method::POST, &path, &[], &[]).await?;
         Ok(text.parse()?)
     }
 
@@ -292,14 +384,15 @@ impl PveClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<T, PveError> {
-        self.call(Method::GET, path, query).await
+        self.send(Method::GET, path, query, &[]).await
     }
 
-    async fn call<T: DeserializeOwned>(
+    async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, &str)],
+        form: &[(&str, &str)],
     ) -> Result<T, PveError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self
@@ -308,6 +401,9 @@ impl PveClient {
             .header(AUTHORIZATION, self.auth.clone());
         if !query.is_empty() {
             req = req.query(query);
+        }
+        if !form.is_empty() {
+            req = req.form(form);
         }
         let resp = req
             .send()

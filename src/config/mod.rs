@@ -15,15 +15,21 @@ use crate::cluster::diff::Thresholds;
 use crate::cluster::poller::PollSettings;
 use crate::secret::Secret;
 use crate::tls::{Fingerprint, Trust};
+use crate::tools::{power::parse_mac, ToolSettings, WolTarget};
 use reader::{Problem, Reader, Section};
 
 pub const ENV_PVE_SECRET: &str = "JARVIS_PVE_TOKEN_SECRET";
 pub const ENV_WEB_TOKEN: &str = "JARVIS_WEB_TOKEN";
+pub const ENV_OPERATOR_TOKEN: &str = "JARVIS_OPERATOR_TOKEN";
 
 #[derive(Debug, Clone)]
 pub struct WebSettings {
     pub listen: SocketAddr,
+    /// For API and MCP clients.
     pub token: Secret,
+    /// For the operator's decisions: approving tier-2 calls and the kill switch. Must differ from `token`, so a
+    /// client can never approve its own call.
+    pub operator_token: Secret,
     pub max_body_bytes: usize,
 }
 
@@ -34,6 +40,7 @@ pub struct Config {
     pub web: WebSettings,
     pub store_path: PathBuf,
     pub log_level: String,
+    pub tools: ToolSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +79,10 @@ impl Config {
         let poll = r.section("poll", read_poll);
         let thresholds = r.section("alerts", read_alerts);
         let web = r.section("web", |s| read_web(s, base, env));
+        let follow_limit = r.section("tools", |s| {
+            Duration::from_millis(s.int_or("follow_limit_ms", 120_000, 1_000, 3_600_000))
+        });
+        let wol = r.section("wol", read_wol);
         let store_path = r.section("store", |s| {
             s.string("path")
                 .map(|(p, _)| PathBuf::from(p))
@@ -99,6 +110,7 @@ impl Config {
                 web,
                 store_path,
                 log_level,
+                tools: ToolSettings { wol, follow_limit },
             }),
             _ => Err(ConfigError::Invalid {
                 path: name.to_string(),
@@ -242,12 +254,56 @@ fn read_web(
             );
         }
     }
+    let operator_token = read_secret(s, "operator_token_file", ENV_OPERATOR_TOKEN, base, env);
+    if let (Some(t), Some(o)) = (&token, &operator_token) {
+        if o.expose().len() < 16 {
+            s.fail(
+                "operator_token_file",
+                None,
+                "the operator token must be at least 16 characters".into(),
+            );
+        }
+        if t.expose() == o.expose() {
+            s.fail(
+                "operator_token_file",
+                None,
+                "the operator token must differ from the side-port token".into(),
+            );
+        }
+    }
     let max_body_bytes = s.int_or("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024) as usize;
     Some(WebSettings {
         listen: listen?,
         token: token?,
+        operator_token: operator_token?,
         max_body_bytes,
     })
+}
+
+/// `node = "AA:BB:CC:DD:EE:FF"` (sent to 255.255.255.255:9) or `node = "AA:BB:CC:DD:EE:FF 192.168.1.255:9"`.
+fn read_wol(s: &mut Section<'_, '_>) -> Vec<WolTarget> {
+    let mut out = Vec::new();
+    for (node, value, span) in s.string_entries() {
+        let mut parts = value.split_whitespace();
+        let mac = parts.next().and_then(parse_mac);
+        let broadcast = match parts.next() {
+            None => Some(SocketAddr::from(([255, 255, 255, 255], 9))),
+            Some(a) => a.parse::<SocketAddr>().ok(),
+        };
+        match (mac, broadcast, parts.next()) {
+            (Some(mac), Some(broadcast), None) => out.push(WolTarget {
+                node,
+                mac,
+                broadcast,
+            }),
+            _ => s.fail(
+                &node,
+                Some(span),
+                "expected \"AA:BB:CC:DD:EE:FF\" or \"AA:BB:CC:DD:EE:FF 192.168.1.255:9\"".into(),
+            ),
+        }
+    }
+    out
 }
 
 /// A secret from the file named by `key`, else from the environment variable `env_name`.
@@ -299,6 +355,7 @@ mod tests {
         match k {
             ENV_PVE_SECRET => Some("pve-secret".into()),
             ENV_WEB_TOKEN => Some("0123456789abcdef0123".into()),
+            ENV_OPERATOR_TOKEN => Some("operator-0123456789abcdef".into()),
             _ => None,
         }
     }
@@ -341,6 +398,25 @@ mod tests {
     }
 
     #[test]
+    fn wake_on_lan_targets_are_read_and_checked() {
+        let src = format!(
+            "[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\nfingerprint = \"{FP}\"\n\n[wol]\npve = \"00:11:22:33:44:55\"\nagent = \"00:11:22:33:44:66 192.168.1.255:9\"\n"
+        );
+        let c = Config::parse(&src, "j.toml", Path::new("."), &env).expect("valid");
+        assert_eq!(c.tools.wol.len(), 2);
+        let bad = src.replace("00:11:22:33:44:66 192", "00:11 192");
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::parse(&bad, "j.toml", Path::new("."), &env)
+        else {
+            panic!("expected a problem");
+        };
+        assert_eq!(
+            (problems[0].line, problems[0].field.as_str()),
+            (8, "wol.agent")
+        );
+    }
+
+    #[test]
     fn missing_secrets_and_trust_are_problems() {
         let src = "[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\n";
         let Err(ConfigError::Invalid { problems, .. }) =
@@ -352,5 +428,6 @@ mod tests {
         assert!(fields.contains(&"pve.token_secret_file"));
         assert!(fields.contains(&"pve.fingerprint"));
         assert!(fields.contains(&"web.token_file"));
+        assert!(fields.contains(&"web.operator_token_file"));
     }
 }

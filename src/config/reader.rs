@@ -270,6 +270,27 @@ impl<'a> Section<'_, 'a> {
         }
     }
 
+    /// Every key of the section whose value is a string (for free-form sections like `[wol]`), marked used.
+    pub fn string_entries(&mut self) -> Vec<(String, String, Range<usize>)> {
+        let Some(table) = &self.table else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for (k, v) in table.iter() {
+            let key = k.get_ref().to_string();
+            match v.get_ref().as_str() {
+                Some(text) => out.push((key.clone(), text.to_string(), v.span())),
+                None => bad.push((key.clone(), v.span(), v.get_ref().type_str())),
+            }
+            self.used.insert(key);
+        }
+        for (key, span, ty) in bad {
+            self.fail(&key, Some(span), format!("expected a string, found {ty}"));
+        }
+        out
+    }
+
     fn finish(self) {
         let Some(table) = &self.table else { return };
         let unknown: Vec<(Range<usize>, String)> = table

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use super::model::{Power, SimFailure, SimModel};
+use super::model::{Power, SimFailure, SimModel, SnapshotOp};
 use crate::cluster::client::PowerAction;
 use crate::cluster::model::GuestKind;
 
@@ -48,6 +48,11 @@ pub enum Endpoint {
     TaskStatus,
     TaskList,
     Power(GuestKind, PowerAction),
+    Snapshots(GuestKind),
+    CreateSnapshot(GuestKind),
+    Rollback(GuestKind),
+    DeleteSnapshot(GuestKind),
+    NodeCommand,
 }
 
 /// A route as the PVE schema names it (`/nodes/{node}/status`) with its method.
@@ -70,6 +75,7 @@ pub fn routes() -> Vec<SimRoute> {
         r("GET", "/cluster/status", Endpoint::ClusterStatus),
         r("GET", "/cluster/resources", Endpoint::ClusterResources),
         r("GET", "/nodes/{node}/status", Endpoint::NodeStatus),
+        r("POST", "/nodes/{node}/status", Endpoint::NodeCommand),
         r("GET", "/nodes/{node}/disks/list", Endpoint::Disks),
         r(
             "GET",
@@ -88,6 +94,27 @@ pub fn routes() -> Vec<SimRoute> {
             "GET",
             &format!("/nodes/{{node}}/{}/{{vmid}}/status/current", kind.as_str()),
             Endpoint::GuestStatus(kind),
+        ));
+        let k = kind.as_str();
+        out.push(r(
+            "GET",
+            &format!("/nodes/{{node}}/{k}/{{vmid}}/snapshot"),
+            Endpoint::Snapshots(kind),
+        ));
+        out.push(r(
+            "POST",
+            &format!("/nodes/{{node}}/{k}/{{vmid}}/snapshot"),
+            Endpoint::CreateSnapshot(kind),
+        ));
+        out.push(r(
+            "POST",
+            &format!("/nodes/{{node}}/{k}/{{vmid}}/snapshot/{{snapname}}/rollback"),
+            Endpoint::Rollback(kind),
+        ));
+        out.push(r(
+            "DELETE",
+            &format!("/nodes/{{node}}/{k}/{{vmid}}/snapshot/{{snapname}}"),
+            Endpoint::DeleteSnapshot(kind),
         ));
         for action in PowerAction::ALL {
             let path = format!(
@@ -180,12 +207,24 @@ pub fn router(shared: Shared) -> Router {
         let schema_path = route.path.clone();
         let handler = move |State(s): State<Shared>,
                             Path(params): Path<HashMap<String, String>>,
-                            Query(query): Query<HashMap<String, String>>| async move {
+                            Query(mut query): Query<HashMap<String, String>>,
+                            body: axum::body::Bytes| async move {
             s.count(&schema_path);
+            // PVE takes parameters from the query string and from a form-encoded body alike.
+            match serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) {
+                Ok(form) => query.extend(form),
+                Err(_) => {
+                    return failure(SimFailure {
+                        status: 400,
+                        message: "Parameter verification failed.".into(),
+                    })
+                }
+            }
             answer(&s, endpoint, &params, &query)
         };
         api = match route.method {
             "POST" => api.route(&route.path, post(handler)),
+            "DELETE" => api.route(&route.path, axum::routing::delete(handler)),
             _ => api.route(&route.path, get(handler)),
         };
     }
@@ -291,6 +330,32 @@ fn answer(
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(50);
             m.task_list_json(p("node"), errors, since, limit)
+        }
+        Endpoint::Snapshots(kind) => vmid().and_then(|v| m.snapshots_json(p("node"), kind, v)),
+        Endpoint::CreateSnapshot(kind)
+        | Endpoint::Rollback(kind)
+        | Endpoint::DeleteSnapshot(kind) => {
+            let op = match endpoint {
+                Endpoint::CreateSnapshot(_) => SnapshotOp::Create {
+                    name: query.get("snapname").cloned().unwrap_or_default(),
+                    description: query.get("description").cloned().unwrap_or_default(),
+                },
+                Endpoint::Rollback(_) => SnapshotOp::Rollback {
+                    name: p("snapname").to_string(),
+                },
+                _ => SnapshotOp::Delete {
+                    name: p("snapname").to_string(),
+                },
+            };
+            let user = s.token_user.clone();
+            vmid()
+                .and_then(|v| m.snapshot_action(p("node"), kind, v, op, &user, now))
+                .map(Value::String)
+        }
+        Endpoint::NodeCommand => {
+            let command = query.get("command").map(String::as_str).unwrap_or_default();
+            m.node_command(p("node"), command, now)
+                .map(|()| Value::Null)
         }
         Endpoint::Power(kind, action) => {
             let user = s.token_user.clone();

@@ -36,6 +36,7 @@ fn node(
             ("Core 0".into(), 41.0 + base_load * 35.0),
         ],
         disks,
+        back_at_ms: None,
     }
 }
 
@@ -99,6 +100,7 @@ fn guest(
         netin: 0,
         netout: 0,
         tags: tags.into(),
+        snapshots: Vec::new(),
     }
 }
 

@@ -69,6 +69,8 @@ pub struct SimNode {
     /// lm-sensors style readings (not in the PVE API; read over SSH in production).
     pub temps: Vec<(String, f64)>,
     pub disks: Vec<SimDisk>,
+    /// Set while rebooting: the node comes back at this wall-clock time.
+    pub back_at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +92,15 @@ pub struct SimGuest {
     pub netin: u64,
     pub netout: u64,
     pub tags: String,
+    pub snapshots: Vec<SimSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimSnapshot {
+    pub name: String,
+    pub description: String,
+    pub snaptime: u64,
+    pub parent: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,7 +128,26 @@ struct SimTask {
     /// The exit status once finished.
     outcome: String,
     finished: bool,
-    effect: Option<(u32, Power)>,
+    effect: Option<Effect>,
+}
+
+/// What a task does to the world when it ends successfully.
+#[derive(Debug, Clone)]
+enum Effect {
+    Power(u32, Power),
+    Snapshot {
+        vmid: u32,
+        name: String,
+        description: String,
+    },
+    Rollback {
+        vmid: u32,
+        name: String,
+    },
+    DeleteSnapshot {
+        vmid: u32,
+        name: String,
+    },
 }
 
 /// Why a request cannot be served; rendered as PVE would (status + reason phrase).
@@ -174,6 +204,15 @@ impl SimModel {
 
     /// Advances the world to `now_ms`: finishes due tasks and lets loads drift one step per elapsed second.
     pub fn tick(&mut self, now_ms: u64) {
+        let secs = self.sim_secs(now_ms);
+        for n in self.nodes.iter_mut() {
+            if n.back_at_ms.is_some_and(|t| t <= now_ms) {
+                n.back_at_ms = None;
+                n.online = true;
+                n.boot_secs = secs;
+                n.uptime_offset = 0;
+            }
+        }
         self.finish_due_tasks(now_ms);
         let secs = self.sim_secs(now_ms);
         let steps = secs
@@ -246,15 +285,63 @@ impl SimModel {
                 let t = &mut self.tasks[i];
                 t.finished = true;
                 if t.outcome == "OK" {
-                    t.effect
+                    t.effect.take()
                 } else {
                     None
                 }
             };
-            if let Some((vmid, power)) = effect {
-                let secs = self.sim_secs(now_ms);
-                if let Some(g) = self.guests.iter_mut().find(|g| g.vmid == vmid) {
-                    set_power(g, power, secs);
+            if let Some(effect) = effect {
+                self.apply(effect, now_ms);
+            }
+        }
+    }
+
+    fn apply(&mut self, effect: Effect, now_ms: u64) {
+        let secs = self.sim_secs(now_ms);
+        let vmid = match &effect {
+            Effect::Power(v, _)
+            | Effect::Snapshot { vmid: v, .. }
+            | Effect::Rollback { vmid: v, .. }
+            | Effect::DeleteSnapshot { vmid: v, .. } => *v,
+        };
+        let Some(g) = self.guests.iter_mut().find(|g| g.vmid == vmid) else {
+            return;
+        };
+        match effect {
+            Effect::Power(_, power) => set_power(g, power, secs),
+            Effect::Snapshot {
+                name, description, ..
+            } => {
+                let parent = g.snapshots.last().map(|s| s.name.clone());
+                g.snapshots.push(SimSnapshot {
+                    name,
+                    description,
+                    snaptime: now_ms / 1000,
+                    parent,
+                });
+            }
+            Effect::Rollback { name, .. } => {
+                // Rolling back a snapshot without RAM state leaves the guest stopped, as on PVE.
+                set_power(g, Power::Stopped, secs);
+                if let Some(pos) = g.snapshots.iter().position(|s| s.name == name) {
+                    // Snapshots after the one rolled back stay (PVE keeps them); "current" now follows it.
+                    let moved = g.snapshots.remove(pos);
+                    g.snapshots.push(moved);
+                }
+            }
+            Effect::DeleteSnapshot { name, .. } => {
+                let parent = g
+                    .snapshots
+                    .iter()
+                    .find(|s| s.name == name)
+                    .and_then(|s| s.parent.clone());
+                g.snapshots.retain(|s| s.name != name);
+                for s in g
+                    .snapshots
+                    .iter_mut()
+                    .filter(|s| s.parent.as_deref() == Some(name.as_str()))
+                {
+                    s.parent = parent.clone();
                 }
             }
         }
@@ -571,33 +658,48 @@ impl SimModel {
         };
         let prefix = if kind == GuestKind::Qemu { "qm" } else { "vz" };
         let task_type = format!("{prefix}{}", action.as_str());
-        let starttime = now_ms / 1000;
-        self.next_pid += 1;
-        let pid = self.next_pid;
-        let pstart = 1_000_000 + (now_ms / 10) % 100_000_000;
-        let upid = Upid::format(
+        let outcome = failure.unwrap_or_else(|| "OK".to_string());
+        // A reboot is seen as running → stopped → running; model the visible part: it stays running.
+        let effect = Some(Effect::Power(vmid, target));
+        Ok(self.start_task(
             node,
-            pid,
-            pstart,
-            starttime,
             &task_type,
             &vmid.to_string(),
             user,
-        );
-        let finish_ms = now_ms + (seconds * self.task_time_scale * 1000.0) as u64;
-        let outcome = failure.unwrap_or_else(|| "OK".to_string());
-        // A reboot is seen as running → stopped → running; model the visible part: it stays running.
-        let effect = Some((vmid, target));
+            seconds,
+            outcome,
+            effect,
+            now_ms,
+        ))
+    }
+
+    /// Records a task that ends after `seconds` (scaled) with `outcome`, applying `effect` if it is `OK`.
+    #[allow(clippy::too_many_arguments)]
+    fn start_task(
+        &mut self,
+        node: &str,
+        task_type: &str,
+        id: &str,
+        user: &str,
+        seconds: f64,
+        outcome: String,
+        effect: Option<Effect>,
+        now_ms: u64,
+    ) -> String {
+        self.next_pid += 1;
+        let pid = self.next_pid;
+        let pstart = 1_000_000 + (now_ms / 10) % 100_000_000;
+        let upid = Upid::format(node, pid, pstart, now_ms / 1000, task_type, id, user);
         self.tasks.push_back(SimTask {
             upid: upid.clone(),
             node: node.into(),
-            task_type,
-            id: vmid.to_string(),
+            task_type: task_type.into(),
+            id: id.into(),
             user: user.into(),
             pid,
             pstart,
-            starttime,
-            finish_ms,
+            starttime: now_ms / 1000,
+            finish_ms: now_ms + (seconds * self.task_time_scale * 1000.0) as u64,
             outcome,
             finished: false,
             effect,
@@ -605,7 +707,132 @@ impl SimModel {
         while self.tasks.len() > MAX_TASKS {
             self.tasks.pop_front();
         }
-        Ok(upid)
+        upid
+    }
+
+    /// The snapshot list as PVE gives it: every snapshot, then `current` ("You are here!").
+    pub fn snapshots_json(
+        &self,
+        node: &str,
+        kind: GuestKind,
+        vmid: u32,
+    ) -> Result<Value, SimFailure> {
+        let g = self.guest(node, kind, vmid)?;
+        let mut items: Vec<Value> = g
+            .snapshots
+            .iter()
+            .map(|s| {
+                let mut v =
+                    json!({"name": s.name, "description": s.description, "snaptime": s.snaptime});
+                if let Some(p) = &s.parent {
+                    v.as_object_mut()
+                        .expect("json object")
+                        .insert("parent".into(), json!(p));
+                }
+                if kind == GuestKind::Qemu {
+                    v.as_object_mut()
+                        .expect("json object")
+                        .insert("vmstate".into(), json!(0));
+                }
+                v
+            })
+            .collect();
+        let mut current = json!({"name": "current", "description": "You are here!"});
+        if let Some(last) = g.snapshots.last() {
+            current
+                .as_object_mut()
+                .expect("json object")
+                .insert("parent".into(), json!(last.name));
+        }
+        items.push(current);
+        Ok(Value::Array(items))
+    }
+
+    /// `snapshot`, `rollback` or `delsnapshot`, as a task.
+    pub fn snapshot_action(
+        &mut self,
+        node: &str,
+        kind: GuestKind,
+        vmid: u32,
+        op: SnapshotOp,
+        user: &str,
+        now_ms: u64,
+    ) -> Result<String, SimFailure> {
+        let g = self.guest(node, kind, vmid)?.clone();
+        let (op, name, description) = match &op {
+            SnapshotOp::Create { name, description } => {
+                ("snapshot", name.as_str(), description.as_str())
+            }
+            SnapshotOp::Rollback { name } => ("rollback", name.as_str(), ""),
+            SnapshotOp::Delete { name } => ("delsnapshot", name.as_str(), ""),
+        };
+        if !valid_snapname(name) {
+            return Err(SimFailure::new(400, "Parameter verification failed."));
+        }
+        let exists = g.snapshots.iter().any(|s| s.name == name);
+        let prefix = if kind == GuestKind::Qemu { "qm" } else { "vz" };
+        let (task_type, seconds, failure, effect) = match op {
+            "snapshot" => (
+                format!("{prefix}snapshot"),
+                2.0,
+                exists.then(|| format!("snapshot name '{name}' already used")),
+                Effect::Snapshot {
+                    vmid,
+                    name: name.into(),
+                    description: description.into(),
+                },
+            ),
+            "rollback" => (
+                format!("{prefix}rollback"),
+                3.0,
+                (!exists).then(|| format!("snapshot '{name}' does not exist")),
+                Effect::Rollback {
+                    vmid,
+                    name: name.into(),
+                },
+            ),
+            _ => (
+                format!("{prefix}delsnapshot"),
+                2.0,
+                (!exists).then(|| format!("snapshot '{name}' does not exist")),
+                Effect::DeleteSnapshot {
+                    vmid,
+                    name: name.into(),
+                },
+            ),
+        };
+        let outcome = failure.unwrap_or_else(|| "OK".into());
+        Ok(self.start_task(
+            node,
+            &task_type,
+            &vmid.to_string(),
+            user,
+            seconds,
+            outcome,
+            Some(effect),
+            now_ms,
+        ))
+    }
+
+    /// `reboot` or `shutdown` of a node: it goes offline at once; a reboot brings it back after 30 s (scaled).
+    pub fn node_command(
+        &mut self,
+        node: &str,
+        command: &str,
+        now_ms: u64,
+    ) -> Result<(), SimFailure> {
+        self.node(node)?;
+        let back = match command {
+            "reboot" => Some(now_ms + (30_000.0 * self.task_time_scale) as u64),
+            "shutdown" => None,
+            _ => return Err(SimFailure::new(400, "Parameter verification failed.")),
+        };
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.name == node) {
+            n.online = false;
+            n.back_at_ms = back;
+        }
+        self.recompute_nodes();
+        Ok(())
     }
 
     /// Sets a guest's power state at once (the simulator's control API; as if changed outside Jarvis).
@@ -658,6 +885,22 @@ impl SimModel {
         }
         Some(json!({ "coretemp-isa-0000": Value::Object(chip) }))
     }
+}
+
+/// A snapshot operation of the simulator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnapshotOp {
+    Create { name: String, description: String },
+    Rollback { name: String },
+    Delete { name: String },
+}
+
+/// PVE's `pve-configid` format for snapshot names: a letter, then letters, digits, `-` or `_`, at most 40.
+pub fn valid_snapname(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.len() <= 40
 }
 
 fn set_power(g: &mut SimGuest, power: Power, secs: u64) {
@@ -804,6 +1047,110 @@ mod tests {
                 n.name
             );
         }
+    }
+
+    #[test]
+    fn snapshots_are_created_rolled_back_and_deleted_by_tasks() {
+        let mut m = SimModel::homelab(1, T0);
+        m.snapshot_action(
+            "Home",
+            GuestKind::Qemu,
+            101,
+            SnapshotOp::Create {
+                name: "before-upgrade".into(),
+                description: "pre 6.9".into(),
+            },
+            "root@pam",
+            T0,
+        )
+        .expect("create");
+        m.tick(T0 + 2500);
+        let list = m
+            .snapshots_json("Home", GuestKind::Qemu, 101)
+            .expect("list");
+        let names: Vec<&str> = list
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        assert_eq!(names, ["before-upgrade", "current"]);
+        let dup = m
+            .snapshot_action(
+                "Home",
+                GuestKind::Qemu,
+                101,
+                SnapshotOp::Create {
+                    name: "before-upgrade".into(),
+                    description: "".into(),
+                },
+                "root@pam",
+                T0 + 3000,
+            )
+            .expect("task");
+        m.tick(T0 + 6000);
+        assert_eq!(
+            m.task_status_json("Home", &dup).expect("task")["exitstatus"],
+            "snapshot name 'before-upgrade' already used"
+        );
+        m.snapshot_action(
+            "Home",
+            GuestKind::Qemu,
+            101,
+            SnapshotOp::Rollback {
+                name: "before-upgrade".into(),
+            },
+            "root@pam",
+            T0 + 7000,
+        )
+        .expect("rollback");
+        m.tick(T0 + 11_000);
+        assert_eq!(
+            power_of(&m, 101),
+            Power::Stopped,
+            "a rollback without RAM leaves the VM stopped"
+        );
+        m.snapshot_action(
+            "Home",
+            GuestKind::Qemu,
+            101,
+            SnapshotOp::Delete {
+                name: "before-upgrade".into(),
+            },
+            "root@pam",
+            T0 + 12_000,
+        )
+        .expect("delete");
+        m.tick(T0 + 15_000);
+        assert_eq!(
+            m.snapshots_json("Home", GuestKind::Qemu, 101)
+                .expect("list")
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        assert!(m
+            .snapshot_action(
+                "Home",
+                GuestKind::Qemu,
+                101,
+                SnapshotOp::Create {
+                    name: "1bad".into(),
+                    description: "".into()
+                },
+                "root@pam",
+                T0
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn a_rebooted_node_comes_back() {
+        let mut m = SimModel::homelab(1, T0);
+        m.node_command("agent", "reboot", T0).expect("reboot");
+        assert!(m.node_status_json("agent").is_err());
+        m.tick(T0 + 31_000);
+        assert!(m.node_status_json("agent").is_ok());
     }
 
     #[test]

@@ -14,4 +14,23 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_time ON events(ts_ms);
     CREATE TRIGGER events_append_only BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;",
+    // 2: the tool audit log (one row per invocation, refused ones included) and persisted settings (kill switch).
+    "CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_ms       INTEGER NOT NULL,
+        actor       TEXT    NOT NULL,
+        tool        TEXT    NOT NULL,
+        tier        INTEGER NOT NULL,
+        args_digest TEXT    NOT NULL,
+        outcome     TEXT    NOT NULL,
+        detail      TEXT    NOT NULL,
+        duration_ms INTEGER NOT NULL
+    );
+    CREATE INDEX audit_by_time ON audit(ts_ms);
+    CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];

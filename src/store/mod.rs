@@ -47,6 +47,20 @@ pub enum StoreError {
     Encode(#[from] serde_json::Error),
 }
 
+/// One tool invocation as audited.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRow {
+    pub ts_ms: u64,
+    pub actor: String,
+    pub tool: String,
+    pub tier: u8,
+    pub args_digest: String,
+    /// `ok`, `error`, `pending`, `refused`.
+    pub outcome: String,
+    pub detail: String,
+    pub duration_ms: u64,
+}
+
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredEvent {
@@ -151,6 +165,68 @@ impl Store {
             }
         };
         Ok(rows)
+    }
+
+    pub fn append_audit(&self, row: &AuditRow) -> Result<(), StoreError> {
+        let conn = lock(&self.writer);
+        conn.prepare_cached(
+            "INSERT INTO audit (ts_ms, actor, tool, tier, args_digest, outcome, detail, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            row.ts_ms as i64,
+            row.actor,
+            row.tool,
+            row.tier,
+            row.args_digest,
+            row.outcome,
+            row.detail,
+            row.duration_ms as i64
+        ])?;
+        Ok(())
+    }
+
+    /// The latest `limit` audit rows, oldest first.
+    pub fn audit(&self, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT ts_ms, actor, tool, tier, args_digest, outcome, detail, duration_ms
+             FROM audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok(AuditRow {
+                ts_ms: r.get::<_, i64>(0)? as u64,
+                actor: r.get(1)?,
+                tool: r.get(2)?,
+                tier: r.get(3)?,
+                args_digest: r.get(4)?,
+                outcome: r.get(5)?,
+                detail: r.get(6)?,
+                duration_ms: r.get::<_, i64>(7)? as u64,
+            })
+        })?;
+        let mut v = rows.collect::<Result<Vec<_>, _>>()?;
+        v.reverse();
+        Ok(v)
+    }
+
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?;
+        let mut rows = stmt.query(params![key])?;
+        Ok(match rows.next()? {
+            Some(r) => Some(r.get(0)?),
+            None => None,
+        })
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     pub fn event_count(&self) -> Result<u64, StoreError> {
@@ -264,6 +340,34 @@ mod tests {
         store.append_events(&[ev(1, "a")]).expect("append");
         let err = lock(&store.writer).execute("UPDATE events SET kind = 'x'", []);
         assert!(err.is_err_and(|e| e.to_string().contains("append-only")));
+    }
+
+    #[test]
+    fn audit_rows_and_settings_persist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        let store = Store::open(&path).expect("open");
+        let row = AuditRow {
+            ts_ms: 5,
+            actor: "mcp".into(),
+            tool: "start_guest".into(),
+            tier: 1,
+            args_digest: "ab".into(),
+            outcome: "ok".into(),
+            detail: "started".into(),
+            duration_ms: 12,
+        };
+        store.append_audit(&row).expect("audit");
+        store.set_setting("kill_switch", "on").expect("set");
+        store.set_setting("kill_switch", "off").expect("overwrite");
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(store.audit(10).expect("read"), vec![row]);
+        assert_eq!(
+            store.setting("kill_switch").expect("get").as_deref(),
+            Some("off")
+        );
+        assert_eq!(store.setting("nothing").expect("get"), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Bearer-token auth for the side port, compared in constant time. The WebSocket may also pass the token as
-//! `?access_token=` because browsers cannot set headers on a WebSocket.
+//! Bearer-token auth for the side port, compared in constant time. Two tokens: the clients' (REST, WebSocket,
+//! MCP) and the operator's (also approvals and lifting the kill switch), recorded as a [`Role`] on the request.
+//! The WebSocket may also pass the token as `?access_token=`: browsers cannot set headers on a WebSocket.
 
 use std::sync::Arc;
 
@@ -11,9 +12,16 @@ use subtle::ConstantTimeEq;
 
 use super::WebContext;
 
+/// Who presented the token: an API/MCP client, or the operator (who alone approves and lifts the kill switch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Operator,
+}
+
 pub async fn require_bearer(
     State(ctx): State<Arc<WebContext>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let from_header = req
@@ -31,10 +39,17 @@ pub async fn require_bearer(
         })
         .flatten();
     let presented = from_header.or(from_query);
-    let ok = presented
-        .as_deref()
-        .is_some_and(|t| token_matches(t, ctx.token.expose()));
-    if ok {
+    let role = presented.as_deref().and_then(|t| {
+        if token_matches(t, ctx.operator_token.expose()) {
+            Some(Role::Operator)
+        } else if token_matches(t, ctx.token.expose()) {
+            Some(Role::Client)
+        } else {
+            None
+        }
+    });
+    if let Some(role) = role {
+        req.extensions_mut().insert(role);
         return next.run(req).await;
     }
     let message = if presented.is_some() {

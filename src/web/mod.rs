@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod tools;
 pub mod ws;
 
 use std::sync::Arc;
@@ -24,13 +25,16 @@ use crate::bus::Bus;
 use crate::secret::Secret;
 use crate::state::StateHandle;
 use crate::store::Store;
+use crate::tools::Registry;
 
 /// What the handlers share.
 pub struct WebContext {
     pub state: StateHandle,
     pub bus: Bus,
     pub store: Arc<Store>,
+    pub tools: Arc<Registry>,
     pub token: Secret,
+    pub operator_token: Secret,
 }
 
 pub fn router(ctx: Arc<WebContext>, max_body_bytes: usize) -> Router {
@@ -38,6 +42,14 @@ pub fn router(ctx: Arc<WebContext>, max_body_bytes: usize) -> Router {
         .route("/api/v1/cluster", get(api::cluster))
         .route("/api/v1/events", get(api::events))
         .route("/ws", get(ws::upgrade))
+        .route("/api/v1/tools", get(tools::list))
+        .route("/api/v1/tools/{name}", axum::routing::post(tools::invoke))
+        .route("/api/v1/approvals", get(tools::approvals))
+        .route("/api/v1/approvals/{id}", axum::routing::post(tools::decide))
+        .route(
+            "/api/v1/killswitch",
+            get(tools::kill_switch).put(tools::set_kill_switch),
+        )
         .layer(middleware::from_fn_with_state(
             ctx.clone(),
             auth::require_bearer,

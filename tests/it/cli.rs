@@ -17,6 +17,7 @@ fn check_config(path: &Path) -> (i32, String, String) {
         .arg(path)
         .env_remove("JARVIS_PVE_TOKEN_SECRET")
         .env_remove("JARVIS_WEB_TOKEN")
+        .env_remove("JARVIS_OPERATOR_TOKEN")
         .output()
         .expect("run");
     (
@@ -42,6 +43,11 @@ fn the_commented_example_config_is_valid_once_its_secrets_exist() {
     )
     .expect("write");
     std::fs::write(secrets.join("web-token"), "a-long-enough-side-port-token\n").expect("write");
+    std::fs::write(
+        secrets.join("operator-token"),
+        "the-operators-own-long-token\n",
+    )
+    .expect("write");
     let text = example.replace("/etc/jarvis/secrets", &secrets.display().to_string());
     let file = dir.path().join("jarvis.toml");
     std::fs::write(&file, text).expect("write");
@@ -77,7 +83,11 @@ fn check_config_lists_every_problem_with_file_line_and_field() {
             "missing {expected:?} in:\n{stderr}"
         );
     }
-    assert!(stderr.contains("8 problem(s)"), "{stderr}");
+    assert!(
+        stderr.contains("web.operator_token_file: missing"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("9 problem(s)"), "{stderr}");
     assert!(!stderr.contains("11111111"), "never print secrets");
 }
 
@@ -119,6 +129,7 @@ fn start_demo(data_dir: &Path, poll_ms: u64) -> DemoProc {
         .arg(data_dir)
         .env("RUST_LOG", "warn")
         .env_remove("JARVIS_WEB_TOKEN")
+        .env_remove("JARVIS_OPERATOR_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub const PVE_SECRET: &str = "0f6f2f5e-7a1b-4c2d-9e3f-simulated";
 pub const WEB_TOKEN: &str = "test-token-0123456789abcdef";
+pub const OPERATOR_TOKEN: &str = "operator-token-0123456789abcdef";
 
 pub async fn sim() -> Simulator {
     jarvis::tls::install_crypto_provider();
@@ -66,10 +67,15 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
         web: WebSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: Secret::new(WEB_TOKEN),
+            operator_token: Secret::new(OPERATOR_TOKEN),
             max_body_bytes: 4096,
         },
         store_path: dir.join("jarvis.db"),
         log_level: "info".into(),
+        tools: jarvis::tools::ToolSettings {
+            wol: Vec::new(),
+            follow_limit: Duration::from_secs(20),
+        },
     }
 }
 

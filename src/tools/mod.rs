@@ -1,0 +1,362 @@
+//! The tool registry: the one way any actor (the agent, MCP clients, the autopilot, the kiosk, the side port,
+//! voice) acts on the homelab, so the safety gate, the audit log and the kill switch live in exactly one place.
+//!
+//! [`Registry::invoke`] validates arguments against the tool's schema (errors name the field), applies the tier
+//! rules ([`Tier`]), records an audit row and publishes a `ToolCalled` event. Tier 2 calls without an operator's
+//! approval return a pending [`gate::Approval`]; tier 3 tools are never listed and never run. A tool family is one
+//! file with a `register` function (see [`families`]).
+//!
+//! - [`gate`]: approvals and their digests;
+//! - [`typed`]: tools built from a typed argument struct (schema by schemars, validation by serde);
+//! - families: [`cluster`] (read), [`power`] (guest power, node reboot, wake-on-LAN), [`snapshots`].
+
+pub mod cluster;
+pub mod gate;
+pub mod power;
+pub mod snapshots;
+pub mod typed;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+
+use self::gate::{call_digest, Approval, Approvals, DecideError};
+use crate::bus::{Bus, Event};
+use crate::cluster::client::PveClient;
+use crate::state::{StateHandle, World};
+use crate::store::{AuditRow, Store, StoreError};
+
+/// Largest accepted argument object, serialised.
+pub const MAX_ARGS_BYTES: usize = 16 * 1024;
+const KILL_SWITCH_KEY: &str = "kill_switch";
+
+/// How much confirmation a tool needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Tier {
+    /// Reads: anyone authenticated.
+    Read = 0,
+    /// Routine changes: any actor (refused while the kill switch is on).
+    Routine = 1,
+    /// Needs an operator's approval bound to the exact call.
+    Confirm = 2,
+    /// Never listed, never run.
+    Forbidden = 3,
+}
+
+impl Tier {
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ToolError {
+    #[error("unknown tool `{0}`")]
+    UnknownTool(String),
+    #[error("invalid arguments for {tool}: `{field}`: {message}")]
+    InvalidArguments {
+        tool: String,
+        field: String,
+        message: String,
+    },
+    #[error("arguments are {size} bytes, more than the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+    #[error("the kill switch is on: every action (tier 1 and above) is refused until the operator turns it off")]
+    KillSwitch,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ToolError {
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ToolError::UnknownTool(_)
+            | ToolError::InvalidArguments { .. }
+            | ToolError::TooLarge { .. } => "invalid",
+            ToolError::KillSwitch => "refused",
+            ToolError::NotFound(_) | ToolError::Failed(_) => "error",
+        }
+    }
+}
+
+/// What an invocation produced.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The tool ran; its result.
+    Done { result: Value },
+    /// A tier-2 call waits for the operator; call again with the same arguments once approved.
+    PendingApproval {
+        approval: Approval,
+        how_to_approve: String,
+    },
+}
+
+/// Arguments checked and put in canonical form, with the plain-language summary of what the call will do.
+pub struct Prepared {
+    pub canonical: Value,
+    pub summary: String,
+}
+
+/// What tools may use: the PVE client, the spine, and their settings.
+#[derive(Clone)]
+pub struct ToolContext {
+    pub pve: PveClient,
+    pub bus: Bus,
+    pub state: StateHandle,
+    pub settings: Arc<ToolSettings>,
+}
+
+/// Settings the tools need from the config.
+#[derive(Debug, Clone, Default)]
+pub struct ToolSettings {
+    /// Wake-on-LAN targets by node name.
+    pub wol: Vec<WolTarget>,
+    /// How long a power action is followed before the tool returns.
+    pub follow_limit: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WolTarget {
+    pub node: String,
+    pub mac: [u8; 6],
+    pub broadcast: std::net::SocketAddr,
+}
+
+/// One tool. Most are [`typed::TypedTool`]s.
+pub trait Tool: Send + Sync {
+    fn name(&self) -> &str;
+    /// Written for an LLM: what it does, when to use it, what it returns.
+    fn description(&self) -> &str;
+    fn tier(&self) -> Tier;
+    /// JSON Schema of the arguments object.
+    fn schema(&self) -> &Value;
+    /// Validates and canonicalises the arguments; the summary says exactly what will happen.
+    fn prepare(&self, args: Value, world: &World) -> Result<Prepared, ToolError>;
+    fn run(
+        &self,
+        ctx: ToolContext,
+        canonical: Value,
+    ) -> BoxFuture<'static, Result<Value, ToolError>>;
+}
+
+/// A tool as listed to actors.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub description: String,
+    pub tier: u8,
+    pub input_schema: Value,
+}
+
+/// Registers every tool family. A new family is one file with a `register` function, added here.
+pub fn families(r: &mut Registry) {
+    cluster::register(r);
+    power::register(r);
+    snapshots::register(r);
+}
+
+pub struct Registry {
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+    approvals: Approvals,
+    approval_ttl: Duration,
+    kill_switch: AtomicBool,
+    ctx: ToolContext,
+    store: Arc<Store>,
+}
+
+impl Registry {
+    /// An empty registry; the kill switch is read back from the store.
+    pub fn new(ctx: ToolContext, store: Arc<Store>) -> Result<Registry, StoreError> {
+        let on = store.setting(KILL_SWITCH_KEY)?.as_deref() == Some("on");
+        Ok(Registry {
+            tools: BTreeMap::new(),
+            approvals: Approvals::default(),
+            approval_ttl: gate::DEFAULT_APPROVAL_TTL,
+            kill_switch: AtomicBool::new(on),
+            ctx,
+            store,
+        })
+    }
+
+    /// With every family registered.
+    pub fn with_all_tools(ctx: ToolContext, store: Arc<Store>) -> Result<Registry, StoreError> {
+        let mut r = Registry::new(ctx, store)?;
+        families(&mut r);
+        Ok(r)
+    }
+
+    pub fn set_approval_ttl(&mut self, ttl: Duration) {
+        self.approval_ttl = ttl;
+    }
+
+    pub fn register(&mut self, tool: impl Tool + 'static) {
+        self.tools.insert(tool.name().to_string(), Arc::new(tool));
+    }
+
+    /// Every tool an actor may see (tier 3 never is).
+    pub fn list(&self) -> Vec<ToolInfo> {
+        self.tools
+            .values()
+            .filter(|t| t.tier() < Tier::Forbidden)
+            .map(|t| ToolInfo {
+                name: t.name().to_string(),
+                description: t.description().to_string(),
+                tier: t.tier().number(),
+                input_schema: t.schema().clone(),
+            })
+            .collect()
+    }
+
+    pub fn kill_switch(&self) -> bool {
+        self.kill_switch.load(Ordering::SeqCst)
+    }
+
+    /// Turns the kill switch on or off; it survives a restart.
+    pub fn set_kill_switch(&self, on: bool) -> Result<(), StoreError> {
+        self.store
+            .set_setting(KILL_SWITCH_KEY, if on { "on" } else { "off" })?;
+        self.kill_switch.store(on, Ordering::SeqCst);
+        self.ctx.bus.publish(Event::KillSwitch { on });
+        tracing::warn!(on, "kill switch");
+        Ok(())
+    }
+
+    pub fn pending_approvals(&self) -> Vec<Approval> {
+        self.approvals.pending(crate::time::now_ms())
+    }
+
+    /// The operator approves or denies a pending call.
+    pub fn decide(&self, id: &str, approve: bool) -> Result<Approval, DecideError> {
+        let a = self.approvals.decide(id, approve, crate::time::now_ms())?;
+        self.ctx.bus.publish(Event::ApprovalDecided {
+            id: a.id.clone(),
+            tool: a.tool.clone(),
+            approved: approve,
+        });
+        Ok(a)
+    }
+
+    /// Runs `tool` for `actor` through the gate. Every call, refused ones included, is audited.
+    pub async fn invoke(&self, actor: &str, tool: &str, args: Value) -> Result<Outcome, ToolError> {
+        let started = Instant::now();
+        let (tier, digest, result) = self.gate_and_run(actor, tool, args).await;
+        let (outcome, detail) = match &result {
+            Ok(Outcome::Done { .. }) => ("ok", String::new()),
+            Ok(Outcome::PendingApproval { approval, .. }) => {
+                ("pending", format!("approval {}", approval.id))
+            }
+            Err(e) => (e.outcome(), e.to_string()),
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let row = AuditRow {
+            ts_ms: crate::time::now_ms(),
+            actor: actor.to_string(),
+            tool: tool.to_string(),
+            tier: tier.map(Tier::number).unwrap_or(0),
+            args_digest: digest,
+            outcome: outcome.to_string(),
+            detail: detail.clone(),
+            duration_ms,
+        };
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.append_audit(&row)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("cannot write the audit log: {e}"),
+            Err(e) => tracing::error!("audit task: {e}"),
+        }
+        self.ctx.bus.publish(Event::ToolCalled {
+            actor: actor.to_string(),
+            tool: tool.to_string(),
+            tier: tier.map(Tier::number).unwrap_or(0),
+            outcome: outcome.to_string(),
+            detail,
+            duration_ms,
+        });
+        result
+    }
+
+    async fn gate_and_run(
+        &self,
+        actor: &str,
+        name: &str,
+        args: Value,
+    ) -> (Option<Tier>, String, Result<Outcome, ToolError>) {
+        let Some(tool) = self
+            .tools
+            .get(name)
+            .filter(|t| t.tier() < Tier::Forbidden)
+            .cloned()
+        else {
+            return (
+                None,
+                String::new(),
+                Err(ToolError::UnknownTool(name.to_string())),
+            );
+        };
+        let tier = Some(tool.tier());
+        let size = args.to_string().len();
+        if size > MAX_ARGS_BYTES {
+            return (
+                tier,
+                String::new(),
+                Err(ToolError::TooLarge {
+                    size,
+                    limit: MAX_ARGS_BYTES,
+                }),
+            );
+        }
+        let world = self.ctx.state.get();
+        let prepared = match tool.prepare(args, &world) {
+            Ok(p) => p,
+            Err(e) => return (tier, String::new(), Err(e)),
+        };
+        let digest = call_digest(name, &prepared.canonical);
+        if tool.tier() >= Tier::Routine && self.kill_switch() {
+            return (tier, digest, Err(ToolError::KillSwitch));
+        }
+        if tool.tier() == Tier::Confirm {
+            let now = crate::time::now_ms();
+            if self.approvals.consume(actor, &digest, now).is_none() {
+                let approval = self.approvals.request(
+                    name,
+                    actor,
+                    &digest,
+                    prepared.summary,
+                    self.approval_ttl,
+                    now,
+                );
+                self.ctx.bus.publish(Event::ApprovalRequested {
+                    id: approval.id.clone(),
+                    tool: name.to_string(),
+                    actor: actor.to_string(),
+                    summary: approval.summary.clone(),
+                    expires_ms: approval.expires_ms,
+                });
+                let how_to_approve = format!(
+                    "The operator approves with `jarvis approve {id}` or POST /api/v1/approvals/{id} on the side port \
+                     (or on the kiosk); then call {name} again with the same arguments within {secs} s.",
+                    id = approval.id,
+                    secs = self.approval_ttl.as_secs()
+                );
+                return (
+                    tier,
+                    digest,
+                    Ok(Outcome::PendingApproval {
+                        approval,
+                        how_to_approve,
+                    }),
+                );
+            }
+        }
+        let result = tool.run(self.ctx.clone(), prepared.canonical).await;
+        (tier, digest, result.map(|result| Outcome::Done { result }))
+    }
+}
