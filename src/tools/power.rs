@@ -6,14 +6,20 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use super::cluster::{find_guest, find_node, GuestArgs, NodeArgs};
-use super::typed::TypedTool;
+use super::typed::{Runner, Summary, TypedTool};
 use super::{Registry, Tier, ToolContext, ToolError};
 use crate::cluster::actions::power_and_follow;
 use crate::cluster::client::PowerAction;
 use crate::state::World;
 
 pub fn register(r: &mut Registry) {
-    let guest = TypedTool::<GuestArgs>::new;
+    let guest = |name: &'static str,
+                 tier: Tier,
+                 description: &'static str,
+                 summary: Summary<GuestArgs>,
+                 run: Runner<GuestArgs>| {
+        TypedTool::<GuestArgs>::new(name, tier, description, summary, run).with_check(guest_known)
+    };
     r.register(guest(
         "start_guest",
         Tier::Routine,
@@ -76,14 +82,25 @@ pub fn register(r: &mut Registry) {
                 Ok(json!({ "node": node, "rebooting": true }))
             })
         },
-    ));
+    )
+    .with_check(node_known));
     r.register(TypedTool::<NodeArgs>::new(
         "wake_on_lan",
         Tier::Routine,
         "Wake a powered-off node with a wake-on-LAN magic packet (only nodes with a MAC address in the config).",
         |a, _| format!("Send a wake-on-LAN packet to node {}", a.node),
         |ctx, a| Box::pin(async move { wake(&ctx, &a.node).await }),
-    ));
+    )
+    .with_check(node_known));
+}
+
+/// The guest must be in the cluster view before anyone is asked to approve an action on it.
+pub fn guest_known(a: &GuestArgs, w: &World) -> Result<(), ToolError> {
+    find_guest(&w.cluster, a.vmid).map(|_| ())
+}
+
+fn node_known(a: &NodeArgs, w: &World) -> Result<(), ToolError> {
+    find_node(&w.cluster, &a.node).map(|_| ())
 }
 
 /// "Reboot VM 101 'llm-qwen' on node Home (now running)".

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::cluster::{find_guest, GuestArgs};
+use super::power::guest_known;
 use super::typed::TypedTool;
 use super::{Registry, Tier, ToolContext, ToolError};
 use crate::cluster::actions::FOLLOW_EVERY;
@@ -26,7 +27,8 @@ pub fn register(r: &mut Registry) {
                 Ok(json!({ "vmid": a.vmid, "snapshots": list }))
             })
         },
-    ));
+    )
+    .with_check(guest_known));
     r.register(TypedTool::<CreateArgs>::new(
         "create_snapshot",
         Tier::Routine,
@@ -42,7 +44,8 @@ pub fn register(r: &mut Registry) {
                 follow(&ctx, upid, a.vmid, &a.name).await
             })
         },
-    ));
+    )
+    .with_check(|a, w| find_guest(&w.cluster, a.vmid).map(|_| ())));
     r.register(TypedTool::<SnapArgs>::new(
         "rollback_snapshot",
         Tier::Confirm,
@@ -57,7 +60,8 @@ pub fn register(r: &mut Registry) {
                 follow(&ctx, upid, a.vmid, &a.name).await
             })
         },
-    ));
+    )
+    .with_check(|a, w| find_guest(&w.cluster, a.vmid).map(|_| ())));
     r.register(TypedTool::<SnapArgs>::new(
         "delete_snapshot",
         Tier::Confirm,
@@ -72,7 +76,8 @@ pub fn register(r: &mut Registry) {
                 follow(&ctx, upid, a.vmid, &a.name).await
             })
         },
-    ));
+    )
+    .with_check(|a, w| find_guest(&w.cluster, a.vmid).map(|_| ())));
 }
 
 #[derive(Deserialize, Serialize, JsonSchema)]

@@ -14,6 +14,8 @@ use crate::state::World;
 
 pub type Summary<A> = fn(&A, &World) -> String;
 pub type Runner<A> = fn(ToolContext, A) -> BoxFuture<'static, Result<Value, ToolError>>;
+/// Checks arguments against the world before anything is asked or run (e.g. "that guest exists").
+pub type Check<A> = fn(&A, &World) -> Result<(), ToolError>;
 
 pub struct TypedTool<A> {
     name: &'static str,
@@ -21,6 +23,7 @@ pub struct TypedTool<A> {
     tier: Tier,
     schema: Value,
     summary: Summary<A>,
+    check: Option<Check<A>>,
     run: Runner<A>,
     _args: PhantomData<fn() -> A>,
 }
@@ -48,9 +51,16 @@ impl<A: DeserializeOwned + Serialize + JsonSchema + Send + 'static> TypedTool<A>
             tier,
             schema,
             summary,
+            check: None,
             run,
             _args: PhantomData,
         }
+    }
+
+    /// Adds a check of the arguments against the world, run before an approval is asked or the tool runs.
+    pub fn with_check(mut self, check: Check<A>) -> Self {
+        self.check = Some(check);
+        self
     }
 
     fn parse(&self, args: Value) -> Result<A, ToolError> {
@@ -102,6 +112,9 @@ impl<A: DeserializeOwned + Serialize + JsonSchema + Send + 'static> Tool for Typ
 
     fn prepare(&self, args: Value, world: &World) -> Result<Prepared, ToolError> {
         let typed = self.parse(args)?;
+        if let Some(check) = self.check {
+            check(&typed, world)?;
+        }
         let summary = (self.summary)(&typed, world);
         let canonical =
             serde_json::to_value(&typed).map_err(|e| ToolError::Failed(e.to_string()))?;

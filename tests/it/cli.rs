@@ -112,6 +112,7 @@ struct DemoProc {
     child: Child,
     web: String,
     token: String,
+    operator: String,
     sim: String,
     pve_auth: String,
 }
@@ -143,7 +144,7 @@ fn start_demo(data_dir: &Path, poll_ms: u64) -> DemoProc {
             }
         }
     });
-    let (mut web, mut token, mut sim, mut pve_auth) = (None, None, None, None);
+    let (mut web, mut token, mut sim, mut pve_auth, mut operator) = (None, None, None, None, None);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
@@ -153,6 +154,7 @@ fn start_demo(data_dir: &Path, poll_ms: u64) -> DemoProc {
         match words.as_slice() {
             ["side", "port", url] => web = Some(url.to_string()),
             ["token", t] => token = Some(t.to_string()),
+            ["operator", t, ..] => operator = Some(t.to_string()),
             ["simulated", "Proxmox", "VE:", url, ..] => sim = Some(url.to_string()),
             _ if line.contains("PVEAPIToken=") => {
                 let start = line.find("PVEAPIToken=").expect("found");
@@ -166,11 +168,12 @@ fn start_demo(data_dir: &Path, poll_ms: u64) -> DemoProc {
             _ => {}
         }
     }
-    match (web, token, sim, pve_auth) {
-        (Some(web), Some(token), Some(sim), Some(pve_auth)) => DemoProc {
+    match (web, token, sim, pve_auth, operator) {
+        (Some(web), Some(token), Some(sim), Some(pve_auth), Some(operator)) => DemoProc {
             child,
             web,
             token,
+            operator,
             sim,
             pve_auth,
         },
@@ -322,4 +325,71 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process:
     }
     let _ = child.kill();
     None
+}
+
+#[test]
+fn the_operator_approves_and_pulls_the_kill_switch_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut demo = start_demo(dir.path(), 200);
+    let http = blocking_http(None);
+    let call = |tool: &str, args: serde_json::Value| -> (u16, serde_json::Value) {
+        let resp = http
+            .post(format!("{}/api/v1/tools/{tool}", demo.web))
+            .bearer_auth(&demo.token)
+            .json(&args)
+            .send()
+            .expect("request");
+        (resp.status().as_u16(), resp.json().expect("json"))
+    };
+    // Wait for the first poll, then ask for a tier-2 action as a client.
+    let mut asked = (0, serde_json::Value::Null);
+    for _ in 0..100 {
+        asked = call("shutdown_guest", serde_json::json!({"vmid": 131}));
+        if asked.0 == 202 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(asked.0, 202, "{}", asked.1);
+    let id = asked.1["approval"]["id"]
+        .as_str()
+        .expect("approval id")
+        .to_string();
+    let jarvis = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--url", &demo.web])
+            .env("JARVIS_OPERATOR_TOKEN", &demo.operator)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stdout, stderr) = jarvis(&["approve", &id]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("Approved") && stdout.contains("uptime-kuma"),
+        "{stdout}"
+    );
+    let (status, body) = call("shutdown_guest", serde_json::json!({"vmid": 131}));
+    assert_eq!(
+        (status, body["result"]["exitstatus"].as_str()),
+        (200, Some("OK"))
+    );
+    let (code, _, stderr) = jarvis(&["approve", "no-such-id"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no pending approval"), "{stderr}");
+
+    let (code, stdout, _) = jarvis(&["killswitch", "on"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("ON"), "{stdout}");
+    let (status, body) = call("start_guest", serde_json::json!({"vmid": 131}));
+    assert_eq!((status, body["error"].as_str()), (403, Some("kill_switch")));
+    let (_, stdout, _) = jarvis(&["killswitch", "off"]);
+    assert!(stdout.contains("off"), "{stdout}");
+    let _ = demo.child.kill();
+    let _ = demo.child.wait();
 }

@@ -252,6 +252,22 @@ async fn tier_two_needs_a_single_use_operator_approval_for_the_exact_call() {
         t.invoke("mcp", "shutdown_guest", json!({"vmid": 111}))
             .await,
     );
+    // Nobody is asked to approve an action on something that is not there.
+    let before = t.pending_approvals().len();
+    match t.invoke("mcp", "stop_guest", json!({"vmid": 999})).await {
+        Err(ToolError::NotFound(m)) => assert!(m.contains("999"), "{m}"),
+        other => panic!("expected not found, got {other:?}"),
+    }
+    assert!(matches!(
+        t.invoke("mcp", "reboot_node", json!({"node": "pve2"}))
+            .await,
+        Err(ToolError::NotFound(_))
+    ));
+    assert_eq!(
+        t.pending_approvals().len(),
+        before,
+        "no approval card for a missing target"
+    );
     // Denied is final.
     let q = pending(t.invoke("mcp", "reboot_guest", json!({"vmid": 120})).await);
     t.decide(&q.id, false).expect("deny");
@@ -266,9 +282,19 @@ async fn approvals_expire() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(jarvis::store::Store::open(&dir.path().join("j.db")).expect("store"));
     let state = jarvis::state::StateHandle::new(jarvis::state::World::default());
+    let bus = jarvis::bus::Bus::new(64);
+    // One poll fills the view the gate checks targets against.
+    jarvis::cluster::poller::Poller::new(
+        util::client(&sim),
+        util::fast_poll(),
+        bus.clone(),
+        state.clone(),
+    )
+    .poll_once()
+    .await;
     let ctx = ToolContext {
         pve: util::client(&sim),
-        bus: jarvis::bus::Bus::new(64),
+        bus,
         state,
         settings: Arc::new(jarvis::tools::ToolSettings {
             wol: vec![],
@@ -470,6 +496,11 @@ async fn wake_on_lan_sends_a_magic_packet() {
         broadcast: listener.local_addr().expect("addr"),
     }];
     let app = App::start(&config, "test").await.expect("app");
+    let state = app.state.clone();
+    assert!(
+        util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await,
+        "first poll"
+    );
     let r = done(
         app.tools
             .invoke("voice", "wake_on_lan", json!({"node": "pve"}))
