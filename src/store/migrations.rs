@@ -33,4 +33,16 @@ pub const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 3: pending approvals, shared by every Jarvis process on the box (the kiosk, `jarvis mcp` over stdio).
+    "CREATE TABLE approvals (
+        id         TEXT PRIMARY KEY,
+        tool       TEXT    NOT NULL,
+        actor      TEXT    NOT NULL,
+        summary    TEXT    NOT NULL,
+        digest     TEXT    NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        state      TEXT    NOT NULL
+    );
+    CREATE INDEX approvals_by_digest ON approvals(digest, actor);",
 ];

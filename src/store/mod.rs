@@ -229,6 +229,18 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `f` in one write transaction (for modules that keep their own tables, like the tool gate).
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     pub fn event_count(&self) -> Result<u64, StoreError> {
         let conn = lock(&self.reader);
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;

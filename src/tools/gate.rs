@@ -1,18 +1,18 @@
-//! The safety gate's state: pending approvals (bound to the SHA-256 of tool name + canonical arguments and to the
-//! asking actor, single use, expiring) and the persisted kill switch. Approving is done by the operator through
-//! the side port or the CLI, never through a tool.
+//! The safety gate's state: pending approvals, bound to the SHA-256 of tool name + canonical arguments and to the
+//! asking actor, single use and expiring. They live in the store so that every Jarvis process on the box (the
+//! kiosk instance, `jarvis mcp` over stdio) sees the same ones: the operator approves through the side port or
+//! `jarvis approve`, never through a tool.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::store::{Store, StoreError};
+
 /// Default lifetime of a pending approval.
 pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(120);
-/// At most this many approvals wait at once; the oldest are dropped first.
-const MAX_PENDING: usize = 256;
 
 /// SHA-256 (hex) of a tool name and its canonical (sorted-key) JSON arguments.
 pub fn call_digest(tool: &str, canonical_args: &serde_json::Value) -> String {
@@ -28,11 +28,19 @@ pub fn call_digest(tool: &str, canonical_args: &serde_json::Value) -> String {
 pub enum ApprovalState {
     Pending,
     Approved,
-    Denied,
+}
+
+impl ApprovalState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+        }
+    }
 }
 
 /// A tier-2 call waiting for (or given) the operator's decision.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Approval {
     pub id: String,
     pub tool: String,
@@ -45,36 +53,46 @@ pub struct Approval {
     pub state: ApprovalState,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum DecideError {
-    #[error("no pending approval {0} (it may have expired, been used, or never existed)")]
+    #[error(
+        "no pending approval {0} (it may have expired, been used or denied, or never existed)"
+    )]
     Unknown(String),
-    #[error("approval {0} was already decided")]
+    #[error("approval {0} was already approved")]
     AlreadyDecided(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-#[derive(Default)]
-pub struct Approvals {
-    inner: Mutex<HashMap<String, Approval>>,
+/// Approvals in the store (table `approvals`).
+pub struct Approvals<'s> {
+    store: &'s Store,
 }
 
-impl Approvals {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Approval>> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
+    let state: String = r.get(7)?;
+    Ok(Approval {
+        id: r.get(0)?,
+        tool: r.get(1)?,
+        actor: r.get(2)?,
+        summary: r.get(3)?,
+        digest: r.get(4)?,
+        created_ms: r.get::<_, i64>(5)? as u64,
+        expires_ms: r.get::<_, i64>(6)? as u64,
+        state: if state == "approved" {
+            ApprovalState::Approved
+        } else {
+            ApprovalState::Pending
+        },
+    })
+}
 
-    fn sweep(map: &mut HashMap<String, Approval>, now_ms: u64) {
-        map.retain(|_, a| a.expires_ms > now_ms && a.state != ApprovalState::Denied);
-        while map.len() > MAX_PENDING {
-            let Some(oldest) = map
-                .values()
-                .min_by_key(|a| a.created_ms)
-                .map(|a| a.id.clone())
-            else {
-                break;
-            };
-            map.remove(&oldest);
-        }
+const COLUMNS: &str = "id, tool, actor, summary, digest, created_ms, expires_ms, state";
+
+impl<'s> Approvals<'s> {
+    pub fn new(store: &'s Store) -> Approvals<'s> {
+        Approvals { store }
     }
 
     /// Finds a still-pending request for the same call and actor, or records a new one.
@@ -86,75 +104,109 @@ impl Approvals {
         summary: String,
         ttl: Duration,
         now_ms: u64,
-    ) -> Approval {
-        let mut map = self.lock();
-        Self::sweep(&mut map, now_ms);
-        if let Some(existing) = map
-            .values()
-            .find(|a| a.digest == digest && a.actor == actor && a.state == ApprovalState::Pending)
-        {
-            return existing.clone();
-        }
-        let id = hex::encode(rand::random::<[u8; 6]>());
-        let approval = Approval {
-            id: id.clone(),
-            tool: tool.to_string(),
-            actor: actor.to_string(),
-            summary,
-            digest: digest.to_string(),
-            created_ms: now_ms,
-            expires_ms: now_ms + ttl.as_millis() as u64,
-            state: ApprovalState::Pending,
-        };
-        map.insert(id, approval.clone());
-        approval
+    ) -> Result<Approval, StoreError> {
+        self.store.write(|tx| {
+            sweep(tx, now_ms)?;
+            let existing = tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM approvals WHERE digest = ?1 AND actor = ?2 AND state = 'pending'"),
+                    params![digest, actor],
+                    row,
+                )
+                .optional()?;
+            if let Some(a) = existing {
+                return Ok(a);
+            }
+            let a = Approval {
+                id: hex::encode(rand::random::<[u8; 6]>()),
+                tool: tool.to_string(),
+                actor: actor.to_string(),
+                summary,
+                digest: digest.to_string(),
+                created_ms: now_ms,
+                expires_ms: now_ms + ttl.as_millis() as u64,
+                state: ApprovalState::Pending,
+            };
+            tx.execute(
+                &format!("INSERT INTO approvals ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![a.id, a.tool, a.actor, a.summary, a.digest, a.created_ms as i64, a.expires_ms as i64, a.state.as_str()],
+            )?;
+            Ok(a)
+        })
     }
 
-    /// The operator's decision.
+    /// The operator's decision; a denial removes the request.
     pub fn decide(&self, id: &str, approve: bool, now_ms: u64) -> Result<Approval, DecideError> {
-        let mut map = self.lock();
-        Self::sweep(&mut map, now_ms);
-        let a = map
-            .get_mut(id)
-            .ok_or_else(|| DecideError::Unknown(id.to_string()))?;
-        if a.state != ApprovalState::Pending {
-            return Err(DecideError::AlreadyDecided(id.to_string()));
-        }
-        a.state = if approve {
-            ApprovalState::Approved
-        } else {
-            ApprovalState::Denied
-        };
-        let out = a.clone();
-        if !approve {
-            map.remove(id);
-        }
-        Ok(out)
+        let result = self.store.write(|tx| {
+            sweep(tx, now_ms)?;
+            let found = tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM approvals WHERE id = ?1"),
+                    params![id],
+                    row,
+                )
+                .optional()?;
+            let Some(mut a) = found else {
+                return Ok(Err(DecideError::Unknown(id.to_string())));
+            };
+            if a.state != ApprovalState::Pending {
+                return Ok(Err(DecideError::AlreadyDecided(id.to_string())));
+            }
+            if approve {
+                tx.execute(
+                    "UPDATE approvals SET state = 'approved' WHERE id = ?1",
+                    params![id],
+                )?;
+                a.state = ApprovalState::Approved;
+            } else {
+                tx.execute("DELETE FROM approvals WHERE id = ?1", params![id])?;
+            }
+            Ok(Ok(a))
+        })?;
+        result
     }
 
     /// Uses up an approved, unexpired approval for exactly this call by this actor (single use).
-    pub fn consume(&self, actor: &str, digest: &str, now_ms: u64) -> Option<Approval> {
-        let mut map = self.lock();
-        Self::sweep(&mut map, now_ms);
-        let id = map
-            .values()
-            .find(|a| a.digest == digest && a.actor == actor && a.state == ApprovalState::Approved)
-            .map(|a| a.id.clone())?;
-        map.remove(&id)
+    pub fn consume(
+        &self,
+        actor: &str,
+        digest: &str,
+        now_ms: u64,
+    ) -> Result<Option<Approval>, StoreError> {
+        self.store.write(|tx| {
+            sweep(tx, now_ms)?;
+            let found = tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM approvals WHERE digest = ?1 AND actor = ?2 AND state = 'approved'"),
+                    params![digest, actor],
+                    row,
+                )
+                .optional()?;
+            if let Some(a) = &found {
+                tx.execute("DELETE FROM approvals WHERE id = ?1", params![a.id])?;
+            }
+            Ok(found)
+        })
     }
 
-    /// Approvals waiting for a decision.
-    pub fn pending(&self, now_ms: u64) -> Vec<Approval> {
-        let mut map = self.lock();
-        Self::sweep(&mut map, now_ms);
-        let mut v: Vec<Approval> = map
-            .values()
-            .filter(|a| a.state == ApprovalState::Pending)
-            .cloned()
-            .collect();
-        v.sort_by_key(|a| a.created_ms);
-        v
+    /// Approvals waiting for a decision, oldest first.
+    pub fn pending(&self, now_ms: u64) -> Result<Vec<Approval>, StoreError> {
+        self.store.write(|tx| {
+            sweep(tx, now_ms)?;
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {COLUMNS} FROM approvals WHERE state = 'pending' ORDER BY created_ms"
+            ))?;
+            let rows = stmt.query_map([], row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
     }
+}
+
+fn sweep(tx: &rusqlite::Transaction<'_>, now_ms: u64) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM approvals WHERE expires_ms <= ?1",
+        params![now_ms as i64],
+    )
 }
 
 #[cfg(test)]
@@ -163,6 +215,12 @@ mod tests {
     use serde_json::json;
 
     const TTL: Duration = Duration::from_secs(120);
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("j.db")).expect("store");
+        (dir, s)
+    }
 
     #[test]
     fn digests_bind_tool_and_canonical_arguments() {
@@ -181,52 +239,69 @@ mod tests {
 
     #[test]
     fn an_approval_is_single_use_bound_to_call_and_actor() {
-        let g = Approvals::default();
-        let p = g.request("stop_guest", "mcp", "d1", "Stop VM 101".into(), TTL, 0);
-        assert_eq!(
-            g.request("stop_guest", "mcp", "d1", "again".into(), TTL, 1)
-                .id,
-            p.id,
-            "asking twice is one request"
+        let (_d, s) = store();
+        let g = Approvals::new(&s);
+        let p = g
+            .request("stop_guest", "mcp", "d1", "Stop VM 101".into(), TTL, 0)
+            .expect("request");
+        let again = g
+            .request("stop_guest", "mcp", "d1", "again".into(), TTL, 1)
+            .expect("request");
+        assert_eq!(again.id, p.id, "asking twice is one request");
+        assert!(
+            g.consume("mcp", "d1", 2).expect("consume").is_none(),
+            "not approved yet"
         );
-        assert!(g.consume("mcp", "d1", 2).is_none(), "not approved yet");
         g.decide(&p.id, true, 3).expect("approve");
         assert!(
-            g.consume("agent", "d1", 4).is_none(),
+            g.consume("agent", "d1", 4).expect("consume").is_none(),
             "another actor cannot use it"
         );
         assert!(
-            g.consume("mcp", "d2", 4).is_none(),
+            g.consume("mcp", "d2", 4).expect("consume").is_none(),
             "other arguments cannot use it"
         );
-        assert!(g.consume("mcp", "d1", 5).is_some());
-        assert!(g.consume("mcp", "d1", 6).is_none(), "used once");
-        assert_eq!(
-            g.decide(&p.id, true, 7).map(|a| a.id),
-            Err(DecideError::Unknown(p.id.clone()))
+        assert!(g.consume("mcp", "d1", 5).expect("consume").is_some());
+        assert!(
+            g.consume("mcp", "d1", 6).expect("consume").is_none(),
+            "used once"
         );
+        assert!(matches!(
+            g.decide(&p.id, true, 7),
+            Err(DecideError::Unknown(_))
+        ));
     }
 
     #[test]
     fn approvals_expire_and_denials_are_final() {
-        let g = Approvals::default();
-        let p = g.request("reboot_node", "agent", "d", "Reboot pve".into(), TTL, 0);
+        let (_d, s) = store();
+        let g = Approvals::new(&s);
+        let p = g
+            .request("reboot_node", "agent", "d", "Reboot pve".into(), TTL, 0)
+            .expect("request");
         g.decide(&p.id, true, 1).expect("approve");
-        assert!(g.consume("agent", "d", 120_001).is_none(), "expired");
-        let q = g.request(
-            "reboot_node",
-            "agent",
-            "d",
-            "Reboot pve".into(),
-            TTL,
-            200_000,
+        assert!(matches!(
+            g.decide(&p.id, true, 2),
+            Err(DecideError::AlreadyDecided(_))
+        ));
+        assert!(
+            g.consume("agent", "d", 120_001).expect("consume").is_none(),
+            "expired"
         );
-        assert_eq!(
-            g.decide(&q.id, false, 200_001).map(|a| a.state),
-            Ok(ApprovalState::Denied)
-        );
-        assert!(g.consume("agent", "d", 200_002).is_none());
-        assert!(g.pending(200_003).is_empty());
+        let q = g
+            .request(
+                "reboot_node",
+                "agent",
+                "d",
+                "Reboot pve".into(),
+                TTL,
+                200_000,
+            )
+            .expect("request");
+        assert_eq!(g.pending(200_000).expect("pending").len(), 1);
+        assert_eq!(g.decide(&q.id, false, 200_001).expect("deny").id, q.id);
+        assert!(g.consume("agent", "d", 200_002).expect("consume").is_none());
+        assert!(g.pending(200_003).expect("pending").is_empty());
         assert!(matches!(
             g.decide(&q.id, true, 200_004),
             Err(DecideError::Unknown(_))

@@ -17,7 +17,6 @@ pub mod snapshots;
 pub mod typed;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -165,22 +164,18 @@ pub fn families(r: &mut Registry) {
 
 pub struct Registry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
-    approvals: Approvals,
     approval_ttl: Duration,
-    kill_switch: AtomicBool,
     ctx: ToolContext,
     store: Arc<Store>,
 }
 
 impl Registry {
-    /// An empty registry; the kill switch is read back from the store.
+    /// An empty registry. Approvals and the kill switch live in the store, shared with other Jarvis processes.
     pub fn new(ctx: ToolContext, store: Arc<Store>) -> Result<Registry, StoreError> {
-        let on = store.setting(KILL_SWITCH_KEY)?.as_deref() == Some("on");
+        store.setting(KILL_SWITCH_KEY)?;
         Ok(Registry {
             tools: BTreeMap::new(),
-            approvals: Approvals::default(),
             approval_ttl: gate::DEFAULT_APPROVAL_TTL,
-            kill_switch: AtomicBool::new(on),
             ctx,
             store,
         })
@@ -215,27 +210,33 @@ impl Registry {
             .collect()
     }
 
+    /// Whether the kill switch is on. An unreadable store counts as on: the gate fails closed.
     pub fn kill_switch(&self) -> bool {
-        self.kill_switch.load(Ordering::SeqCst)
+        match self.store.setting(KILL_SWITCH_KEY) {
+            Ok(v) => v.as_deref() == Some("on"),
+            Err(e) => {
+                tracing::error!("cannot read the kill switch, refusing actions: {e}");
+                true
+            }
+        }
     }
 
-    /// Turns the kill switch on or off; it survives a restart.
+    /// Turns the kill switch on or off; it survives a restart and holds for every Jarvis process on the box.
     pub fn set_kill_switch(&self, on: bool) -> Result<(), StoreError> {
         self.store
             .set_setting(KILL_SWITCH_KEY, if on { "on" } else { "off" })?;
-        self.kill_switch.store(on, Ordering::SeqCst);
         self.ctx.bus.publish(Event::KillSwitch { on });
         tracing::warn!(on, "kill switch");
         Ok(())
     }
 
-    pub fn pending_approvals(&self) -> Vec<Approval> {
-        self.approvals.pending(crate::time::now_ms())
+    pub fn pending_approvals(&self) -> Result<Vec<Approval>, StoreError> {
+        Approvals::new(&self.store).pending(crate::time::now_ms())
     }
 
     /// The operator approves or denies a pending call.
     pub fn decide(&self, id: &str, approve: bool) -> Result<Approval, DecideError> {
-        let a = self.approvals.decide(id, approve, crate::time::now_ms())?;
+        let a = Approvals::new(&self.store).decide(id, approve, crate::time::now_ms())?;
         self.ctx.bus.publish(Event::ApprovalDecided {
             id: a.id.clone(),
             tool: a.tool.clone(),
@@ -324,15 +325,25 @@ impl Registry {
         }
         if tool.tier() == Tier::Confirm {
             let now = crate::time::now_ms();
-            if self.approvals.consume(actor, &digest, now).is_none() {
-                let approval = self.approvals.request(
+            let approvals = Approvals::new(&self.store);
+            let store_err =
+                |e: StoreError| ToolError::Failed(format!("the approval store failed: {e}"));
+            let approved = match approvals.consume(actor, &digest, now) {
+                Ok(a) => a,
+                Err(e) => return (tier, digest, Err(store_err(e))),
+            };
+            if approved.is_none() {
+                let approval = match approvals.request(
                     name,
                     actor,
                     &digest,
                     prepared.summary,
                     self.approval_ttl,
                     now,
-                );
+                ) {
+                    Ok(a) => a,
+                    Err(e) => return (tier, digest, Err(store_err(e))),
+                };
                 self.ctx.bus.publish(Event::ApprovalRequested {
                     id: approval.id.clone(),
                     tool: name.to_string(),

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::auth::Role;
 use super::{error, WebContext};
+use crate::tools::gate::DecideError;
 use crate::tools::{Outcome, ToolError};
 
 /// The actor name calls through this API are audited under.
@@ -70,7 +71,10 @@ pub fn tool_error(e: &ToolError) -> Response {
 }
 
 pub async fn approvals(State(ctx): State<Arc<WebContext>>) -> Response {
-    Json(json!({ "approvals": ctx.tools.pending_approvals() })).into_response()
+    match ctx.tools.pending_approvals() {
+        Ok(list) => Json(json!({ "approvals": list })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+    }
 }
 
 /// `POST /api/v1/approvals/{id}` with `{"approve": true|false}` (default true). Operator only.
@@ -103,6 +107,9 @@ pub async fn decide(
     };
     match ctx.tools.decide(&id, approve) {
         Ok(a) => Json(json!({ "approval": a })).into_response(),
+        Err(e @ DecideError::Store(_)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
+        }
         Err(e) => error(StatusCode::NOT_FOUND, "no_such_approval", e.to_string()),
     }
 }

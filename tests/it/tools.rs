@@ -222,7 +222,7 @@ async fn tier_two_needs_a_single_use_operator_approval_for_the_exact_call() {
         p.summary,
         "Shut down container 111 'jellyfin' on node pve (now running)"
     );
-    assert_eq!(t.pending_approvals().len(), 1);
+    assert_eq!(t.pending_approvals().expect("approvals").len(), 1);
     // Not yet approved: still pending, the same request.
     assert_eq!(
         pending(
@@ -253,7 +253,7 @@ async fn tier_two_needs_a_single_use_operator_approval_for_the_exact_call() {
             .await,
     );
     // Nobody is asked to approve an action on something that is not there.
-    let before = t.pending_approvals().len();
+    let before = t.pending_approvals().expect("approvals").len();
     match t.invoke("mcp", "stop_guest", json!({"vmid": 999})).await {
         Err(ToolError::NotFound(m)) => assert!(m.contains("999"), "{m}"),
         other => panic!("expected not found, got {other:?}"),
@@ -264,7 +264,7 @@ async fn tier_two_needs_a_single_use_operator_approval_for_the_exact_call() {
         Err(ToolError::NotFound(_))
     ));
     assert_eq!(
-        t.pending_approvals().len(),
+        t.pending_approvals().expect("approvals").len(),
         before,
         "no approval card for a missing target"
     );
