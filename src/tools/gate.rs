@@ -197,7 +197,7 @@ impl<'s> Approvals<'s> {
                 "SELECT {COLUMNS} FROM approvals WHERE state = 'pending' ORDER BY created_ms"
             ))?;
             let rows = stmt.query_map([], row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            rows.collect::<Result<Vec<_>, _>>()
         })
     }
 }
