@@ -68,13 +68,14 @@ async fn run(samples: usize, interval_ms: u64) {
             token: Secret::new(TOKEN),
             operator_token: Secret::new("bench-operator-0123456789abcdef"),
             max_body_bytes: 65536,
+            mcp_allowed_hosts: jarvis::config::loopback_hosts(),
         },
         store_path: dir.path().join("bench.db"),
         log_level: "warn".into(),
         tools: jarvis::tools::ToolSettings::default(),
     };
     let app = App::start(&config, "bench").await.expect("app");
-    let mut req = format!("ws://{}/ws", app.web_addr)
+    let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))
         .into_client_request()
         .expect("request");
     req.headers_mut().insert(

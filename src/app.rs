@@ -38,7 +38,7 @@ pub enum AppError {
 
 /// A running Jarvis.
 pub struct App {
-    pub web_addr: SocketAddr,
+    web_addr: Option<SocketAddr>,
     pub bus: Bus,
     pub state: StateHandle,
     pub store: Arc<Store>,
@@ -50,6 +50,11 @@ pub struct App {
 
 impl App {
     pub async fn start(config: &Config, mode: &str) -> Result<App, AppError> {
+        App::start_with(config, mode, true).await
+    }
+
+    /// `serve_web: false` runs without the side port (for `jarvis mcp` over stdio next to a kiosk instance).
+    pub async fn start_with(config: &Config, mode: &str, serve_web: bool) -> Result<App, AppError> {
         let bus = Bus::new(DEFAULT_CAPACITY);
         let state = StateHandle::new(World {
             jarvis: JarvisStatus {
@@ -70,16 +75,6 @@ impl App {
         ));
 
         let client = PveClient::new(&config.pve)?;
-        let listener = TcpListener::bind(config.web.listen)
-            .await
-            .map_err(|source| AppError::Listen {
-                addr: config.web.listen,
-                source,
-            })?;
-        let web_addr = listener.local_addr().map_err(|source| AppError::Listen {
-            addr: config.web.listen,
-            source,
-        })?;
         let tools = Arc::new(Registry::with_all_tools(
             ToolContext {
                 pve: client.clone(),
@@ -89,33 +84,53 @@ impl App {
             },
             store.clone(),
         )?);
-        let ctx = Arc::new(WebContext {
-            state: state.clone(),
-            bus: bus.clone(),
-            store: store.clone(),
-            tools: tools.clone(),
-            token: config.web.token.clone(),
-            operator_token: config.web.operator_token.clone(),
-        });
-        let app = web::router(ctx, config.web.max_body_bytes);
-
         let mut tasks = Vec::new();
         let poller = Poller::new(client, config.poll.clone(), bus.clone(), state.clone());
         tasks.push(("poller", tokio::spawn(poller.run(shutdown.clone()))));
-        let web_shutdown = shutdown.clone();
-        tasks.push((
-            "web",
-            tokio::spawn(async move {
-                if let Err(e) = web::serve(listener, app, web_shutdown).await {
-                    tracing::error!("side port stopped: {e}");
-                }
-            }),
-        ));
+        let web_addr = if serve_web {
+            let listen = config.web.listen;
+            let listener = TcpListener::bind(listen)
+                .await
+                .map_err(|source| AppError::Listen {
+                    addr: listen,
+                    source,
+                })?;
+            let web_addr = listener.local_addr().map_err(|source| AppError::Listen {
+                addr: listen,
+                source,
+            })?;
+            let ctx = Arc::new(WebContext {
+                state: state.clone(),
+                bus: bus.clone(),
+                store: store.clone(),
+                tools: tools.clone(),
+                token: config.web.token.clone(),
+                operator_token: config.web.operator_token.clone(),
+            });
+            let app = web::router(
+                ctx,
+                config.web.max_body_bytes,
+                &config.web.mcp_allowed_hosts,
+                shutdown.clone(),
+            );
+            let web_shutdown = shutdown.clone();
+            tasks.push((
+                "web",
+                tokio::spawn(async move {
+                    if let Err(e) = web::serve(listener, app, web_shutdown).await {
+                        tracing::error!("side port stopped: {e}");
+                    }
+                }),
+            ));
+            Some(web_addr)
+        } else {
+            None
+        };
         bus.publish(Event::JarvisStarted {
             version: env!("CARGO_PKG_VERSION").to_string(),
             mode: mode.to_string(),
         });
-        tracing::info!(%web_addr, mode, "Jarvis is up");
+        tracing::info!(web_addr = ?web_addr, mode, "Jarvis is up");
         Ok(App {
             web_addr,
             bus,
@@ -126,6 +141,11 @@ impl App {
             tasks,
             writer,
         })
+    }
+
+    /// The side port's address (`None` when started without it).
+    pub fn side_port(&self) -> Option<SocketAddr> {
+        self.web_addr
     }
 
     /// A token that stops the app when cancelled (for signal handlers).

@@ -71,6 +71,7 @@ impl Demo {
                 token: web_token.clone(),
                 operator_token: operator_token.clone(),
                 max_body_bytes: 64 * 1024,
+                mcp_allowed_hosts: crate::config::loopback_hosts(),
             },
             store_path: opts.data_dir.join("jarvis-demo.db"),
             log_level: "info".into(),
@@ -107,7 +108,13 @@ impl Demo {
 
     /// What a new user needs to try it (the side-port token included: it is theirs, made for this run).
     pub fn banner(&self) -> String {
-        let web = format!("http://{}", self.app.web_addr);
+        // The demo always starts the side port; "?" would only show if that ever changed.
+        let addr = self
+            .app
+            .side_port()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "?".into());
+        let web = format!("http://{addr}");
         let token = self.web_token.expose();
         let operator = self.operator_token.expose();
         let pve = self.sim.url();
@@ -122,7 +129,6 @@ impl Demo {
              \n    curl -s --cacert {cert} -X POST -H 'Authorization: PVEAPIToken={DEMO_TOKEN_ID}={secret}' \\\n\
              \x20     {pve}/api2/json/nodes/pve/qemu/113/status/start\n\
              \nCtrl-C stops it.",
-            addr = self.app.web_addr,
             fp = self.sim.identity.fingerprint(),
             cert = self.sim_cert.display(),
         )

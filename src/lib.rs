@@ -4,6 +4,8 @@
 //! - [`bus`], [`state`], [`store`]: the spine every subsystem talks through (events, latest world, SQLite);
 //! - [`cluster`]: the Proxmox VE client, the cluster model, the poller that turns answers into state and events;
 //! - [`sim`]: the demo homelab, a PVE simulator speaking the real API over HTTPS on loopback;
+//! - [`tools`]: the tool registry and its safety gate (tiers, approvals, kill switch, audit);
+//! - [`mcp`]: the registry served over MCP (streamable HTTP on the side port, and stdio);
 //! - [`web`]: the side port (axum): health, REST, WebSocket;
 //! - [`config`]: the one TOML file, validated with file/line/field for every problem;
 //! - [`demo`]: `jarvis demo`, the product against the simulator;
@@ -17,6 +19,7 @@ pub mod bus;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod mcp;
 pub mod secret;
 pub mod sim;
 pub mod state;

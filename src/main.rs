@@ -63,6 +63,12 @@ enum Command {
         #[command(flatten)]
         operator: OperatorArgs,
     },
+    /// Serve the tools over MCP on stdin/stdout (for Claude Desktop and other local agents). Runs without the side
+    /// port, next to a kiosk instance; approvals and the kill switch are shared through the database.
+    Mcp {
+        #[arg(long, default_value = "/etc/jarvis/jarvis.toml")]
+        config: PathBuf,
+    },
     /// Check a config file and list every problem with its line and field.
     CheckConfig { file: PathBuf },
     /// Run a simulator alone.
@@ -193,6 +199,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("token secret  {}", secret.expose());
             shutdown_signal().await;
             sim.stop().await;
+        }
+        Command::Mcp { config } => {
+            let config = Config::load(&config)?;
+            init_logging(&config.log_level);
+            let app = App::start_with(&config, "mcp", false).await?;
+            // Serve once the cluster is known (or known to be unreachable), so the first question gets an answer.
+            let mut world = app.state.subscribe();
+            let first_view =
+                world.wait_for(|w| w.cluster.updated_at_ms > 0 || w.cluster.stale.is_some());
+            let _ = tokio::time::timeout(Duration::from_secs(10), first_view).await;
+            drop(world);
+            let handler = jarvis::mcp::JarvisMcp::new(app.tools.clone(), app.state.clone());
+            let served = rmcp::ServiceExt::serve(handler, rmcp::transport::stdio()).await;
+            match served {
+                Ok(running) => {
+                    tokio::select! {
+                        r = running.waiting() => if let Err(e) = r { tracing::warn!("MCP session ended: {e}") },
+                        _ = shutdown_signal() => {},
+                    }
+                }
+                Err(e) => tracing::error!("MCP over stdio could not start: {e}"),
+            }
+            app.shutdown().await;
         }
         Command::Approve { id, deny, operator } => {
             let body = serde_json::json!({ "approve": !deny });

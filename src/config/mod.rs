@@ -31,6 +31,16 @@ pub struct WebSettings {
     /// client can never approve its own call.
     pub operator_token: Secret,
     pub max_body_bytes: usize,
+    /// Host names (or addresses) the MCP endpoint answers to; loopback only unless listed (DNS-rebinding guard).
+    pub mcp_allowed_hosts: Vec<String>,
+}
+
+/// The default MCP Host allowlist: loopback only.
+pub fn loopback_hosts() -> Vec<String> {
+    ["localhost", "127.0.0.1", "::1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -272,11 +282,14 @@ fn read_web(
         }
     }
     let max_body_bytes = s.int_or("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024) as usize;
+    let mut mcp_allowed_hosts = loopback_hosts();
+    mcp_allowed_hosts.extend(s.string_list("mcp_allowed_hosts").unwrap_or_default());
     Some(WebSettings {
         listen: listen?,
         token: token?,
         operator_token: operator_token?,
         max_body_bytes,
+        mcp_allowed_hosts,
     })
 }
 

@@ -270,6 +270,28 @@ impl<'a> Section<'_, 'a> {
         }
     }
 
+    /// A list of strings, or `None` when absent.
+    pub fn string_list(&mut self, key: &str) -> Option<Vec<String>> {
+        let v = self.raw(key)?;
+        let span = v.span();
+        let items = v.get_ref().as_array().map(|a| {
+            a.iter()
+                .map(|i| i.get_ref().as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        });
+        match items {
+            Some(Some(list)) => Some(list),
+            _ => {
+                self.fail(
+                    key,
+                    Some(span),
+                    "expected a list of strings, e.g. [\"jarvis.lan\"]".into(),
+                );
+                None
+            }
+        }
+    }
+
     /// Every key of the section whose value is a string (for free-form sections like `[wol]`), marked used.
     pub fn string_entries(&mut self) -> Vec<(String, String, Range<usize>)> {
         let Some(table) = &self.table else {

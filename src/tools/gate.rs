@@ -189,6 +189,24 @@ impl<'s> Approvals<'s> {
         })
     }
 
+    /// The pending request for exactly this call by this actor, if any.
+    pub fn find_pending(
+        &self,
+        actor: &str,
+        digest: &str,
+        now_ms: u64,
+    ) -> Result<Option<Approval>, StoreError> {
+        self.store.write(|tx| {
+            sweep(tx, now_ms)?;
+            tx.query_row(
+                &format!("SELECT {COLUMNS} FROM approvals WHERE digest = ?1 AND actor = ?2 AND state = 'pending'"),
+                params![digest, actor],
+                row,
+            )
+            .optional()
+        })
+    }
+
     /// Approvals waiting for a decision, oldest first.
     pub fn pending(&self, now_ms: u64) -> Result<Vec<Approval>, StoreError> {
         self.store.write(|tx| {

@@ -245,6 +245,25 @@ impl Registry {
         Ok(a)
     }
 
+    /// The pending approval for exactly this call by this actor (used when the asking client's own user confirms it,
+    /// through MCP elicitation).
+    pub fn pending_for(
+        &self,
+        actor: &str,
+        tool: &str,
+        args: Value,
+    ) -> Result<Option<Approval>, ToolError> {
+        let t = self
+            .tools
+            .get(tool)
+            .ok_or_else(|| ToolError::UnknownTool(tool.to_string()))?;
+        let prepared = t.prepare(args, &self.ctx.state.get())?;
+        let digest = call_digest(tool, &prepared.canonical);
+        Approvals::new(&self.store)
+            .find_pending(actor, &digest, crate::time::now_ms())
+            .map_err(|e| ToolError::Failed(format!("the approval store failed: {e}")))
+    }
+
     /// Runs `tool` for `actor` through the gate. Every call, refused ones included, is audited.
     pub async fn invoke(&self, actor: &str, tool: &str, args: Value) -> Result<Outcome, ToolError> {
         let started = Instant::now();

@@ -16,6 +16,8 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,8 +39,22 @@ pub struct WebContext {
     pub operator_token: Secret,
 }
 
-pub fn router(ctx: Arc<WebContext>, max_body_bytes: usize) -> Router {
+pub fn router(
+    ctx: Arc<WebContext>,
+    max_body_bytes: usize,
+    mcp_allowed_hosts: &[String],
+    shutdown: CancellationToken,
+) -> Router {
+    let handler = crate::mcp::JarvisMcp::new(ctx.tools.clone(), ctx.state.clone());
+    let mcp = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        LocalSessionManager::default().into(),
+        StreamableHttpServerConfig::default()
+            .with_allowed_hosts(mcp_allowed_hosts.iter().cloned())
+            .with_cancellation_token(shutdown.child_token()),
+    );
     let protected = Router::new()
+        .nest_service("/mcp", mcp)
         .route("/api/v1/cluster", get(api::cluster))
         .route("/api/v1/events", get(api::events))
         .route("/ws", get(ws::upgrade))

@@ -264,7 +264,7 @@ fn kill_9_while_writing_loses_no_committed_event() {
     let mut flip = 0u32;
     while Instant::now() < deadline {
         let vmid = [113, 125, 133][(flip % 3) as usize];
-        let state = if (flip / 3) % 2 == 0 {
+        let state = if (flip / 3).is_multiple_of(2) {
             "running"
         } else {
             "stopped"

@@ -4,6 +4,7 @@
 mod cli; // the binary: check-config, demo, SIGTERM, kill -9 while writing
 mod client; // the PVE client against the simulator, including every fault
 mod contract; // client and simulator against the PVE API schema
+mod mcp; // MCP with the official Python SDK, over streamable HTTP and stdio
 mod poller; // events, staleness, back-off and recovery
 mod tools; // the registry, the safety gate, approvals, kill switch, and the tools themselves
 mod util; // shared helpers

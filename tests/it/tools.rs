@@ -531,7 +531,7 @@ async fn the_side_port_invokes_tools_and_only_the_operator_approves() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = ready(&sim, dir.path()).await;
     let http = util::http();
-    let base = format!("http://{}", app.web_addr);
+    let base = format!("http://{}", app.side_port().expect("side port"));
     let call = |token: &'static str, path: String, body: Value| {
         let http = http.clone();
         async move {

@@ -69,6 +69,7 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
             token: Secret::new(WEB_TOKEN),
             operator_token: Secret::new(OPERATOR_TOKEN),
             max_body_bytes: 4096,
+            mcp_allowed_hosts: jarvis::config::loopback_hosts(),
         },
         store_path: dir.join("jarvis.db"),
         log_level: "info".into(),
@@ -176,4 +177,24 @@ pub fn http_pinned(sim: &Simulator) -> reqwest::Client {
         .no_proxy()
         .build()
         .expect("http client")
+}
+
+/// The Python of the test-peer venv that `scripts/setup` makes (official MCP SDK and friends).
+pub fn peer_python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("JARVIS_PEER_PYTHON") {
+        return p.into();
+    }
+    let cache = std::env::var_os("JARVIS_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/jarvis"))
+        })
+        .expect("HOME or JARVIS_CACHE_DIR");
+    let python = cache.join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup (it makes the test-peer venv)",
+        python.display()
+    );
+    python
 }

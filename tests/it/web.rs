@@ -20,7 +20,7 @@ async fn auth_is_required_everywhere_but_healthz() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = util::app(&sim, dir.path()).await;
     let http = util::http();
-    let base = format!("http://{}", app.web_addr);
+    let base = format!("http://{}", app.side_port().expect("side port"));
     let health = http
         .get(format!("{base}/healthz"))
         .send()
@@ -61,7 +61,8 @@ async fn cluster_and_event_history_are_served() {
     let app = util::app(&sim, dir.path()).await;
     let state = app.state.clone();
     assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
-    let (status, cluster) = util::get_json(app.web_addr, "/api/v1/cluster").await;
+    let (status, cluster) =
+        util::get_json(app.side_port().expect("side port"), "/api/v1/cluster").await;
     assert_eq!(status, 200);
     let names: Vec<&str> = cluster["nodes"]
         .as_array()
@@ -84,7 +85,7 @@ async fn cluster_and_event_history_are_served() {
         .await
     );
     let (status, body) = util::get_json(
-        app.web_addr,
+        app.side_port().expect("side port"),
         &format!("/api/v1/events?since={before}&limit=10"),
     )
     .await;
@@ -104,7 +105,11 @@ async fn cluster_and_event_history_are_served() {
         ),
         (Some("cluster"), Some(133), Some("running"))
     );
-    let (_, latest) = util::get_json(app.web_addr, "/api/v1/events?limit=1").await;
+    let (_, latest) = util::get_json(
+        app.side_port().expect("side port"),
+        "/api/v1/events?limit=1",
+    )
+    .await;
     assert_eq!(latest["events"].as_array().map(Vec::len), Some(1));
     for bad in [
         "/api/v1/events?limit=0",
@@ -112,7 +117,7 @@ async fn cluster_and_event_history_are_served() {
         "/api/v1/events?since=yesterday",
         "/api/v1/events?sinse=1",
     ] {
-        let (status, body) = util::get_json(app.web_addr, bad).await;
+        let (status, body) = util::get_json(app.side_port().expect("side port"), bad).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (400, Some("bad_request")),
@@ -130,7 +135,7 @@ async fn the_websocket_sends_a_snapshot_then_live_events() {
     let app = util::app(&sim, dir.path()).await;
     let state = app.state.clone();
     assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
-    let mut ws = util::ws_connect(app.web_addr).await;
+    let mut ws = util::ws_connect(app.side_port().expect("side port")).await;
     let first = util::ws_next(&mut ws, WAIT).await.expect("snapshot");
     assert_eq!(
         (first["channel"].as_str(), first["type"].as_str()),
@@ -178,14 +183,21 @@ async fn the_websocket_accepts_the_token_as_a_query_parameter() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let app = util::app(&sim, dir.path()).await;
-    let url = format!("ws://{}/ws?access_token={}", app.web_addr, util::WEB_TOKEN);
+    let url = format!(
+        "ws://{}/ws?access_token={}",
+        app.side_port().expect("side port"),
+        util::WEB_TOKEN
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("connects");
     assert!(util::ws_next(&mut ws, WAIT)
         .await
         .is_some_and(|m| m["type"] == "snapshot"));
-    let bad = format!("ws://{}/ws?access_token=nope", app.web_addr);
+    let bad = format!(
+        "ws://{}/ws?access_token=nope",
+        app.side_port().expect("side port")
+    );
     assert!(
         tokio_tungstenite::connect_async(bad).await.is_err(),
         "a wrong token is refused at the handshake"
@@ -203,8 +215,11 @@ async fn a_client_that_never_reads_does_not_slow_the_others() {
     // The stuck client: a tiny receive buffer, and it never reads.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(2048).expect("rcvbuf");
-    let stream = socket.connect(app.web_addr).await.expect("connect");
-    let mut req = format!("ws://{}/ws", app.web_addr)
+    let stream = socket
+        .connect(app.side_port().expect("side port"))
+        .await
+        .expect("connect");
+    let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))
         .into_client_request()
         .expect("request");
     req.headers_mut().insert(
@@ -217,7 +232,7 @@ async fn a_client_that_never_reads_does_not_slow_the_others() {
         .await
         .expect("handshake");
 
-    let mut good = util::ws_connect(app.web_addr).await;
+    let mut good = util::ws_connect(app.side_port().expect("side port")).await;
     assert!(util::ws_next(&mut good, WAIT).await.is_some());
     let big = "x".repeat(64 * 1024);
     for i in 0..300 {
@@ -267,14 +282,18 @@ async fn oversized_bodies_and_unknown_paths_get_clear_errors() {
     let app = util::app(&sim, dir.path()).await;
     let http = util::http();
     let resp = http
-        .post(format!("http://{}/api/v1/cluster", app.web_addr))
+        .post(format!(
+            "http://{}/api/v1/cluster",
+            app.side_port().expect("side port")
+        ))
         .bearer_auth(util::WEB_TOKEN)
         .body(vec![b'a'; 64 * 1024])
         .send()
         .await
         .expect("request");
     assert_eq!(resp.status(), 413);
-    let (status, body) = util::get_json(app.web_addr, "/api/v2/nothing").await;
+    let (status, body) =
+        util::get_json(app.side_port().expect("side port"), "/api/v2/nothing").await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
     app.shutdown().await;
     sim.stop().await;
