@@ -73,6 +73,7 @@ async fn run(samples: usize, interval_ms: u64) {
         store_path: dir.path().join("bench.db"),
         log_level: "warn".into(),
         tools: jarvis::tools::ToolSettings::default(),
+        ssh: None,
     };
     let app = App::start(&config, "bench").await.expect("app");
     let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))

@@ -14,6 +14,8 @@ use crate::bus::{Bus, Event, DEFAULT_CAPACITY};
 use crate::cluster::client::{PveClient, PveError};
 use crate::cluster::poller::Poller;
 use crate::config::Config;
+use crate::ssh::openssh::OpenSsh;
+use crate::ssh::Executor;
 use crate::state::{JarvisStatus, StateHandle, World};
 use crate::store::{Store, StoreError};
 use crate::tools::{Registry, ToolContext};
@@ -55,6 +57,22 @@ impl App {
 
     /// `serve_web: false` runs without the side port (for `jarvis mcp` over stdio next to a kiosk instance).
     pub async fn start_with(config: &Config, mode: &str, serve_web: bool) -> Result<App, AppError> {
+        App::start_full(config, mode, serve_web, None).await
+    }
+
+    /// `executor` replaces the one the `[ssh]` config would give (the demo answers from its simulator).
+    pub async fn start_full(
+        config: &Config,
+        mode: &str,
+        serve_web: bool,
+        executor: Option<Arc<dyn Executor>>,
+    ) -> Result<App, AppError> {
+        let executor = executor.or_else(|| {
+            config
+                .ssh
+                .clone()
+                .map(|s| Arc::new(OpenSsh::new(s)) as Arc<dyn Executor>)
+        });
         let bus = Bus::new(DEFAULT_CAPACITY);
         let state = StateHandle::new(World {
             jarvis: JarvisStatus {
@@ -81,12 +99,22 @@ impl App {
                 bus: bus.clone(),
                 state: state.clone(),
                 settings: Arc::new(config.tools.clone()),
+                executor: executor.clone(),
             },
             store.clone(),
         )?);
         let mut tasks = Vec::new();
         let poller = Poller::new(client, config.poll.clone(), bus.clone(), state.clone());
         tasks.push(("poller", tokio::spawn(poller.run(shutdown.clone()))));
+        if let Some(exec) = executor {
+            let temps = crate::tools::system::temperature_poller(
+                exec,
+                state.clone(),
+                crate::tools::system::TEMPERATURE_EVERY,
+                shutdown.clone(),
+            );
+            tasks.push(("temperatures", tokio::spawn(temps)));
+        }
         let web_addr = if serve_web {
             let listen = config.web.listen;
             let listener = TcpListener::bind(listen)

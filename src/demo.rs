@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::{App, AppError};
@@ -87,7 +88,9 @@ impl Demo {
                     })
                     .collect(),
                 follow_limit: Duration::from_secs(120),
+                docker_host: Some(crate::sim::executor::DOCKER_HOST.to_string()),
             },
+            ssh: None,
         };
         let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
         if let Err(e) = std::fs::create_dir_all(&opts.data_dir)
@@ -95,7 +98,8 @@ impl Demo {
         {
             tracing::warn!("cannot write {}: {e}", sim_cert.display());
         }
-        let app = App::start(&config, "demo").await?;
+        let executor = Arc::new(crate::sim::executor::DemoExecutor::new(sim.shared.clone()));
+        let app = App::start_full(&config, "demo", true, Some(executor)).await?;
         Ok(Demo {
             sim,
             app,

@@ -6,6 +6,7 @@
 //! - [`sim`]: the demo homelab, a PVE simulator speaking the real API over HTTPS on loopback;
 //! - [`tools`]: the tool registry and its safety gate (tiers, approvals, kill switch, audit);
 //! - [`mcp`]: the registry served over MCP (streamable HTTP on the side port, and stdio);
+//! - [`ssh`]: commands on the nodes (system OpenSSH in production, the simulator's executor in the demo);
 //! - [`web`]: the side port (axum): health, REST, WebSocket;
 //! - [`config`]: the one TOML file, validated with file/line/field for every problem;
 //! - [`demo`]: `jarvis demo`, the product against the simulator;
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod mcp;
 pub mod secret;
 pub mod sim;
+pub mod ssh;
 pub mod state;
 pub mod store;
 pub mod time;

@@ -153,13 +153,19 @@ impl Poller {
         self.failures = 0;
         self.refresh_slow(&resources).await;
         let old = self.state.get().cluster.clone();
-        let new = build(
+        let mut new = build(
             &resources,
             &self.details,
             self.quorate,
             self.version.clone(),
             now_ms(),
         );
+        // Temperatures come from SSH, not PVE: keep the last readings.
+        for n in new.nodes.iter_mut() {
+            if let Some(o) = old.node(&n.name) {
+                n.temperatures = o.temperatures.clone();
+            }
+        }
         let events = diff(&old, &new, &self.settings.thresholds, &mut self.memory);
         // State first, then events: a subscriber that reads the state on an event sees what the event says.
         self.state.update(|w| w.cluster = new);

@@ -14,6 +14,7 @@ use crate::cluster::client::{ApiToken, PveEndpoint};
 use crate::cluster::diff::Thresholds;
 use crate::cluster::poller::PollSettings;
 use crate::secret::Secret;
+use crate::ssh::openssh::{SshHost, SshSettings};
 use crate::tls::{Fingerprint, Trust};
 use crate::tools::{power::parse_mac, ToolSettings, WolTarget};
 use reader::{Problem, Reader, Section};
@@ -51,6 +52,8 @@ pub struct Config {
     pub store_path: PathBuf,
     pub log_level: String,
     pub tools: ToolSettings,
+    /// Commands on the nodes over SSH (`None` without an `[ssh]` section).
+    pub ssh: Option<SshSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,10 @@ impl Config {
             Duration::from_millis(s.int_or("follow_limit_ms", 120_000, 1_000, 3_600_000))
         });
         let wol = r.section("wol", read_wol);
+        let has_ssh = src.lines().any(|l| l.trim() == "[ssh]");
+        let ssh = r.section("ssh", |s| has_ssh.then(|| read_ssh(s, base)));
+        let hosts = r.section("ssh_hosts", read_hosts);
+        let docker_host = r.section("docker", |s| s.string("host").map(|(h, _)| h));
         let store_path = r.section("store", |s| {
             s.string("path")
                 .map(|(p, _)| PathBuf::from(p))
@@ -120,7 +127,12 @@ impl Config {
                 web,
                 store_path,
                 log_level,
-                tools: ToolSettings { wol, follow_limit },
+                tools: ToolSettings {
+                    wol,
+                    follow_limit,
+                    docker_host,
+                },
+                ssh: ssh.map(|s| SshSettings { hosts, ..s }),
             }),
             _ => Err(ConfigError::Invalid {
                 path: name.to_string(),
@@ -291,6 +303,50 @@ fn read_web(
         max_body_bytes,
         mcp_allowed_hosts,
     })
+}
+
+fn read_ssh(s: &mut Section<'_, '_>, base: &Path) -> SshSettings {
+    let path = |s: &mut Section<'_, '_>, key: &str, default: &str| {
+        s.string(key)
+            .map(|(p, _)| resolve(base, &p))
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    SshSettings {
+        user: s
+            .string("user")
+            .map(|(u, _)| u)
+            .unwrap_or_else(|| "root".into()),
+        key_file: path(s, "key_file", "/etc/jarvis/secrets/id_ed25519"),
+        known_hosts: path(s, "known_hosts", "/etc/jarvis/known_hosts"),
+        trust_on_first_use: s.bool_or("trust_on_first_use", false),
+        timeout: Duration::from_millis(s.int_or("timeout_ms", 15_000, 500, 600_000)),
+        max_output_bytes: s.int_or("max_output_bytes", 256 * 1024, 1024, 16 * 1024 * 1024) as usize,
+        control_dir: path(s, "control_dir", "/run/jarvis/ssh"),
+        hosts: Default::default(),
+    }
+}
+
+/// `name = "address"` or `name = "address:port"`.
+fn read_hosts(s: &mut Section<'_, '_>) -> std::collections::BTreeMap<String, SshHost> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, value, span) in s.string_entries() {
+        let (address, port) = match value.rsplit_once(':') {
+            Some((a, p)) if !a.contains(':') || a.starts_with('[') => match p.parse::<u16>() {
+                Ok(port) => (a.trim_matches(['[', ']']).to_string(), port),
+                Err(_) => {
+                    s.fail(
+                        &name,
+                        Some(span),
+                        format!("`{value}`: the port is not a number"),
+                    );
+                    continue;
+                }
+            },
+            _ => (value.clone(), 22),
+        };
+        out.insert(name, SshHost { address, port });
+    }
+    out
 }
 
 /// `node = "AA:BB:CC:DD:EE:FF"` (sent to 255.255.255.255:9) or `node = "AA:BB:CC:DD:EE:FF 192.168.1.255:9"`.

@@ -8,6 +8,7 @@
 //! - this file: the TLS listener and the [`Simulator`] handle.
 
 pub mod api;
+pub mod executor;
 pub mod homelab;
 pub mod model;
 

@@ -11,9 +11,11 @@
 //! - families: [`cluster`] (read), [`power`] (guest power, node reboot, wake-on-LAN), [`snapshots`].
 
 pub mod cluster;
+pub mod docker;
 pub mod gate;
 pub mod power;
 pub mod snapshots;
+pub mod system;
 pub mod typed;
 
 use std::collections::BTreeMap;
@@ -111,6 +113,8 @@ pub struct ToolContext {
     pub bus: Bus,
     pub state: StateHandle,
     pub settings: Arc<ToolSettings>,
+    /// Runs commands on the nodes (`None` when SSH is not configured).
+    pub executor: Option<Arc<dyn crate::ssh::Executor>>,
 }
 
 /// Settings the tools need from the config.
@@ -120,6 +124,8 @@ pub struct ToolSettings {
     pub wol: Vec<WolTarget>,
     /// How long a power action is followed before the tool returns.
     pub follow_limit: Duration,
+    /// The `[ssh_hosts]` name of the Docker VM.
+    pub docker_host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +141,10 @@ pub trait Tool: Send + Sync {
     /// Written for an LLM: what it does, when to use it, what it returns.
     fn description(&self) -> &str;
     fn tier(&self) -> Tier;
+    /// The tier of one call (a tool whose tier depends on its arguments lists its highest).
+    fn tier_for(&self, _canonical: &Value) -> Tier {
+        self.tier()
+    }
     /// JSON Schema of the arguments object.
     fn schema(&self) -> &Value;
     /// Validates and canonicalises the arguments; the summary says exactly what will happen.
@@ -160,6 +170,8 @@ pub fn families(r: &mut Registry) {
     cluster::register(r);
     power::register(r);
     snapshots::register(r);
+    system::register(r);
+    docker::register(r);
 }
 
 pub struct Registry {
@@ -339,10 +351,12 @@ impl Registry {
             Err(e) => return (tier, String::new(), Err(e)),
         };
         let digest = call_digest(name, &prepared.canonical);
-        if tool.tier() >= Tier::Routine && self.kill_switch() {
+        let call_tier = tool.tier_for(&prepared.canonical);
+        let tier = Some(call_tier);
+        if call_tier >= Tier::Routine && self.kill_switch() {
             return (tier, digest, Err(ToolError::KillSwitch));
         }
-        if tool.tier() == Tier::Confirm {
+        if call_tier == Tier::Confirm {
             let now = crate::time::now_ms();
             let approvals = Approvals::new(&self.store);
             let store_err =

@@ -24,6 +24,7 @@ pub struct TypedTool<A> {
     schema: Value,
     summary: Summary<A>,
     check: Option<Check<A>>,
+    tier_of: Option<fn(&A) -> Tier>,
     run: Runner<A>,
     _args: PhantomData<fn() -> A>,
 }
@@ -52,9 +53,16 @@ impl<A: DeserializeOwned + Serialize + JsonSchema + Send + 'static> TypedTool<A>
             schema,
             summary,
             check: None,
+            tier_of: None,
             run,
             _args: PhantomData,
         }
+    }
+
+    /// Makes the tier depend on the arguments (at most the listed tier).
+    pub fn with_tier(mut self, tier_of: fn(&A) -> Tier) -> Self {
+        self.tier_of = Some(tier_of);
+        self
     }
 
     /// Adds a check of the arguments against the world, run before an approval is asked or the tool runs.
@@ -108,6 +116,13 @@ impl<A: DeserializeOwned + Serialize + JsonSchema + Send + 'static> Tool for Typ
 
     fn schema(&self) -> &Value {
         &self.schema
+    }
+
+    fn tier_for(&self, canonical: &Value) -> Tier {
+        match (self.tier_of, self.parse(canonical.clone())) {
+            (Some(f), Ok(a)) => f(&a).min(self.tier),
+            _ => self.tier,
+        }
     }
 
     fn prepare(&self, args: Value, world: &World) -> Result<Prepared, ToolError> {

@@ -6,6 +6,7 @@ mod client; // the PVE client against the simulator, including every fault
 mod contract; // client and simulator against the PVE API schema
 mod mcp; // MCP with the official Python SDK, over streamable HTTP and stdio
 mod poller; // events, staleness, back-off and recovery
+mod ssh; // SSH against a real sshd: commands, host keys, timeouts, temperatures
 mod tools; // the registry, the safety gate, approvals, kill switch, and the tools themselves
 mod util; // shared helpers
 mod web; // side port: auth, REST, WebSocket, slow clients, body limits

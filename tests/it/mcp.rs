@@ -34,7 +34,7 @@ fn check_common(out: &Value) {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(names.len() >= 20, "{names:?}");
+    assert!(names.len() >= 24, "{names:?}");
     assert!(names.contains(&"stop_guest") && names.contains(&"cluster_status"));
     assert!(out["stop_description"]
         .as_str()

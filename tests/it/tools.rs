@@ -46,12 +46,12 @@ fn pending(o: Result<Outcome, ToolError>) -> jarvis::tools::gate::Approval {
 }
 
 #[tokio::test]
-async fn at_least_twenty_tools_are_listed_and_tier_two_says_so() {
+async fn at_least_twenty_four_tools_are_listed_and_tier_two_says_so() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let app = ready(&sim, dir.path()).await;
     let tools = app.tools.list();
-    assert!(tools.len() >= 20, "{} tools", tools.len());
+    assert!(tools.len() >= 24, "{} tools", tools.len());
     for t in &tools {
         assert!(t.tier <= 2);
         assert_eq!(t.input_schema["type"], "object", "{}", t.name);
@@ -299,7 +299,9 @@ async fn approvals_expire() {
         settings: Arc::new(jarvis::tools::ToolSettings {
             wol: vec![],
             follow_limit: WAIT,
+            docker_host: None,
         }),
+        executor: None,
     };
     let mut reg = Registry::with_all_tools(ctx, store).expect("registry");
     reg.set_approval_ttl(Duration::from_millis(300));
@@ -636,6 +638,96 @@ async fn the_side_port_invokes_tools_and_only_the_operator_approves() {
         "only the operator releases it"
     );
     assert_eq!(put(util::OPERATOR_TOKEN, false).await, 200);
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn docker_and_commands_work_in_the_demo_homelab() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exec = Arc::new(jarvis::sim::executor::DemoExecutor::new(sim.shared.clone()));
+    let app = App::start_full(&util::config(&sim, dir.path()), "test", true, Some(exec))
+        .await
+        .expect("app");
+    let state = app.state.clone();
+    assert!(
+        util::eventually(WAIT, || state
+            .get()
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| !n.temperatures.is_empty())
+            .count()
+            == 4)
+        .await,
+        "the demo shows temperatures"
+    );
+    let t = &app.tools;
+    let list = done(t.invoke("agent", "docker_list", json!({})).await);
+    let names: Vec<&str> = list["containers"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"grafana") && names.contains(&"traefik"),
+        "{names:?}"
+    );
+    let logs = done(
+        t.invoke(
+            "agent",
+            "docker_logs",
+            json!({"name": "grafana", "lines": 5}),
+        )
+        .await,
+    );
+    assert_eq!(logs["output"].as_str().map(|o| o.lines().count()), Some(5));
+    done(
+        t.invoke("agent", "docker_restart", json!({"name": "grafana"}))
+            .await,
+    );
+    let p = pending(
+        t.invoke("agent", "docker_stop", json!({"name": "grafana"}))
+            .await,
+    );
+    assert_eq!(p.summary, "Stop container grafana on the Docker VM");
+    t.decide(&p.id, true).expect("approve");
+    done(
+        t.invoke("agent", "docker_stop", json!({"name": "grafana"}))
+            .await,
+    );
+    let list = done(t.invoke("agent", "docker_list", json!({})).await);
+    let grafana = list["containers"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "grafana"))
+        .cloned()
+        .expect("grafana");
+    assert_eq!(grafana["state"], "exited");
+    match t
+        .invoke("agent", "docker_restart", json!({"name": "a;reboot"}))
+        .await
+    {
+        Err(ToolError::InvalidArguments { field, .. }) => assert_eq!(field, "name"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(t.invoke("agent", "docker_logs", json!({"name": "nope"})).await, Err(ToolError::Failed(m)) if m.contains("No such container"))
+    );
+    let up = done(
+        t.invoke(
+            "agent",
+            "run_command",
+            json!({"host": "agent1", "command": "uptime"}),
+        )
+        .await,
+    );
+    assert!(up["stdout"]
+        .as_str()
+        .is_some_and(|s| s.contains("load average")));
+    let temps = done(t.invoke("agent", "node_temperatures", json!({})).await);
+    assert_eq!(temps.as_object().map(|o| o.len()), Some(4));
     app.shutdown().await;
     sim.stop().await;
 }

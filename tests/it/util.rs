@@ -76,7 +76,9 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
         tools: jarvis::tools::ToolSettings {
             wol: Vec::new(),
             follow_limit: Duration::from_secs(20),
+            docker_host: Some(jarvis::sim::executor::DOCKER_HOST.to_string()),
         },
+        ssh: None,
     }
 }
 

@@ -1,0 +1,223 @@
+//! MCP `tools/call` on a tier-0 tool served from state: Jarvis (rmcp, on the side port) against a Python MCP server
+//! (official SDK, `MCPServer`) exposing a tool of the same shape, driven by the same client in the same run: a
+//! small Rust client speaking streamable HTTP (2025-11-25 sessions) over keep-alive connections.
+//! Latency: sequential calls, p50/p99. Throughput: 8 concurrent callers for a fixed time.
+//! Run: `cargo bench --bench mcp` (needs the test-peer venv from scripts/setup). Results: docs/BENCHMARKS.md.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jarvis::app::App;
+use jarvis::cluster::client::{ApiToken, PveEndpoint};
+use jarvis::config::{Config, WebSettings};
+use jarvis::secret::Secret;
+use jarvis::sim::{SimOptions, Simulator, DEMO_TOKEN_ID};
+use jarvis::tls::Trust;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+const LATENCY_CALLS: usize = 2000;
+const THROUGHPUT_SECS: u64 = 5;
+const CONCURRENCY: usize = 8;
+
+struct Target {
+    name: &'static str,
+    url: String,
+    token: Option<&'static str>,
+}
+
+/// One MCP session: initialize, then `tools/call` as often as asked.
+#[derive(Clone)]
+struct Session {
+    http: reqwest::Client,
+    url: String,
+    token: Option<&'static str>,
+    id: String,
+}
+
+impl Session {
+    async fn open(t: &Target) -> Session {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client");
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
+        let mut req = http
+            .post(&t.url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&init);
+        if let Some(tok) = t.token {
+            req = req.bearer_auth(tok);
+        }
+        let resp = req.send().await.expect("initialize");
+        let id = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("session id")
+            .to_string();
+        let _ = resp.text().await;
+        let s = Session {
+            http,
+            url: t.url.clone(),
+            token: t.token,
+            id,
+        };
+        s.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        s
+    }
+
+    async fn post(&self, body: Value) -> String {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &self.id)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body);
+        if let Some(tok) = self.token {
+            req = req.bearer_auth(tok);
+        }
+        req.send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body")
+    }
+
+    async fn call(&self, n: u64) -> usize {
+        let body = self
+            .post(json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": "cluster_status", "arguments": {}}}))
+            .await;
+        assert!(
+            body.contains("\"result\"") && !body.contains("\"isError\":true"),
+            "bad answer: {body}"
+        );
+        body.len()
+    }
+}
+
+async fn measure(t: &Target) -> (f64, f64, f64, usize) {
+    let s = Session::open(t).await;
+    let bytes = s.call(0).await;
+    for i in 0..100 {
+        s.call(i).await;
+    }
+    let mut lat = Vec::with_capacity(LATENCY_CALLS);
+    for i in 0..LATENCY_CALLS {
+        let t0 = Instant::now();
+        s.call(i as u64).await;
+        lat.push(t0.elapsed());
+    }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(THROUGHPUT_SECS);
+    let mut workers = Vec::new();
+    for w in 0..CONCURRENCY {
+        let s = Session::open(t).await;
+        let done = done.clone();
+        workers.push(tokio::spawn(async move {
+            let mut n = w as u64 * 1_000_000;
+            while Instant::now() < deadline {
+                s.call(n).await;
+                n += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let rate = done.load(Ordering::Relaxed) as f64 / THROUGHPUT_SECS as f64;
+    (pct(0.5), pct(0.99), rate, bytes)
+}
+
+fn python() -> std::path::PathBuf {
+    let cache = std::env::var_os("JARVIS_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/jarvis"))
+        })
+        .expect("HOME");
+    cache.join("venv/bin/python")
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        jarvis::tls::install_crypto_provider();
+        let sim = Simulator::start(SimOptions::loopback("bench-secret")).await.expect("sim");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            pve: PveEndpoint {
+                url: sim.url(),
+                token: ApiToken { id: DEMO_TOKEN_ID.into(), secret: Secret::new("bench-secret") },
+                trust: Trust::Pinned(sim.identity.fingerprint()),
+                timeout: Duration::from_secs(5),
+            },
+            poll: Default::default(),
+            web: WebSettings {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                token: Secret::new(TOKEN),
+                operator_token: Secret::new("bench-operator-0123456789abcdef"),
+                max_body_bytes: 65536,
+                mcp_allowed_hosts: jarvis::config::loopback_hosts(),
+            },
+            store_path: dir.path().join("bench.db"),
+            log_level: "warn".into(),
+            tools: Default::default(),
+            ssh: None,
+        };
+        let app = App::start(&config, "bench").await.expect("app");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The same payload for the Python tool.
+        let payload = match app.tools.invoke("bench", "cluster_status", json!({})).await {
+            Ok(jarvis::tools::Outcome::Done { result }) => serde_json::to_string_pretty(&result).expect("json"),
+            other => panic!("cluster_status: {other:?}"),
+        };
+        let payload_file = dir.path().join("payload.json");
+        std::fs::write(&payload_file, &payload).expect("write");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let mut py: Child = Command::new(python())
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/py_mcp_server.py"))
+            .arg(port.to_string())
+            .arg(&payload_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python MCP server (run scripts/setup first)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let targets = [
+            Target { name: "jarvis (rmcp)", url: format!("http://{}/mcp", app.side_port().expect("side port")), token: Some(TOKEN) },
+            Target { name: "python MCPServer", url: format!("http://127.0.0.1:{port}/mcp"), token: None },
+        ];
+        let mut rates = Vec::new();
+        for t in &targets {
+            let (p50, p99, rate, bytes) = measure(t).await;
+            println!("{:<18} tools/call cluster_status ({bytes} B answer): p50 {p50:.3} ms, p99 {p99:.3} ms, {rate:.0} calls/s with {CONCURRENCY} callers", t.name);
+            rates.push(rate);
+        }
+        println!("throughput ratio jarvis/python: {:.1}x", rates[0] / rates[1]);
+        let _ = py.kill();
+        let _ = py.wait();
+        app.shutdown().await;
+        sim.stop().await;
+    });
+}

@@ -1,0 +1,265 @@
+//! The production [`Executor`]: the system `ssh` client in batch mode with Jarvis's own key and known_hosts,
+//! strict host-key checking (`accept-new` only when trust-on-first-use is configured), a reused master connection
+//! per host (ControlMaster), a per-command timeout that kills the session, an output cap, and output streamed as it
+//! arrives.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use super::{CommandOutput, Executor, SshError};
+
+/// Where a named host is reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshHost {
+    pub address: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    pub user: String,
+    pub key_file: PathBuf,
+    pub known_hosts: PathBuf,
+    /// Accept and remember an unknown host's key the first time (never a changed one).
+    pub trust_on_first_use: bool,
+    pub timeout: Duration,
+    pub max_output_bytes: usize,
+    /// Directory for the master-connection sockets.
+    pub control_dir: PathBuf,
+    /// Names (nodes, the Docker VM) → addresses.
+    pub hosts: BTreeMap<String, SshHost>,
+}
+
+pub struct OpenSsh {
+    settings: Arc<SshSettings>,
+}
+
+impl OpenSsh {
+    pub fn new(settings: SshSettings) -> OpenSsh {
+        OpenSsh {
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+impl Executor for OpenSsh {
+    fn run(
+        &self,
+        host: &str,
+        command: &str,
+        live: Option<mpsc::Sender<String>>,
+    ) -> BoxFuture<'static, Result<CommandOutput, SshError>> {
+        let settings = self.settings.clone();
+        let name = host.to_string();
+        let command = command.to_string();
+        Box::pin(async move { run(&settings, &name, &command, live).await })
+    }
+}
+
+fn ssh_command(s: &SshSettings, name: &str, target: &SshHost, command: &str) -> Command {
+    let mut c = Command::new("ssh");
+    let checking = if s.trust_on_first_use {
+        "accept-new"
+    } else {
+        "yes"
+    };
+    // A reused master connection skips host-key checking, so the socket is tied to the trust settings too (a
+    // different known_hosts never reuses it). Short names: Unix socket paths are limited to ~100 bytes.
+    let trust = {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(
+            format!("{}|{}", s.known_hosts.display(), s.trust_on_first_use).as_bytes(),
+        );
+        hex::encode(&h[..4])
+    };
+    let control = s.control_dir.join(format!(
+        "%C-{trust}-{}",
+        name.chars().take(8).collect::<String>()
+    ));
+    c.arg("-F")
+        .arg("/dev/null")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PasswordAuthentication=no",
+        ])
+        .arg("-o")
+        .arg(format!("StrictHostKeyChecking={checking}"))
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", s.known_hosts.display()))
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            "ControlPersist=60",
+        ])
+        .arg("-o")
+        .arg(format!("ControlPath={}", control.display()))
+        .arg("-o")
+        .arg(format!(
+            "ConnectTimeout={}",
+            s.timeout.as_secs().clamp(1, 30)
+        ))
+        .args(["-o", "ServerAliveInterval=10", "-o", "LogLevel=ERROR"])
+        .arg("-i")
+        .arg(&s.key_file)
+        .arg("-p")
+        .arg(target.port.to_string())
+        .arg("-l")
+        .arg(&s.user)
+        .arg(&target.address)
+        .arg("--")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+async fn run(
+    s: &SshSettings,
+    name: &str,
+    command: &str,
+    live: Option<mpsc::Sender<String>>,
+) -> Result<CommandOutput, SshError> {
+    let target = s
+        .hosts
+        .get(name)
+        .ok_or_else(|| SshError::UnknownHost(name.to_string()))?;
+    std::fs::create_dir_all(&s.control_dir)
+        .map_err(|e| SshError::Spawn(format!("{}: {e}", s.control_dir.display())))?;
+    let started = Instant::now();
+    let mut child = ssh_command(s, name, target, command)
+        .spawn()
+        .map_err(|e| SshError::Spawn(e.to_string()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| SshError::Spawn("no stdout".into()))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| SshError::Spawn("no stderr".into()))?;
+    let cap = s.max_output_bytes;
+    let work = async {
+        let (out, err) = tokio::join!(
+            read_capped(stdout, cap, live),
+            read_capped(stderr, cap, None)
+        );
+        let status = child.wait().await;
+        (out, err, status)
+    };
+    let (out, err, status) = match tokio::time::timeout(s.timeout, work).await {
+        Ok(r) => r,
+        Err(_) => {
+            return Err(SshError::Timeout {
+                host: name.to_string(),
+                command: command.to_string(),
+                after_ms: s.timeout.as_millis() as u64,
+            });
+        }
+    };
+    let (stdout, out_cut) = out;
+    let (stderr, err_cut) = err;
+    let code = status
+        .map_err(|e| SshError::Spawn(e.to_string()))?
+        .code()
+        .unwrap_or(-1);
+    if code == 255 {
+        return Err(classify(name, &stderr));
+    }
+    Ok(CommandOutput {
+        exit_code: code,
+        stdout,
+        stderr,
+        truncated: out_cut || err_cut,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Reads up to `cap` bytes (the rest is drained and dropped), forwarding chunks to `live`.
+async fn read_capped(
+    mut r: impl AsyncRead + Unpin,
+    cap: usize,
+    live: Option<mpsc::Sender<String>>,
+) -> (String, bool) {
+    let mut kept = Vec::new();
+    let mut cut = false;
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Some(tx) = &live {
+                    let _ = tx.try_send(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+                let room = cap.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+                cut |= n > room;
+            }
+        }
+    }
+    (String::from_utf8_lossy(&kept).into_owned(), cut)
+}
+
+/// ssh exits 255 for its own failures; its message says which.
+fn classify(host: &str, stderr: &str) -> SshError {
+    let msg = stderr.trim().to_string();
+    let lower = msg.to_lowercase();
+    if lower.contains("host key verification failed")
+        || lower.contains("remote host identification has changed")
+    {
+        SshError::HostKeyMismatch {
+            host: host.to_string(),
+        }
+    } else if lower.contains("permission denied") {
+        SshError::AuthRefused {
+            host: host.to_string(),
+            message: msg,
+        }
+    } else {
+        SshError::HostDown {
+            host: host.to_string(),
+            message: if msg.is_empty() {
+                "ssh failed".into()
+            } else {
+                msg
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_failures_are_classified() {
+        assert!(matches!(
+            classify("pve", "Host key verification failed."),
+            SshError::HostKeyMismatch { .. }
+        ));
+        assert!(matches!(
+            classify("pve", "root@x: Permission denied (publickey)."),
+            SshError::AuthRefused { .. }
+        ));
+        assert!(matches!(
+            classify("pve", "ssh: connect to host x port 22: Connection refused"),
+            SshError::HostDown { .. }
+        ));
+    }
+}
