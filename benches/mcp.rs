@@ -1,24 +1,17 @@
-//! MCP `tools/call` on a tier-0 tool served from state: Jarvis (rmcp, on the side port) against a Python MCP server
+//! MCP `tools/call` on a tier-0 tool served from state: Jarvis (`jarvis demo`, rmcp on the side port, its own
+//! process) against a Python MCP server
 //! (official SDK, `MCPServer`) exposing a tool of the same shape, driven by the same client in the same run: a
 //! small Rust client speaking streamable HTTP (2025-11-25 sessions) over keep-alive connections.
 //! Latency: sequential calls, p50/p99. Throughput: 8 concurrent callers for a fixed time.
 //! Run: `cargo bench --bench mcp` (needs the test-peer venv from scripts/setup). Results: docs/BENCHMARKS.md.
 
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jarvis::app::App;
-use jarvis::cluster::client::{ApiToken, PveEndpoint};
-use jarvis::config::{Config, WebSettings};
-use jarvis::secret::Secret;
-use jarvis::sim::{SimOptions, Simulator, DEMO_TOKEN_ID};
-use jarvis::tls::Trust;
 use serde_json::{json, Value};
 
-const TOKEN: &str = "bench-token-0123456789abcdef";
 const LATENCY_CALLS: usize = 2000;
 const THROUGHPUT_SECS: u64 = 5;
 const CONCURRENCY: usize = 8;
@@ -110,6 +103,7 @@ async fn measure(t: &Target) -> (f64, f64, f64, usize) {
     for i in 0..100 {
         s.call(i).await;
     }
+    eprintln!("{}: warmed up", t.name);
     let mut lat = Vec::with_capacity(LATENCY_CALLS);
     for i in 0..LATENCY_CALLS {
         let t0 = Instant::now();
@@ -118,6 +112,7 @@ async fn measure(t: &Target) -> (f64, f64, f64, usize) {
     }
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
+    eprintln!("{}: latency measured", t.name);
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(THROUGHPUT_SECS);
     let mut workers = Vec::new();
@@ -150,43 +145,54 @@ fn python() -> std::path::PathBuf {
     cache.join("venv/bin/python")
 }
 
+/// Starts the release `jarvis demo` as its own process; returns it, its side port and token.
+fn start_jarvis(data: &std::path::Path) -> (Child, String, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jarvis"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("jarvis demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let (mut web, mut token) = (None, None);
+    for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["side", "port", url] => web = Some(url.to_string()),
+            ["token", t] => token = Some(t.to_string()),
+            _ => {}
+        }
+        if line.contains("Ctrl-C") {
+            break;
+        }
+    }
+    (child, web.expect("side port in the banner"), token.expect("token in the banner"))
+}
+
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
         jarvis::tls::install_crypto_provider();
-        let sim = Simulator::start(SimOptions::loopback("bench-secret")).await.expect("sim");
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = Config {
-            pve: PveEndpoint {
-                url: sim.url(),
-                token: ApiToken { id: DEMO_TOKEN_ID.into(), secret: Secret::new("bench-secret") },
-                trust: Trust::Pinned(sim.identity.fingerprint()),
-                timeout: Duration::from_secs(5),
-            },
-            poll: Default::default(),
-            web: WebSettings {
-                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                token: Secret::new(TOKEN),
-                operator_token: Secret::new("bench-operator-0123456789abcdef"),
-                max_body_bytes: 65536,
-                mcp_allowed_hosts: jarvis::config::loopback_hosts(),
-            },
-            store_path: dir.path().join("bench.db"),
-            log_level: "warn".into(),
-            tools: Default::default(),
-            ssh: None,
-        };
-        let app = App::start(&config, "bench").await.expect("app");
+        let (mut jarvis_proc, web, token) = start_jarvis(dir.path());
+        let token: &'static str = Box::leak(token.into_boxed_str());
         tokio::time::sleep(Duration::from_secs(2)).await;
-        // The same payload for the Python tool.
-        let payload = match app.tools.invoke("bench", "cluster_status", json!({})).await {
-            Ok(jarvis::tools::Outcome::Done { result }) => serde_json::to_string_pretty(&result).expect("json"),
-            other => panic!("cluster_status: {other:?}"),
-        };
+        // The same payload for the Python tool: Jarvis's own answer.
+        let http = reqwest::Client::builder().no_proxy().build().expect("client");
+        let answer: Value = http
+            .post(format!("{web}/api/v1/tools/cluster_status"))
+            .bearer_auth(token)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("cluster_status")
+            .json()
+            .await
+            .expect("json");
+        let payload = serde_json::to_string_pretty(&answer["result"]).expect("json");
         let payload_file = dir.path().join("payload.json");
         std::fs::write(&payload_file, &payload).expect("write");
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
@@ -205,7 +211,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let targets = [
-            Target { name: "jarvis (rmcp)", url: format!("http://{}/mcp", app.side_port().expect("side port")), token: Some(TOKEN) },
+            Target { name: "jarvis (rmcp)", url: format!("{web}/mcp"), token: Some(token) },
             Target { name: "python MCPServer", url: format!("http://127.0.0.1:{port}/mcp"), token: None },
         ];
         let mut rates = Vec::new();
@@ -217,7 +223,7 @@ fn main() {
         println!("throughput ratio jarvis/python: {:.1}x", rates[0] / rates[1]);
         let _ = py.kill();
         let _ = py.wait();
-        app.shutdown().await;
-        sim.stop().await;
+        let _ = jarvis_proc.kill();
+        let _ = jarvis_proc.wait();
     });
 }
