@@ -158,7 +158,10 @@ fn start_jarvis(data: &std::path::Path) -> (Child, String, String) {
         .expect("jarvis demo");
     let stdout = child.stdout.take().expect("stdout");
     let (mut web, mut token) = (None, None);
-    for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+    for line in std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+    {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["side", "port", url] => web = Some(url.to_string()),
@@ -169,11 +172,19 @@ fn start_jarvis(data: &std::path::Path) -> (Child, String, String) {
             break;
         }
     }
-    (child, web.expect("side port in the banner"), token.expect("token in the banner"))
+    (
+        child,
+        web.expect("side port in the banner"),
+        token.expect("token in the banner"),
+    )
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         jarvis::tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");

@@ -89,6 +89,11 @@ impl Demo {
                     .collect(),
                 follow_limit: Duration::from_secs(120),
                 docker_host: Some(crate::sim::executor::DOCKER_HOST.to_string()),
+                files: crate::files::FileSettings {
+                    download_dir: opts.data_dir.join("downloads"),
+                    roots: vec![opts.data_dir.clone()],
+                    ..Default::default()
+                },
             },
             ssh: None,
         };

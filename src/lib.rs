@@ -6,6 +6,7 @@
 //! - [`sim`]: the demo homelab, a PVE simulator speaking the real API over HTTPS on loopback;
 //! - [`tools`]: the tool registry and its safety gate (tiers, approvals, kill switch, audit);
 //! - [`mcp`]: the registry served over MCP (streamable HTTP on the side port, and stdio);
+//! - [`files`]: SSRF-guarded downloads and file access below allowlisted roots;
 //! - [`ssh`]: commands on the nodes (system OpenSSH in production, the simulator's executor in the demo);
 //! - [`web`]: the side port (axum): health, REST, WebSocket;
 //! - [`config`]: the one TOML file, validated with file/line/field for every problem;
@@ -20,6 +21,7 @@ pub mod bus;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod files;
 pub mod mcp;
 pub mod secret;
 pub mod sim;

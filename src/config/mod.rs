@@ -100,6 +100,7 @@ impl Config {
         let ssh = r.section("ssh", |s| has_ssh.then(|| read_ssh(s, base)));
         let hosts = r.section("ssh_hosts", read_hosts);
         let docker_host = r.section("docker", |s| s.string("host").map(|(h, _)| h));
+        let files = r.section("files", |s| read_files(s, base));
         let store_path = r.section("store", |s| {
             s.string("path")
                 .map(|(p, _)| PathBuf::from(p))
@@ -131,6 +132,7 @@ impl Config {
                     wol,
                     follow_limit,
                     docker_host,
+                    files,
                 },
                 ssh: ssh.map(|s| SshSettings { hosts, ..s }),
             }),
@@ -303,6 +305,32 @@ fn read_web(
         max_body_bytes,
         mcp_allowed_hosts,
     })
+}
+
+fn read_files(s: &mut Section<'_, '_>, base: &Path) -> crate::files::FileSettings {
+    let d = crate::files::FileSettings::default();
+    crate::files::FileSettings {
+        download_dir: s
+            .string("download_dir")
+            .map(|(p, _)| resolve(base, &p))
+            .unwrap_or(d.download_dir),
+        max_download_bytes: s.int_or("max_download_bytes", d.max_download_bytes, 1024, 1 << 40),
+        download_timeout: Duration::from_millis(s.int_or(
+            "download_timeout_ms",
+            d.download_timeout.as_millis() as u64,
+            1000,
+            86_400_000,
+        )),
+        allow_hosts: s.string_list("allow_hosts").unwrap_or_default(),
+        roots: s
+            .string_list("roots")
+            .unwrap_or_default()
+            .iter()
+            .map(|r| resolve(base, r))
+            .collect(),
+        max_read_bytes: s.int_or("max_read_bytes", d.max_read_bytes as u64, 1024, 64 << 20)
+            as usize,
+    }
 }
 
 fn read_ssh(s: &mut Section<'_, '_>, base: &Path) -> SshSettings {

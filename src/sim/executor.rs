@@ -181,4 +181,27 @@ impl Executor for DemoExecutor {
             })
         })
     }
+
+    fn copy(
+        &self,
+        from_host: &str,
+        from_path: &str,
+        to_host: &str,
+        to_path: &str,
+    ) -> BoxFuture<'static, Result<CommandOutput, SshError>> {
+        let check = [from_host, to_host]
+            .into_iter()
+            .try_for_each(|h| self.answer(h, "hostname").map(|_| ()));
+        let note = format!("copied {from_host}:{from_path} to {to_host}:{to_path} (simulated)\n");
+        Box::pin(async move {
+            check?;
+            Ok(CommandOutput {
+                exit_code: 0,
+                stdout: note,
+                stderr: String::new(),
+                truncated: false,
+                duration_ms: 5,
+            })
+        })
+    }
 }

@@ -54,4 +54,21 @@ pub trait Executor: Send + Sync {
         command: &str,
         live: Option<mpsc::Sender<String>>,
     ) -> BoxFuture<'static, Result<CommandOutput, SshError>>;
+    /// Copies a file from one host to another over SFTP, through Jarvis (neither host needs the other's key).
+    fn copy(
+        &self,
+        from_host: &str,
+        from_path: &str,
+        to_host: &str,
+        to_path: &str,
+    ) -> BoxFuture<'static, Result<CommandOutput, SshError>>;
+}
+
+/// An absolute path with no shell or scp specials and no `..`.
+pub fn safe_remote_path(p: &str) -> bool {
+    p.starts_with('/')
+        && p.len() <= 1024
+        && !p.split('/').any(|seg| seg == "..")
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+@=,:".contains(c))
 }

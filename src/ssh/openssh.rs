@@ -62,6 +62,105 @@ impl Executor for OpenSsh {
         let command = command.to_string();
         Box::pin(async move { run(&settings, &name, &command, live).await })
     }
+
+    fn copy(
+        &self,
+        from_host: &str,
+        from_path: &str,
+        to_host: &str,
+        to_path: &str,
+    ) -> BoxFuture<'static, Result<CommandOutput, SshError>> {
+        let settings = self.settings.clone();
+        let (fh, fp, th, tp) = (
+            from_host.to_string(),
+            from_path.to_string(),
+            to_host.to_string(),
+            to_path.to_string(),
+        );
+        Box::pin(async move { copy(&settings, &fh, &fp, &th, &tp).await })
+    }
+}
+
+/// `scp -3` (SFTP protocol) between two configured hosts, through a generated ssh config that keeps the same strict
+/// host-key checking and key as [`run`].
+async fn copy(
+    s: &SshSettings,
+    from_host: &str,
+    from_path: &str,
+    to_host: &str,
+    to_path: &str,
+) -> Result<CommandOutput, SshError> {
+    let from = s
+        .hosts
+        .get(from_host)
+        .ok_or_else(|| SshError::UnknownHost(from_host.to_string()))?;
+    let to = s
+        .hosts
+        .get(to_host)
+        .ok_or_else(|| SshError::UnknownHost(to_host.to_string()))?;
+    std::fs::create_dir_all(&s.control_dir)
+        .map_err(|e| SshError::Spawn(format!("{}: {e}", s.control_dir.display())))?;
+    let checking = if s.trust_on_first_use {
+        "accept-new"
+    } else {
+        "yes"
+    };
+    let mut config = String::new();
+    for (alias, h) in [("jarvis-from", from), ("jarvis-to", to)] {
+        config.push_str(&format!(
+            "Host {alias}\n  HostName {}\n  Port {}\n",
+            h.address, h.port
+        ));
+    }
+    config.push_str(&format!(
+        "Host *\n  User {}\n  IdentityFile {}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking {checking}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  ConnectTimeout {}\n  LogLevel ERROR\n",
+        s.user,
+        s.key_file.display(),
+        s.known_hosts.display(),
+        s.timeout.as_secs().clamp(1, 30)
+    ));
+    let cfg = s
+        .control_dir
+        .join(format!("scp-{}.conf", rand::random::<u32>()));
+    std::fs::write(&cfg, config).map_err(|e| SshError::Spawn(e.to_string()))?;
+    let limit = s.timeout.max(Duration::from_secs(60));
+    let started = Instant::now();
+    let result = async {
+        let child = Command::new("scp")
+            .args(["-3", "-q", "-F"])
+            .arg(&cfg)
+            .arg(format!("jarvis-from:{from_path}"))
+            .arg(format!("jarvis-to:{to_path}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| SshError::Spawn(e.to_string()))?;
+        let out = tokio::time::timeout(limit, child.wait_with_output())
+            .await
+            .map_err(|_| SshError::Timeout {
+                host: from_host.to_string(),
+                command: "scp".into(),
+                after_ms: limit.as_millis() as u64,
+            })?
+            .map_err(|e| SshError::Spawn(e.to_string()))?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let code = out.status.code().unwrap_or(-1);
+        if code == 255 || stderr.contains("Host key verification failed") {
+            return Err(classify(from_host, &stderr));
+        }
+        Ok(CommandOutput {
+            exit_code: code,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+            truncated: false,
+            duration_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+    .await;
+    let _ = std::fs::remove_file(&cfg);
+    result
 }
 
 fn ssh_command(s: &SshSettings, name: &str, target: &SshHost, command: &str) -> Command {

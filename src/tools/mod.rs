@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod docker;
+pub mod files;
 pub mod gate;
 pub mod power;
 pub mod snapshots;
@@ -126,6 +127,8 @@ pub struct ToolSettings {
     pub follow_limit: Duration,
     /// The `[ssh_hosts]` name of the Docker VM.
     pub docker_host: Option<String>,
+    /// Downloads and the file roots.
+    pub files: crate::files::FileSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +175,7 @@ pub fn families(r: &mut Registry) {
     snapshots::register(r);
     system::register(r);
     docker::register(r);
+    files::register(r);
 }
 
 pub struct Registry {

@@ -55,7 +55,7 @@ impl Sshd {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {pid}\nPermitRootLogin prohibit-password\n\
-                 SetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin\n",
+                 SetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin\nSubsystem sftp internal-sftp\n",
                 hk = d.join("host_key").display(),
                 ak = d.join("authorized_keys").display(),
                 pid = d.join("sshd.pid").display(),
@@ -349,4 +349,40 @@ async fn run_command_is_free_for_reads_and_confirmed_for_anything_else_and_tempe
     }
     app.shutdown().await;
     sim.stop().await;
+}
+
+#[tokio::test]
+async fn files_are_copied_between_nodes_over_sftp() {
+    let sshd = Sshd::start();
+    let ssh = OpenSsh::new(sshd.trusted(&["pve", "agent"]));
+    let from = sshd.dir.path().join("images-debian.iso");
+    let to = sshd.dir.path().join("copied.iso");
+    std::fs::write(&from, vec![42u8; 300_000]).expect("write");
+    let out = ssh
+        .copy(
+            "pve",
+            &from.display().to_string(),
+            "agent",
+            &to.display().to_string(),
+        )
+        .await
+        .expect("copy");
+    assert_eq!(out.exit_code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(&to).expect("copied"),
+        std::fs::read(&from).expect("original")
+    );
+    let missing = ssh
+        .copy(
+            "pve",
+            "/nonexistent/file",
+            "agent",
+            &to.display().to_string(),
+        )
+        .await
+        .expect("runs");
+    assert_ne!(missing.exit_code, 0);
+    assert!(!jarvis::ssh::safe_remote_path("/tmp/../etc/shadow"));
+    assert!(!jarvis::ssh::safe_remote_path("relative/path"));
+    assert!(!jarvis::ssh::safe_remote_path("/tmp/x;reboot"));
 }

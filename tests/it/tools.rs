@@ -300,6 +300,7 @@ async fn approvals_expire() {
             wol: vec![],
             follow_limit: WAIT,
             docker_host: None,
+            files: Default::default(),
         }),
         executor: None,
     };

@@ -77,6 +77,11 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
             wol: Vec::new(),
             follow_limit: Duration::from_secs(20),
             docker_host: Some(jarvis::sim::executor::DOCKER_HOST.to_string()),
+            files: jarvis::files::FileSettings {
+                download_dir: dir.join("downloads"),
+                roots: vec![dir.join("share")],
+                ..Default::default()
+            },
         },
         ssh: None,
     }
