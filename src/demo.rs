@@ -94,6 +94,12 @@ impl Demo {
                     roots: vec![opts.data_dir.clone()],
                     ..Default::default()
                 },
+                projects: [(
+                    "jarvis".to_string(),
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+                )]
+                .into_iter()
+                .collect(),
             },
             ssh: None,
         };

@@ -101,6 +101,12 @@ impl Config {
         let hosts = r.section("ssh_hosts", read_hosts);
         let docker_host = r.section("docker", |s| s.string("host").map(|(h, _)| h));
         let files = r.section("files", |s| read_files(s, base));
+        let projects = r.section("projects", |s| {
+            s.string_entries()
+                .into_iter()
+                .map(|(name, path, _)| (name, resolve(base, &path)))
+                .collect()
+        });
         let store_path = r.section("store", |s| {
             s.string("path")
                 .map(|(p, _)| PathBuf::from(p))
@@ -133,6 +139,7 @@ impl Config {
                     follow_limit,
                     docker_host,
                     files,
+                    projects,
                 },
                 ssh: ssh.map(|s| SshSettings { hosts, ..s }),
             }),

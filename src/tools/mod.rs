@@ -15,6 +15,7 @@ pub mod docker;
 pub mod files;
 pub mod gate;
 pub mod power;
+pub mod projects;
 pub mod snapshots;
 pub mod system;
 pub mod typed;
@@ -129,6 +130,8 @@ pub struct ToolSettings {
     pub docker_host: Option<String>,
     /// Downloads and the file roots.
     pub files: crate::files::FileSettings,
+    /// Indexed project directories by name.
+    pub projects: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +179,7 @@ pub fn families(r: &mut Registry) {
     system::register(r);
     docker::register(r);
     files::register(r);
+    projects::register(r);
 }
 
 pub struct Registry {

@@ -301,6 +301,7 @@ async fn approvals_expire() {
             follow_limit: WAIT,
             docker_host: None,
             files: Default::default(),
+            projects: Default::default(),
         }),
         executor: None,
     };
@@ -729,6 +730,92 @@ async fn docker_and_commands_work_in_the_demo_homelab() {
         .is_some_and(|s| s.contains("load average")));
     let temps = done(t.invoke("agent", "node_temperatures", json!({})).await);
     assert_eq!(temps.as_object().map(|o| o.len()), Some(4));
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn projects_are_listed_browsed_read_and_searched() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = util::app(&sim, dir.path()).await;
+    let t = &app.tools;
+    let list = done(t.invoke("agent", "list_projects", json!({})).await);
+    assert_eq!(list["projects"][0]["name"], "jarvis");
+    let tree = done(
+        t.invoke(
+            "agent",
+            "project_tree",
+            json!({"project": "jarvis", "depth": 1}),
+        )
+        .await,
+    );
+    let entries: Vec<&str> = tree["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        entries.contains(&"Cargo.toml") && entries.contains(&"src/"),
+        "{entries:?}"
+    );
+    assert!(
+        !entries.contains(&"target/"),
+        ".gitignore is honoured: {entries:?}"
+    );
+    let file = done(
+        t.invoke(
+            "agent",
+            "read_project_file",
+            json!({"project": "jarvis", "path": "Cargo.toml"}),
+        )
+        .await,
+    );
+    assert!(file["text"]
+        .as_str()
+        .is_some_and(|s| s.contains("name = \"jarvis\"")));
+    let escape = t
+        .invoke(
+            "agent",
+            "read_project_file",
+            json!({"project": "jarvis", "path": "../../../../etc/passwd"}),
+        )
+        .await;
+    assert!(
+        matches!(&escape, Err(ToolError::Failed(m)) if m.contains("outside the project")),
+        "{escape:?}"
+    );
+    let found = done(
+        t.invoke(
+            "agent",
+            "search_project",
+            json!({"project": "jarvis", "pattern": "fn install_crypto_provider"}),
+        )
+        .await,
+    );
+    assert!(
+        found["matches"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|h| h["path"] == "src/tls.rs")),
+        "{found}"
+    );
+    match t
+        .invoke(
+            "agent",
+            "search_project",
+            json!({"project": "jarvis", "pattern": "(unclosed"}),
+        )
+        .await
+    {
+        Err(ToolError::InvalidArguments { field, .. }) => assert_eq!(field, "pattern"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        t.invoke("agent", "project_tree", json!({"project": "nope"}))
+            .await,
+        Err(ToolError::NotFound(_))
+    ));
     app.shutdown().await;
     sim.stop().await;
 }

@@ -82,6 +82,12 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
                 roots: vec![dir.join("share")],
                 ..Default::default()
             },
+            projects: [(
+                "jarvis".to_string(),
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            )]
+            .into_iter()
+            .collect(),
         },
         ssh: None,
     }
