@@ -819,3 +819,120 @@ async fn projects_are_listed_browsed_read_and_searched() {
     app.shutdown().await;
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn tasks_suspend_resume_and_copies_work_through_their_tools() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exec = Arc::new(jarvis::sim::executor::DemoExecutor::new(sim.shared.clone()));
+    let app = App::start_full(&util::config(&sim, dir.path()), "test", true, Some(exec))
+        .await
+        .expect("app");
+    let state = app.state.clone();
+    assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
+    let t = &app.tools;
+    let paused = done(
+        t.invoke("voice", "suspend_guest", json!({"vmid": 123}))
+            .await,
+    );
+    assert_eq!(
+        (paused["action"].as_str(), paused["exitstatus"].as_str()),
+        (Some("suspend"), Some("OK"))
+    );
+    let upid = paused["upid"].as_str().expect("upid").to_string();
+    let resumed = done(
+        t.invoke("voice", "resume_guest", json!({"vmid": 123}))
+            .await,
+    );
+    assert_eq!(resumed["exitstatus"], "OK");
+    let status = done(
+        t.invoke("voice", "task_status", json!({"upid": upid}))
+            .await,
+    );
+    assert_eq!(
+        (
+            status["status"].as_str(),
+            status["exitstatus"].as_str(),
+            status["type"].as_str()
+        ),
+        (Some("stopped"), Some("OK"), Some("qmsuspend"))
+    );
+    assert!(matches!(
+        t.invoke("voice", "task_status", json!({"upid": "UPID:broken"}))
+            .await,
+        Err(ToolError::InvalidArguments { .. })
+    ));
+    // A failure shows up in recent tasks (errors only).
+    let again = t
+        .invoke("voice", "resume_guest", json!({"vmid": 123}))
+        .await;
+    assert!(
+        matches!(&again, Err(ToolError::Failed(m)) if m.contains("not paused")),
+        "{again:?}"
+    );
+    let recent = done(
+        t.invoke(
+            "voice",
+            "recent_tasks",
+            json!({"node": "agent1", "errors_only": true}),
+        )
+        .await,
+    );
+    assert!(
+        recent["tasks"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["type"] == "qmresume")),
+        "{recent}"
+    );
+    let all = done(t.invoke("voice", "recent_tasks", json!({"limit": 2})).await);
+    assert_eq!(all["tasks"].as_array().map(Vec::len), Some(2));
+    let copied = done(t.invoke("agent", "copy_between_nodes", json!({"from_host": "pve", "from_path": "/var/lib/vz/template/iso/debian.iso", "to_host": "agent1", "to_path": "/var/lib/vz/template/iso/debian.iso"})).await);
+    assert_eq!(copied["to"], "agent1:/var/lib/vz/template/iso/debian.iso");
+    match t.invoke("agent", "copy_between_nodes", json!({"from_host": "pve", "from_path": "/etc/../etc/shadow", "to_host": "agent1", "to_path": "/tmp/x"})).await {
+        Err(ToolError::InvalidArguments { field, .. }) => assert_eq!(field, "from_path"),
+        other => panic!("{other:?}"),
+    }
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+/// A forbidden tool, as a later family might declare one by mistake: the gate must hide and refuse it.
+#[tokio::test]
+async fn tier_three_is_never_listed_and_never_run() {
+    #[derive(serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+    struct NoArgs {}
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(jarvis::store::Store::open(&dir.path().join("j.db")).expect("store"));
+    let ctx = ToolContext {
+        pve: util::client(&sim),
+        bus: jarvis::bus::Bus::new(16),
+        state: jarvis::state::StateHandle::new(jarvis::state::World::default()),
+        settings: Arc::new(jarvis::tools::ToolSettings::default()),
+        executor: None,
+    };
+    let mut reg = Registry::new(ctx, store).expect("registry");
+    static RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    reg.register(jarvis::tools::typed::TypedTool::<NoArgs>::new(
+        "wipe_storage",
+        jarvis::tools::Tier::Forbidden,
+        "Wipes a storage.",
+        |_, _| "Wipe".into(),
+        |_, _| {
+            Box::pin(async {
+                RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(json!({}))
+            })
+        },
+    ));
+    assert!(
+        reg.list().iter().all(|t| t.name != "wipe_storage"),
+        "never listed"
+    );
+    assert!(matches!(
+        reg.invoke("operator", "wipe_storage", json!({})).await,
+        Err(ToolError::UnknownTool(_))
+    ));
+    assert!(!RAN.load(std::sync::atomic::Ordering::SeqCst), "never run");
+    sim.stop().await;
+}
