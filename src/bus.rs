@@ -140,6 +140,12 @@ impl Event {
         }
     }
 
+    /// Whether the event log keeps it. Successful reads through the tool registry are live-only: the audit table
+    /// records every tool call, and an activity feed full of status queries would bury what happened.
+    pub fn persisted(&self) -> bool {
+        !matches!(self, Event::ToolCalled { tier: 0, outcome, .. } if outcome == "ok")
+    }
+
     /// The `kind` tag as a string, for the store's index and for logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -224,5 +230,18 @@ mod tests {
         assert_eq!(e.kind(), "node_offline");
         assert_eq!(e.channel(), Channel::Cluster);
         assert_eq!(Event::JarvisStopping.channel(), Channel::Jarvis);
+        let read = |outcome: &str, tier| Event::ToolCalled {
+            actor: "mcp".into(),
+            tool: "cluster_status".into(),
+            tier,
+            outcome: outcome.into(),
+            detail: String::new(),
+            duration_ms: 1,
+        };
+        assert!(
+            !read("ok", 0).persisted(),
+            "successful reads stay out of the event log"
+        );
+        assert!(read("invalid", 0).persisted() && read("ok", 1).persisted() && e.persisted());
     }
 }

@@ -1,5 +1,6 @@
-//! Writes bus events into the store in batches (one transaction per batch) on the blocking pool. At shutdown it
-//! drains what is already on the bus, writes it, and checkpoints the WAL, so nothing published is lost.
+//! Writes bus events (those [`crate::bus::Event::persisted`] keeps) into the store in batches, one transaction
+//! per batch, on the blocking pool. At shutdown it drains what is already on the bus, writes it, and checkpoints
+//! the WAL, so nothing published is lost.
 
 use std::sync::Arc;
 
@@ -33,10 +34,14 @@ pub async fn run(store: Arc<Store>, mut rx: Receiver<Stamped>, shutdown: Cancell
             Err(RecvError::Closed) => break,
         }
         drain_into(&mut rx, &mut batch, MAX_BATCH);
-        write(&store, batch).await;
+        batch.retain(|e| e.event.persisted());
+        if !batch.is_empty() {
+            write(&store, batch).await;
+        }
     }
     let mut rest = Vec::new();
     drain_into(&mut rx, &mut rest, usize::MAX);
+    rest.retain(|e| e.event.persisted());
     if !rest.is_empty() {
         write(&store, rest).await;
     }
