@@ -107,13 +107,7 @@ impl<'s> Approvals<'s> {
     ) -> Result<Approval, StoreError> {
         self.store.write(|tx| {
             sweep(tx, now_ms)?;
-            let existing = tx
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM approvals WHERE digest = ?1 AND actor = ?2 AND state = 'pending'"),
-                    params![digest, actor],
-                    row,
-                )
-                .optional()?;
+            let existing = by_call(tx, digest, actor, ApprovalState::Pending)?;
             if let Some(a) = existing {
                 return Ok(a);
             }
@@ -128,8 +122,19 @@ impl<'s> Approvals<'s> {
                 state: ApprovalState::Pending,
             };
             tx.execute(
-                &format!("INSERT INTO approvals ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-                params![a.id, a.tool, a.actor, a.summary, a.digest, a.created_ms as i64, a.expires_ms as i64, a.state.as_str()],
+                &format!(
+                    "INSERT INTO approvals ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ),
+                params![
+                    a.id,
+                    a.tool,
+                    a.actor,
+                    a.summary,
+                    a.digest,
+                    a.created_ms as i64,
+                    a.expires_ms as i64,
+                    a.state.as_str()
+                ],
             )?;
             Ok(a)
         })
@@ -175,13 +180,7 @@ impl<'s> Approvals<'s> {
     ) -> Result<Option<Approval>, StoreError> {
         self.store.write(|tx| {
             sweep(tx, now_ms)?;
-            let found = tx
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM approvals WHERE digest = ?1 AND actor = ?2 AND state = 'approved'"),
-                    params![digest, actor],
-                    row,
-                )
-                .optional()?;
+            let found = by_call(tx, digest, actor, ApprovalState::Approved)?;
             if let Some(a) = &found {
                 tx.execute("DELETE FROM approvals WHERE id = ?1", params![a.id])?;
             }
@@ -198,12 +197,7 @@ impl<'s> Approvals<'s> {
     ) -> Result<Option<Approval>, StoreError> {
         self.store.write(|tx| {
             sweep(tx, now_ms)?;
-            tx.query_row(
-                &format!("SELECT {COLUMNS} FROM approvals WHERE digest = ?1 AND actor = ?2 AND state = 'pending'"),
-                params![digest, actor],
-                row,
-            )
-            .optional()
+            by_call(tx, digest, actor, ApprovalState::Pending)
         })
     }
 
@@ -218,6 +212,21 @@ impl<'s> Approvals<'s> {
             rows.collect::<Result<Vec<_>, _>>()
         })
     }
+}
+
+/// The approval in `state` for exactly this call (digest) by this actor.
+fn by_call(
+    tx: &rusqlite::Transaction<'_>,
+    digest: &str,
+    actor: &str,
+    state: ApprovalState,
+) -> rusqlite::Result<Option<Approval>> {
+    tx.query_row(
+        &format!("SELECT {COLUMNS} FROM approvals WHERE digest = ?1 AND actor = ?2 AND state = ?3"),
+        params![digest, actor, state.as_str()],
+        row,
+    )
+    .optional()
 }
 
 fn sweep(tx: &rusqlite::Transaction<'_>, now_ms: u64) -> rusqlite::Result<usize> {
