@@ -284,15 +284,12 @@ impl PveClient {
         description: &str,
     ) -> Result<Upid, PveError> {
         let path = format!("/nodes/{}/{}/{vmid}/snapshot", seg(node), kind.as_str());
-        let text: String = self
-            .send(
-                Method::POST,
-                &path,
-                &[],
-                &[("snapname", name), ("description", description)],
-            )
-            .await?;
-        Ok(text.parse()?)
+        self.task(
+            Method::POST,
+            &path,
+            &[("snapname", name), ("description", description)],
+        )
+        .await
     }
 
     pub async fn rollback_snapshot(
@@ -308,8 +305,7 @@ impl PveClient {
             kind.as_str(),
             seg(name)
         );
-        let text: String = self.send(Method::POST, &path, &[], &[]).await?;
-        Ok(text.parse()?)
+        self.task(Method::POST, &path, &[]).await
     }
 
     pub async fn delete_snapshot(
@@ -325,8 +321,7 @@ impl PveClient {
             kind.as_str(),
             seg(name)
         );
-        let text: String = self.send(Method::DELETE, &path, &[], &[]).await?;
-        Ok(text.parse()?)
+        self.task(Method::DELETE, &path, &[]).await
     }
 
     /// `reboot` or `shutdown` a whole node (PVE answers at once; the node goes away shortly after).
@@ -352,8 +347,7 @@ impl PveClient {
             kind.as_str(),
             action.as_str()
         );
-        let text: String = self.send(Method::POST, &path, &[], &[]).await?;
-        Ok(text.parse()?)
+        self.task(Method::POST, &path, &[]).await
     }
 
     /// Polls a task until it stops, or gives up after `limit`.
@@ -377,6 +371,17 @@ impl PveClient {
             }
             tokio::time::sleep(every).await;
         }
+    }
+
+    /// A call that starts a PVE task and answers with its UPID.
+    async fn task(
+        &self,
+        method: Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Upid, PveError> {
+        let text: String = self.send(method, path, &[], form).await?;
+        Ok(text.parse()?)
     }
 
     async fn get<T: DeserializeOwned>(
