@@ -143,6 +143,14 @@ fn inside(root: &Path, rel: &str) -> Result<PathBuf, ToolError> {
     }
 }
 
+/// `path` relative to the project root, as shown to the caller.
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 fn tree(root: &Path, start: &Path, depth: usize) -> Result<Value, ToolError> {
     let mut entries = Vec::new();
     let mut truncated = false;
@@ -159,12 +167,7 @@ fn tree(root: &Path, start: &Path, depth: usize) -> Result<Value, ToolError> {
             truncated = true;
             break;
         }
-        let rel = item
-            .path()
-            .strip_prefix(root)
-            .unwrap_or(item.path())
-            .display()
-            .to_string();
+        let rel = relative(root, item.path());
         let dir = item.file_type().is_some_and(|t| t.is_dir());
         entries.push(if dir { format!("{rel}/") } else { rel });
     }
@@ -182,12 +185,7 @@ fn search(root: &Path, matcher: &RegexMatcher, max: usize) -> Result<Value, Tool
         if !item.file_type().is_some_and(|t| t.is_file()) {
             continue;
         }
-        let rel = item
-            .path()
-            .strip_prefix(root)
-            .unwrap_or(item.path())
-            .display()
-            .to_string();
+        let rel = relative(root, item.path());
         let _ = searcher.search_path(
             matcher,
             item.path(),
