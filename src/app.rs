@@ -100,6 +100,7 @@ impl App {
                 state: state.clone(),
                 settings: Arc::new(config.tools.clone()),
                 executor: executor.clone(),
+                live: None,
             },
             store.clone(),
         )?);

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod files;
+pub mod kiosk;
 pub mod mcp;
 pub mod secret;
 pub mod sim;

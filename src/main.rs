@@ -11,6 +11,8 @@ use jarvis::app::{shutdown_signal, App};
 use jarvis::cluster::poller::PollSettings;
 use jarvis::config::{Config, ConfigError};
 use jarvis::demo::{Demo, DemoOptions};
+use jarvis::kiosk::backend::{BackendChoice, KioskSettings};
+use jarvis::kiosk::{snapshot, KioskContext};
 use jarvis::secret::Secret;
 use jarvis::sim::{SimOptions, Simulator, DEMO_TOKEN_ID};
 
@@ -46,6 +48,29 @@ enum Command {
         /// Main poll interval in milliseconds.
         #[arg(long)]
         poll_ms: Option<u64>,
+        /// Where to show the HUD: auto (a window when a display is present), winit, linuxkms, none.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "winit", "linuxkms", "none"])]
+        ui: String,
+    },
+    /// Render the kiosk HUD to a PNG headless, with the software renderer (no display needed).
+    Snapshot {
+        /// Against the built-in demo homelab (a fresh one in a temporary directory).
+        #[arg(long, conflicts_with = "config", required_unless_present = "config")]
+        demo: bool,
+        /// Against the homelab a config file describes.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Physical size in pixels.
+        #[arg(long, default_value = "1920x1080")]
+        size: String,
+        /// Scale factor (default: 1, or 2 from 1440 lines up).
+        #[arg(long)]
+        scale: Option<f32>,
+        /// With --demo: also run `uptime` in the terminal and press a guest's power button, as a visitor would.
+        #[arg(long)]
+        scene: bool,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Approve (or deny) a pending tier-2 call on a running Jarvis, as the operator.
     Approve {
@@ -104,10 +129,18 @@ enum SimCommand {
     },
 }
 
+/// When the process started, for the time-to-first-frame figure.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 fn main() -> ExitCode {
+    STARTED.get_or_init(std::time::Instant::now);
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { file } => return check_config(&file),
+        // These own the main thread: Slint runs there.
+        command @ (Command::Demo { .. } | Command::Run { .. } | Command::Snapshot { .. }) => {
+            runtime().and_then(|rt| with_ui(&rt, command))
+        }
         command => runtime().and_then(|rt| rt.block_on(run(command))),
     };
     match result {
@@ -141,39 +174,6 @@ fn init_logging(default_level: &str) {
 async fn run(command: Command) -> anyhow::Result<()> {
     jarvis::tls::install_crypto_provider();
     match command {
-        Command::Run { config } => {
-            let config = Config::load(&config)?;
-            init_logging(&config.log_level);
-            let app = App::start(&config, "run").await?;
-            shutdown_signal().await;
-            app.shutdown().await;
-        }
-        Command::Demo {
-            listen,
-            sim_listen,
-            data_dir,
-            poll_ms,
-        } => {
-            init_logging("info");
-            let data_dir = match data_dir {
-                Some(d) => d,
-                None => default_demo_dir()?,
-            };
-            let mut poll = PollSettings::default();
-            if let Some(ms) = poll_ms {
-                poll.resources = Duration::from_millis(ms.max(100));
-            }
-            let demo = Demo::start(DemoOptions {
-                listen,
-                sim_listen,
-                data_dir,
-                poll,
-            })
-            .await?;
-            println!("{}", demo.banner());
-            shutdown_signal().await;
-            demo.shutdown().await;
-        }
         Command::Sim {
             which:
                 SimCommand::Pve {
@@ -271,8 +271,169 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
         }
         Command::CheckConfig { .. } => unreachable!("handled without a runtime"),
+        Command::Run { .. } | Command::Demo { .. } | Command::Snapshot { .. } => {
+            unreachable!("handled on the main thread")
+        }
     }
     Ok(())
+}
+
+/// The commands that may show the HUD: the runtime runs the app, the main thread runs Slint.
+fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()> {
+    jarvis::tls::install_crypto_provider();
+    match command {
+        Command::Run { config } => {
+            let config = Config::load(&config)?;
+            init_logging(&config.log_level);
+            let app = rt.block_on(App::start(&config, "run"))?;
+            let ctx = KioskContext::new(
+                &app,
+                rt.handle().clone(),
+                config.tools.docker_host.iter().cloned().collect(),
+                thresholds(&config.poll),
+            );
+            show_until_stopped(rt, &config.kiosk, ctx);
+            rt.block_on(app.shutdown());
+        }
+        Command::Demo {
+            listen,
+            sim_listen,
+            data_dir,
+            poll_ms,
+            ui,
+        } => {
+            init_logging("info");
+            let data_dir = match data_dir {
+                Some(d) => d,
+                None => default_demo_dir()?,
+            };
+            let demo = rt.block_on(Demo::start(demo_options(
+                listen, sim_listen, data_dir, poll_ms,
+            )))?;
+            println!("{}", demo.banner());
+            let settings = KioskSettings {
+                backend: BackendChoice::parse(&ui).unwrap_or(BackendChoice::Auto),
+                ..KioskSettings::default()
+            };
+            show_until_stopped(rt, &settings, demo_kiosk(&demo, rt));
+            rt.block_on(demo.shutdown());
+        }
+        Command::Snapshot {
+            demo: _,
+            config,
+            size,
+            scale,
+            scene,
+            out,
+        } => {
+            let size = snapshot::parse_size(&size)?;
+            let scale = scale.unwrap_or_else(|| snapshot::auto_scale(size.0, size.1));
+            init_logging("warn");
+            let (ctx, stop): (KioskContext, Box<dyn FnOnce()>) = match config {
+                Some(path) => {
+                    let config = Config::load(&path)?;
+                    let app = rt.block_on(App::start_with(&config, "snapshot", false))?;
+                    let ctx = KioskContext::new(
+                        &app,
+                        rt.handle().clone(),
+                        config.tools.docker_host.iter().cloned().collect(),
+                        thresholds(&config.poll),
+                    );
+                    (ctx, Box::new(move || rt.block_on(app.shutdown())))
+                }
+                None => {
+                    let dir = tempfile_dir()?;
+                    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                    let demo =
+                        rt.block_on(Demo::start(demo_options(listen, listen, dir.clone(), None)))?;
+                    let ctx = demo_kiosk(&demo, rt);
+                    (
+                        ctx,
+                        Box::new(move || {
+                            rt.block_on(demo.shutdown());
+                            let _ = std::fs::remove_dir_all(&dir);
+                        }),
+                    )
+                }
+            };
+            let result = snapshot::capture(&ctx, size, scale, scene, Duration::from_secs(10));
+            let written = result.and_then(|c| {
+                c.frame.write_png(&out)?;
+                Ok(c)
+            });
+            stop();
+            let c = written?;
+            println!(
+                "{}: {}x{} at scale {scale}; UI built in {} ms, frame rendered in {} ms, first frame {} ms after start",
+                out.display(),
+                size.0,
+                size.1,
+                c.build.as_millis(),
+                c.render.as_millis(),
+                STARTED.get().map(|s| s.elapsed().as_millis()).unwrap_or(0),
+            );
+        }
+        _ => unreachable!("only UI commands come here"),
+    }
+    Ok(())
+}
+
+fn demo_options(
+    listen: SocketAddr,
+    sim_listen: SocketAddr,
+    data_dir: PathBuf,
+    poll_ms: Option<u64>,
+) -> DemoOptions {
+    let mut poll = PollSettings::default();
+    if let Some(ms) = poll_ms {
+        poll.resources = Duration::from_millis(ms.max(100));
+    }
+    DemoOptions {
+        listen,
+        sim_listen,
+        data_dir,
+        poll,
+    }
+}
+
+fn demo_kiosk(demo: &Demo, rt: &tokio::runtime::Runtime) -> KioskContext {
+    KioskContext::new(
+        &demo.app,
+        rt.handle().clone(),
+        vec![jarvis::sim::executor::DOCKER_HOST.to_string()],
+        thresholds(&PollSettings::default()),
+    )
+}
+
+fn thresholds(poll: &PollSettings) -> (f64, f64) {
+    (poll.thresholds.warn_pct, poll.thresholds.crit_pct)
+}
+
+/// Shows the HUD until its window closes or a signal arrives; without a display, waits for the signal.
+fn show_until_stopped(rt: &tokio::runtime::Runtime, settings: &KioskSettings, ctx: KioskContext) {
+    let signal = rt.spawn(async {
+        shutdown_signal().await;
+        let _ = slint::invoke_from_event_loop(|| {
+            let _ = slint::quit_event_loop();
+        });
+    });
+    match jarvis::kiosk::backend::run(settings, ctx) {
+        Ok(()) => signal.abort(),
+        Err(e) => {
+            if matches!(settings.backend, BackendChoice::None) {
+                tracing::info!("running without the kiosk UI");
+            } else {
+                tracing::warn!("{e}");
+            }
+            let _ = rt.block_on(signal);
+        }
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("jarvis-snapshot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// One authenticated request to a running Jarvis's side port; a JSON error becomes a readable message.

@@ -13,6 +13,8 @@ use std::time::Duration;
 use crate::cluster::client::{ApiToken, PveEndpoint};
 use crate::cluster::diff::Thresholds;
 use crate::cluster::poller::PollSettings;
+use crate::kiosk::backend::{BackendChoice, KioskSettings, RendererChoice};
+use crate::kiosk::keys::{parse_key, KeySettings};
 use crate::secret::Secret;
 use crate::ssh::openssh::{SshHost, SshSettings};
 use crate::tls::{Fingerprint, Trust};
@@ -54,6 +56,8 @@ pub struct Config {
     pub tools: ToolSettings,
     /// Commands on the nodes over SSH (`None` without an `[ssh]` section).
     pub ssh: Option<SshSettings>,
+    /// The kiosk UI: backend, renderer, hardware keys.
+    pub kiosk: KioskSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +130,8 @@ impl Config {
             Some((l, _)) => l,
             None => "info".into(),
         });
+        let kiosk = r.section("kiosk", read_kiosk);
+        let keys = r.section("keys", read_keys);
         let problems = r.finish();
         match (pve, web) {
             (Some(pve), Some(web)) if problems.is_empty() => Ok(Config {
@@ -142,6 +148,7 @@ impl Config {
                     projects,
                 },
                 ssh: ssh.map(|s| SshSettings { hosts, ..s }),
+                kiosk: KioskSettings { keys, ..kiosk },
             }),
             _ => Err(ConfigError::Invalid {
                 path: name.to_string(),
@@ -217,6 +224,55 @@ fn read_pve(
         },
         trust: trust?,
         timeout,
+    })
+}
+
+fn read_kiosk(s: &mut Section<'_, '_>) -> KioskSettings {
+    let mut out = KioskSettings::default();
+    if let Some((b, span)) = s.string("backend") {
+        match BackendChoice::parse(&b) {
+            Some(v) => out.backend = v,
+            None => s.fail(
+                "backend",
+                Some(span),
+                format!("`{b}` is not one of auto, winit, linuxkms, none"),
+            ),
+        }
+    }
+    if let Some((r, span)) = s.string("renderer") {
+        match RendererChoice::parse(&r) {
+            Some(v) => out.renderer = v,
+            None => s.fail(
+                "renderer",
+                Some(span),
+                format!("`{r}` is not one of auto, software, gpu"),
+            ),
+        }
+    }
+    out
+}
+
+/// `[keys]`: present only when a device is named.
+fn read_keys(s: &mut Section<'_, '_>) -> Option<KeySettings> {
+    let key = |s: &mut Section<'_, '_>, name: &str| {
+        let (k, span) = s.string(name)?;
+        let code = parse_key(&k);
+        if code.is_none() {
+            s.fail(
+                name,
+                Some(span),
+                format!("`{k}` is not a key name such as KEY_F13 or KEY_PAUSE, nor a key code"),
+            );
+        }
+        code
+    };
+    let push_to_talk = key(s, "push_to_talk");
+    let kill_switch = key(s, "kill_switch");
+    let (device, _) = s.string("device")?;
+    Some(KeySettings {
+        device: PathBuf::from(device),
+        push_to_talk,
+        kill_switch,
     })
 }
 

@@ -117,6 +117,9 @@ pub struct ToolContext {
     pub settings: Arc<ToolSettings>,
     /// Runs commands on the nodes (`None` when SSH is not configured).
     pub executor: Option<Arc<dyn crate::ssh::Executor>>,
+    /// Where a command's output goes as it arrives, for this one call (set by [`Registry::invoke_live`]; the
+    /// kiosk's terminal). Always `None` in the registry's own context.
+    pub live: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 /// Settings the tools need from the config.
@@ -286,8 +289,20 @@ impl Registry {
 
     /// Runs `tool` for `actor` through the gate. Every call, refused ones included, is audited.
     pub async fn invoke(&self, actor: &str, tool: &str, args: Value) -> Result<Outcome, ToolError> {
+        self.invoke_live(actor, tool, args, None).await
+    }
+
+    /// [`Registry::invoke`], with a command's output also streamed to `live` as it arrives (tools that run
+    /// commands use it; the others ignore it). The result still carries the whole output.
+    pub async fn invoke_live(
+        &self,
+        actor: &str,
+        tool: &str,
+        args: Value,
+        live: Option<tokio::sync::mpsc::Sender<String>>,
+    ) -> Result<Outcome, ToolError> {
         let started = Instant::now();
-        let (tier, digest, result) = self.gate_and_run(actor, tool, args).await;
+        let (tier, digest, result) = self.gate_and_run(actor, tool, args, live).await;
         let (outcome, detail) = match &result {
             Ok(Outcome::Done { .. }) => ("ok", String::new()),
             Ok(Outcome::PendingApproval { approval, .. }) => {
@@ -328,6 +343,7 @@ impl Registry {
         actor: &str,
         name: &str,
         args: Value,
+        live: Option<tokio::sync::mpsc::Sender<String>>,
     ) -> (Option<Tier>, String, Result<Outcome, ToolError>) {
         let Some(tool) = self
             .tools
@@ -408,7 +424,11 @@ impl Registry {
                 );
             }
         }
-        let result = tool.run(self.ctx.clone(), prepared.canonical).await;
+        let ctx = ToolContext {
+            live,
+            ..self.ctx.clone()
+        };
+        let result = tool.run(ctx, prepared.canonical).await;
         (tier, digest, result.map(|result| Outcome::Done { result }))
     }
 }

@@ -89,7 +89,7 @@ pub fn executor(ctx: &ToolContext) -> Result<Arc<dyn Executor>, ToolError> {
 
 async fn run(ctx: &ToolContext, host: &str, command: &str) -> Result<Value, ToolError> {
     let out = executor(ctx)?
-        .run(host, command, None)
+        .run(host, command, ctx.live.clone())
         .await
         .map_err(|e| ToolError::Failed(e.to_string()))?;
     serde_json::to_value(out).map_err(|e| ToolError::Failed(e.to_string()))

@@ -304,6 +304,7 @@ async fn approvals_expire() {
             projects: Default::default(),
         }),
         executor: None,
+        live: None,
     };
     let mut reg = Registry::with_all_tools(ctx, store).expect("registry");
     reg.set_approval_ttl(Duration::from_millis(300));
@@ -910,6 +911,7 @@ async fn tier_three_is_never_listed_and_never_run() {
         state: jarvis::state::StateHandle::new(jarvis::state::World::default()),
         settings: Arc::new(jarvis::tools::ToolSettings::default()),
         executor: None,
+        live: None,
     };
     let mut reg = Registry::new(ctx, store).expect("registry");
     static RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

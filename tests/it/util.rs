@@ -90,6 +90,7 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
             .collect(),
         },
         ssh: None,
+        kiosk: Default::default(),
     }
 }
 

@@ -1,0 +1,140 @@
+//! The background side of the kiosk: tasks on tokio that watch the state and the bus, build rows off the UI
+//! thread and post them to it. Posting happens only when something changed; the clock posts once a minute.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Event;
+use crate::kiosk::controllers::{
+    approvals, cluster::ClusterView, feed, header, status::StatusView, terminal,
+};
+use crate::kiosk::format;
+use crate::kiosk::ui::AppWindow;
+use crate::kiosk::KioskContext;
+
+/// How often the clock and the approval expiry texts are checked.
+const TICK: Duration = Duration::from_secs(5);
+/// Approvals are re-read this often, so expired cards leave even if no event says so.
+const APPROVALS_EVERY: Duration = Duration::from_secs(15);
+
+/// Starts the bridge for `weak`'s window; cancel the token to stop it.
+pub fn start(weak: slint::Weak<AppWindow>, ctx: KioskContext) -> CancellationToken {
+    let stop = CancellationToken::new();
+    ctx.runtime
+        .spawn(watch_state(weak.clone(), ctx.clone(), stop.clone()));
+    ctx.runtime
+        .spawn(watch_bus(weak.clone(), ctx.clone(), stop.clone()));
+    ctx.runtime
+        .spawn(tick(weak.clone(), ctx.clone(), stop.clone()));
+    let ctx2 = ctx.clone();
+    ctx.runtime.spawn_blocking(move || {
+        let items = feed::seed(&ctx2, &format::local_zone());
+        ctx2.ui.post(move || {
+            if let Some(w) = weak.upgrade() {
+                feed::prepend(&w, &items);
+            }
+        });
+    });
+    stop
+}
+
+/// Everything derived from the state, built off the UI thread.
+pub struct WorldView {
+    pub cluster: ClusterView,
+    pub status: StatusView,
+    pub hosts: Vec<slint::SharedString>,
+    pub snapshot: crate::cluster::model::ClusterSnapshot,
+}
+
+impl WorldView {
+    pub fn build(ctx: &KioskContext) -> WorldView {
+        let world = ctx.state.get();
+        let now = crate::time::now_ms();
+        WorldView {
+            cluster: ClusterView::build(&world.cluster, now),
+            status: StatusView::build(&world.cluster, ctx.storage_thresholds, now),
+            hosts: terminal::hosts(&world.cluster, &ctx.extra_hosts),
+            snapshot: world.cluster.clone(),
+        }
+    }
+
+    pub fn apply(&self, w: &AppWindow) {
+        self.cluster.apply(w);
+        self.status.apply(w);
+        terminal::apply_hosts(w, &self.hosts);
+        header::apply(w, &self.snapshot, self.status.alerts.len());
+    }
+}
+
+async fn watch_state(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: CancellationToken) {
+    let mut rx = ctx.state.subscribe();
+    loop {
+        let view = WorldView::build(&ctx);
+        let w2 = weak.clone();
+        ctx.ui.post(move || {
+            if let Some(w) = w2.upgrade() {
+                view.apply(&w);
+            }
+        });
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+async fn watch_bus(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: CancellationToken) {
+    let mut rx = ctx.bus.subscribe();
+    let tz = format::local_zone();
+    loop {
+        let stamped = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = rx.recv() => match r {
+                Ok(s) => s,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(n, "kiosk feed lagged");
+                    continue;
+                }
+                Err(_) => return,
+            },
+        };
+        if matches!(
+            stamped.event,
+            Event::ApprovalRequested { .. }
+                | Event::ApprovalDecided { .. }
+                | Event::KillSwitch { .. }
+        ) {
+            approvals::refresh(&ctx, weak.clone());
+        }
+        if let Some(item) = feed::item(&stamped, &tz) {
+            let w2 = weak.clone();
+            ctx.ui.post(move || {
+                if let Some(w) = w2.upgrade() {
+                    feed::prepend(&w, &[item]);
+                }
+            });
+        }
+    }
+}
+
+async fn tick(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: CancellationToken) {
+    let tz = format::local_zone();
+    let mut since_approvals = APPROVALS_EVERY;
+    loop {
+        let (w2, tz2) = (weak.clone(), tz.clone());
+        ctx.ui.post(move || {
+            if let Some(w) = w2.upgrade() {
+                header::tick(&w, crate::time::now_ms(), &tz2);
+            }
+        });
+        if since_approvals >= APPROVALS_EVERY {
+            approvals::refresh(&ctx, weak.clone());
+            since_approvals = Duration::ZERO;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(TICK) => since_approvals += TICK,
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Headless rendering with Slint's software renderer: the window lives in memory, frames go to a pixel buffer
+//! and from there to PNG. Used by `jarvis snapshot`, the screenshot tests and the frame-time benchmark. The
+//! platform is installed for the calling thread only, so tests can each render their own window.
+
+use std::path::Path;
+use std::rc::Rc;
+
+use slint::platform::software_renderer::{MinimalSoftwareWindow, RepaintBufferType};
+use slint::platform::{Platform, WindowAdapter, WindowEvent};
+use slint::{ComponentHandle, PhysicalSize, PlatformError, Rgb8Pixel};
+
+use std::time::{Duration, Instant};
+
+use slint::Model;
+
+use crate::kiosk::ui::{AppWindow, ApprovalAdapter, ClusterAdapter, TerminalAdapter};
+use crate::kiosk::{attach, drain, KioskContext, UiThread};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("bad size `{0}`: give WIDTHxHEIGHT, for example 1920x1080")]
+    BadSize(String),
+    #[error("cannot start the headless renderer: {0}")]
+    Platform(String),
+    #[error("cannot write {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+struct Headless {
+    window: Rc<MinimalSoftwareWindow>,
+}
+
+impl Platform for Headless {
+    fn create_window_adapter(&self) -> Result<Rc<dyn WindowAdapter>, PlatformError> {
+        Ok(self.window.clone())
+    }
+}
+
+/// `1920x1080` to (1920, 1080).
+pub fn parse_size(s: &str) -> Result<(u32, u32), SnapshotError> {
+    let bad = || SnapshotError::BadSize(s.to_string());
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    );
+    if !(320..=8192).contains(&w) || !(240..=8192).contains(&h) {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+/// The scale factor a screen of this many physical pixels gets: 1 up to 1440 lines, then whole or half steps
+/// so that a 4K panel shows the 1080p layout at twice the sharpness.
+pub fn auto_scale(_width: u32, height: u32) -> f32 {
+    if height < 1440 {
+        1.0
+    } else {
+        ((height as f32 / 1080.0) * 2.0).floor() / 2.0
+    }
+}
+
+/// One rendered frame, RGB.
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<Rgb8Pixel>,
+}
+
+impl Frame {
+    /// The number of distinct colours, a cheap check that something was drawn.
+    pub fn distinct_colours(&self) -> usize {
+        let mut seen: std::collections::HashSet<(u8, u8, u8)> = std::collections::HashSet::new();
+        for p in &self.pixels {
+            seen.insert((p.r, p.g, p.b));
+        }
+        seen.len()
+    }
+
+    pub fn write_png(&self, path: &Path) -> Result<(), SnapshotError> {
+        let err = |message: String| SnapshotError::Write {
+            path: path.display().to_string(),
+            message,
+        };
+        let file = std::fs::File::create(path).map_err(|e| err(e.to_string()))?;
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), self.width, self.height);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|e| err(e.to_string()))?;
+        let bytes: Vec<u8> = self.pixels.iter().flat_map(|p| [p.r, p.g, p.b]).collect();
+        writer
+            .write_image_data(&bytes)
+            .map_err(|e| err(e.to_string()))?;
+        writer.finish().map_err(|e| err(e.to_string()))
+    }
+}
+
+/// The HUD in memory, at a fixed physical size.
+pub struct HeadlessUi {
+    pub window: Rc<MinimalSoftwareWindow>,
+    pub app: AppWindow,
+    width: u32,
+    height: u32,
+}
+
+impl HeadlessUi {
+    /// Installs the headless platform on this thread and builds the window. Fails if this thread already has
+    /// a Slint platform.
+    pub fn new(width: u32, height: u32, scale: f32) -> Result<HeadlessUi, SnapshotError> {
+        let window = MinimalSoftwareWindow::new(RepaintBufferType::NewBuffer);
+        slint::platform::set_platform(Box::new(Headless {
+            window: window.clone(),
+        }))
+        .map_err(|e| SnapshotError::Platform(e.to_string()))?;
+        window.dispatch_event(WindowEvent::ScaleFactorChanged {
+            scale_factor: scale,
+        });
+        window.set_size(PhysicalSize::new(width, height));
+        let app = AppWindow::new().map_err(|e| SnapshotError::Platform(e.to_string()))?;
+        app.show()
+            .map_err(|e| SnapshotError::Platform(e.to_string()))?;
+        Ok(HeadlessUi {
+            window,
+            app,
+            width,
+            height,
+        })
+    }
+
+    /// Renders a complete frame, whether or not anything changed.
+    pub fn render(&self) -> Frame {
+        slint::platform::update_timers_and_animations();
+        self.window.request_redraw();
+        self.render_if_needed().unwrap_or_else(|| Frame {
+            width: self.width,
+            height: self.height,
+            pixels: vec![Rgb8Pixel::default(); (self.width * self.height) as usize],
+        })
+    }
+
+    /// Renders only if something changed since the last frame (what a kiosk does on an idle screen).
+    pub fn render_if_needed(&self) -> Option<Frame> {
+        slint::platform::update_timers_and_animations();
+        let mut pixels = vec![Rgb8Pixel::default(); (self.width * self.height) as usize];
+        let drawn = self.window.draw_if_needed(|r| {
+            r.render(&mut pixels, self.width as usize);
+        });
+        drawn.then_some(Frame {
+            width: self.width,
+            height: self.height,
+            pixels,
+        })
+    }
+}
+
+/// What `capture` saw, for the timings `jarvis snapshot` prints.
+pub struct Capture {
+    pub hud: HeadlessUi,
+    pub frame: Frame,
+    /// Building the window and its models.
+    pub build: Duration,
+    /// Rendering the frame.
+    pub render: Duration,
+}
+
+/// Renders the live HUD for `ctx` headless: waits (up to `wait`) for the first cluster data, optionally plays the
+/// demo scene (a terminal command and a guest shutdown that asks for approval, as a user would do on the screen),
+/// then renders one frame.
+pub fn capture(
+    ctx: &KioskContext,
+    (width, height): (u32, u32),
+    scale: f32,
+    scene: bool,
+    wait: Duration,
+) -> Result<Capture, SnapshotError> {
+    let started = Instant::now();
+    let (ui, rx) = UiThread::queue();
+    let ctx = KioskContext { ui, ..ctx.clone() };
+    let hud = HeadlessUi::new(width, height, scale)?;
+    let stop = attach(&hud.app, &ctx);
+    let build = started.elapsed();
+    let deadline = Instant::now() + wait;
+    let has_temps = || {
+        ctx.state
+            .get()
+            .cluster
+            .nodes
+            .iter()
+            .any(|n| !n.temperatures.is_empty())
+    };
+    pump_until(&rx, deadline, || {
+        hud.app.global::<ClusterAdapter>().get_nodes().row_count() > 0 && has_temps()
+    });
+    if scene {
+        play_scene(&hud.app);
+        pump_until(&rx, deadline, || {
+            hud.app.global::<TerminalAdapter>().get_lines().row_count() > 1
+                && hud.app.global::<ApprovalAdapter>().get_cards().row_count() > 0
+        });
+    }
+    // Let the last posted updates land.
+    std::thread::sleep(Duration::from_millis(100));
+    drain(&rx);
+    let t = Instant::now();
+    let frame = hud.render();
+    let render = t.elapsed();
+    stop.cancel();
+    Ok(Capture {
+        hud,
+        frame,
+        build,
+        render,
+    })
+}
+
+fn pump_until(
+    rx: &std::sync::mpsc::Receiver<crate::kiosk::UiJob>,
+    deadline: Instant,
+    done: impl Fn() -> bool,
+) {
+    while Instant::now() < deadline {
+        drain(rx);
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::warn!("the snapshot did not see everything it waited for; rendering what there is");
+}
+
+/// What a user would do first on the demo: run `uptime` on pve, and press the power button of a running guest
+/// on pve (a shutdown, so an approval card appears).
+pub fn play_scene(w: &AppWindow) {
+    let t = w.global::<TerminalAdapter>();
+    t.set_host("pve".into());
+    t.invoke_run("pve".into(), "uptime".into());
+    let c = w.global::<ClusterAdapter>();
+    let guest = c
+        .get_all_guests()
+        .iter()
+        .find(|g| g.node == "pve" && g.running);
+    if let Some(g) = guest {
+        c.invoke_guest_power(g.vmid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_scale() {
+        assert_eq!(parse_size("1920x1080").ok(), Some((1920, 1080)));
+        assert_eq!(parse_size("800X480").ok(), Some((800, 480)));
+        assert!(parse_size("1920").is_err());
+        assert!(parse_size("10x10").is_err());
+        assert_eq!(auto_scale(1920, 1080), 1.0);
+        assert_eq!(auto_scale(1280, 800), 1.0);
+        assert_eq!(auto_scale(3840, 2160), 2.0);
+        assert_eq!(auto_scale(2560, 1440), 1.0);
+    }
+}
