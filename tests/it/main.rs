@@ -5,6 +5,7 @@ mod cli; // the binary: check-config, demo, SIGTERM, kill -9 while writing
 mod client; // the PVE client against the simulator, including every fault
 mod contract; // client and simulator against the PVE API schema
 mod files; // downloads behind the SSRF guard, file roots
+mod kiosk; // the HUD rendered headless at every size, and its callbacks through the registry
 mod mcp; // MCP with the official Python SDK, over streamable HTTP and stdio
 mod poller; // events, staleness, back-off and recovery
 mod ssh; // SSH against a real sshd: commands, host keys, timeouts, temperatures

@@ -1,0 +1,357 @@
+//! The kiosk HUD, rendered headless with the software renderer against the demo homelab: what is on screen at
+//! each supported size (panels, node names, terminal output, approval cards), and the controllers' callbacks
+//! reaching the tool registry — a terminal command runs, a guest's power button asks for approval, approving on
+//! the card runs the shutdown, the kill-switch button holds every action.
+
+use std::time::{Duration, Instant};
+
+use i_slint_backend_testing::{ElementHandle, ElementQuery};
+use jarvis::demo::{Demo, DemoOptions};
+use jarvis::kiosk::snapshot::{self, Capture};
+use jarvis::kiosk::ui::{AppWindow, ApprovalAdapter, ClusterAdapter, TerminalAdapter};
+use jarvis::kiosk::KioskContext;
+use slint::{ComponentHandle, Model};
+
+use crate::util;
+
+/// Panels of the wide HUD, by their titles.
+const WIDE_PANELS: [&str; 10] = [
+    "NODES",
+    "GUESTS",
+    "CORE",
+    "ACTIVITY",
+    "CONVERSATION",
+    "STORAGE",
+    "ALERTS",
+    "PRESENCE",
+    "TERMINAL",
+    "APPROVALS",
+];
+/// Panels of each compact tab.
+const TABS: [&[&str]; 4] = [
+    &["NODES", "GUESTS"],
+    &["CORE", "CONVERSATION"],
+    &["STORAGE", "ALERTS", "ACTIVITY"],
+    &["TERMINAL", "APPROVALS"],
+];
+
+struct Harness {
+    rt: tokio::runtime::Runtime,
+    demo: Option<Demo>,
+    ctx: KioskContext,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn start() -> Harness {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let demo = rt
+            .block_on(Demo::start(DemoOptions {
+                listen: loopback,
+                sim_listen: loopback,
+                data_dir: dir.path().to_path_buf(),
+                poll: util::fast_poll(),
+            }))
+            .expect("demo starts");
+        let ctx = KioskContext::new(
+            &demo.app,
+            rt.handle().clone(),
+            vec![jarvis::sim::executor::DOCKER_HOST.to_string()],
+            (80.0, 90.0),
+        );
+        Harness {
+            rt,
+            demo: Some(demo),
+            ctx,
+            _dir: dir,
+        }
+    }
+
+    fn capture(&self, size: (u32, u32), scene: bool) -> Capture {
+        let scale = snapshot::auto_scale(size.0, size.1);
+        snapshot::capture(&self.ctx, size, scale, scene, Duration::from_secs(15)).expect("renders")
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(demo) = self.demo.take() {
+            self.rt.block_on(demo.shutdown());
+        }
+    }
+}
+
+/// Every element whose accessible label is `label`, with its bounds inside the window.
+fn visible(app: &AppWindow, label: &str) -> bool {
+    let size = app.window().size().to_logical(app.window().scale_factor());
+    ElementHandle::find_by_accessible_label(app, label).any(|e| {
+        let (p, s) = (e.absolute_position(), e.size());
+        s.width >= 20.0
+            && s.height >= 10.0
+            && p.x >= -0.5
+            && p.y >= -0.5
+            && p.x + s.width <= size.width + 0.5
+            && p.y + s.height <= size.height + 0.5
+    })
+}
+
+fn any_label_containing(app: &AppWindow, needle: &str) -> bool {
+    ElementQuery::from_root(app)
+        .match_predicate({
+            let needle = needle.to_string();
+            move |e| e.accessible_label().is_some_and(|l| l.contains(&needle))
+        })
+        .find_first()
+        .is_some()
+}
+
+fn check_wide(size: (u32, u32)) {
+    let h = Harness::start();
+    let c = h.capture(size, true);
+    let app = &c.hud.app;
+    for panel in WIDE_PANELS {
+        assert!(
+            visible(app, panel),
+            "{size:?}: panel {panel} is not on screen"
+        );
+    }
+    for node in ["Home", "pve", "agent", "agent1"] {
+        assert!(
+            visible(app, &format!("node {node}")),
+            "{size:?}: node card {node} missing"
+        );
+    }
+    assert!(
+        any_label_containing(app, "load average"),
+        "{size:?}: the terminal shows uptime's output"
+    );
+    assert!(
+        any_label_containing(app, "approval Shut down"),
+        "{size:?}: an approval card spells out the shutdown"
+    );
+    assert!(
+        visible(app, "APPROVE") && visible(app, "DENY"),
+        "{size:?}: the card's buttons are on screen"
+    );
+    assert!(any_label_containing(app, "SMART"), "{size:?}: SMART badges");
+    assert!(
+        c.frame.distinct_colours() > 50,
+        "{size:?}: the frame has content"
+    );
+    let out = std::env::temp_dir().join(format!("jarvis-hud-{}x{}.png", size.0, size.1));
+    c.frame.write_png(&out).expect("png");
+}
+
+#[test]
+fn hud_at_1920x1080_shows_every_panel() {
+    check_wide((1920, 1080));
+}
+
+#[test]
+fn hud_at_3840x2160_shows_every_panel() {
+    check_wide((3840, 2160));
+}
+
+#[test]
+fn hud_at_1280x800_shows_every_panel() {
+    check_wide((1280, 800));
+}
+
+#[test]
+fn hud_at_800x480_shows_every_panel_tab_by_tab() {
+    let h = Harness::start();
+    let c = h.capture((800, 480), true);
+    let app = &c.hud.app;
+    assert!(
+        any_label_containing(app, "approval Shut down"),
+        "a waiting approval floats over the tabs"
+    );
+    for (tab, panels) in TABS.iter().enumerate() {
+        app.set_tab(tab as i32);
+        c.hud.render();
+        for panel in *panels {
+            assert!(
+                visible(app, panel),
+                "800x480 tab {tab}: panel {panel} is not on screen"
+            );
+        }
+        for tab_name in ["CLUSTER", "JARVIS", "STATUS", "TERMINAL"] {
+            assert!(visible(app, tab_name), "800x480: tab {tab_name} missing");
+        }
+    }
+}
+
+/// Pumps the headless UI queue until `done` or the limit.
+fn pump(
+    rx: &std::sync::mpsc::Receiver<jarvis::kiosk::UiJob>,
+    limit: Duration,
+    done: impl Fn() -> bool,
+) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        jarvis::kiosk::drain(rx);
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn lines(app: &AppWindow) -> Vec<String> {
+    app.global::<TerminalAdapter>()
+        .get_lines()
+        .iter()
+        .map(|l| l.text.to_string())
+        .collect()
+}
+
+#[test]
+fn callbacks_go_through_the_registry_and_approving_on_the_card_runs_the_action() {
+    let h = Harness::start();
+    let (ui, rx) = jarvis::kiosk::UiThread::queue();
+    let ctx = KioskContext {
+        ui,
+        ..h.ctx.clone()
+    };
+    let hud = snapshot::HeadlessUi::new(1920, 1080, 1.0).expect("headless");
+    let app = &hud.app;
+    let _stop = jarvis::kiosk::attach(app, &ctx);
+    assert!(pump(&rx, Duration::from_secs(10), || app
+        .global::<ClusterAdapter>()
+        .get_all_guests()
+        .row_count()
+        > 0));
+
+    // A read from the allowlist runs at once, as the kiosk, and its output lands in the panel.
+    app.global::<TerminalAdapter>()
+        .invoke_run("pve".into(), "uptime".into());
+    assert!(pump(&rx, Duration::from_secs(10), || lines(app)
+        .iter()
+        .any(|l| l.contains("load average"))));
+    let audit = ctx.store.audit(20).expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.actor == "kiosk" && r.tool == "run_command" && r.outcome == "ok"),
+        "{audit:?}"
+    );
+    // History walks back through what was typed.
+    assert_eq!(
+        app.global::<TerminalAdapter>().invoke_history_previous(),
+        "uptime"
+    );
+
+    // The power button of a running guest asks for approval: a card appears, nothing happens yet.
+    let guest = app
+        .global::<ClusterAdapter>()
+        .get_all_guests()
+        .iter()
+        .find(|g| g.running && g.node == "pve")
+        .expect("a running guest on pve");
+    app.global::<ClusterAdapter>()
+        .invoke_guest_power(guest.vmid);
+    assert!(pump(&rx, Duration::from_secs(10), || app
+        .global::<ApprovalAdapter>()
+        .get_cards()
+        .row_count()
+        == 1));
+    let card = app
+        .global::<ApprovalAdapter>()
+        .get_cards()
+        .row_data(0)
+        .expect("card");
+    assert_eq!(card.actor, "kiosk");
+    assert!(
+        card.summary.contains(guest.name.as_str()),
+        "the card names the guest: {}",
+        card.summary
+    );
+    let status = |vmid: i32| {
+        ctx.state
+            .get()
+            .cluster
+            .guest(vmid as u32)
+            .map(|g| g.status.clone())
+    };
+    assert_eq!(status(guest.vmid).as_deref(), Some("running"));
+
+    // Approving on the card runs exactly that call; the guest goes down and the card leaves.
+    app.global::<ApprovalAdapter>()
+        .invoke_approve(card.id.clone());
+    assert!(
+        pump(&rx, Duration::from_secs(30), || status(guest.vmid)
+            .as_deref()
+            == Some("stopped")
+            && app.global::<ApprovalAdapter>().get_cards().row_count()
+                == 0),
+        "the approved shutdown ran: {:?}",
+        lines(app)
+    );
+    assert!(
+        lines(app).iter().any(|l| l.starts_with("Approved:")),
+        "{:?}",
+        lines(app)
+    );
+
+    // The kill switch from the screen holds every action, and the power button now reports the refusal.
+    app.global::<ApprovalAdapter>().invoke_set_kill_switch(true);
+    assert!(pump(&rx, Duration::from_secs(10), || app
+        .global::<ApprovalAdapter>()
+        .get_kill_switch()));
+    assert!(ctx.tools.kill_switch());
+    app.global::<ClusterAdapter>()
+        .invoke_guest_power(guest.vmid);
+    assert!(pump(&rx, Duration::from_secs(10), || lines(app)
+        .iter()
+        .any(|l| l.contains("kill switch is on"))));
+    assert_eq!(status(guest.vmid).as_deref(), Some("stopped"));
+    app.global::<ApprovalAdapter>()
+        .invoke_set_kill_switch(false);
+    assert!(pump(&rx, Duration::from_secs(10), || !app
+        .global::<ApprovalAdapter>()
+        .get_kill_switch()));
+}
+
+#[test]
+fn the_guest_filter_shows_one_node() {
+    let h = Harness::start();
+    let (ui, rx) = jarvis::kiosk::UiThread::queue();
+    let ctx = KioskContext {
+        ui,
+        ..h.ctx.clone()
+    };
+    let hud = snapshot::HeadlessUi::new(1920, 1080, 1.0).expect("headless");
+    let app = &hud.app;
+    let _stop = jarvis::kiosk::attach(app, &ctx);
+    let adapter = app.global::<ClusterAdapter>();
+    assert!(pump(&rx, Duration::from_secs(10), || adapter
+        .get_visible_guests()
+        .row_count()
+        > 0));
+    let all = adapter.get_visible_guests().row_count();
+    adapter.set_node_filter("agent1".into());
+    adapter.invoke_filter_changed("agent1".into());
+    let shown: Vec<_> = adapter.get_visible_guests().iter().collect();
+    assert!(!shown.is_empty() && shown.len() < all);
+    assert!(shown.iter().all(|g| g.node == "agent1"));
+    // The next poll keeps the filter.
+    let before = ctx.state.get().cluster.updated_at_ms;
+    assert!(pump(&rx, Duration::from_secs(10), || ctx
+        .state
+        .get()
+        .cluster
+        .updated_at_ms
+        > before));
+    jarvis::kiosk::drain(&rx);
+    assert!(adapter
+        .get_visible_guests()
+        .iter()
+        .all(|g| g.node == "agent1"));
+}
