@@ -136,7 +136,8 @@ impl Demo {
         let pve = self.sim.url();
         let secret = self.pve_secret.expose();
         format!(
-            "Jarvis demo is running (headless: the kiosk UI arrives with its own issue).\n\
+            "Jarvis demo is running. The HUD opens in a window when a display is present (DISPLAY), or on the screen\n\
+             through LinuxKMS; without either it runs headless (try `xvfb-run scripts/demo`, or `jarvis snapshot`).\n\
              \n  side port   {web}\n  token       {token}\n  operator    {operator}   (approvals and the kill switch: jarvis approve ID)\n\
              \n  try:        curl -H 'Authorization: Bearer {token}' {web}/api/v1/cluster\n\
              \n  live feed:  websocat -H 'Authorization: Bearer {token}' ws://{addr}/ws\n\

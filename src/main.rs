@@ -48,7 +48,7 @@ enum Command {
         /// Main poll interval in milliseconds.
         #[arg(long)]
         poll_ms: Option<u64>,
-        /// Where to show the HUD: auto (a window when a display is present), winit, linuxkms, none.
+        /// Where to show the HUD: auto (a window when a display is present, else none), winit, linuxkms, none.
         #[arg(long, default_value = "auto", value_parser = ["auto", "winit", "linuxkms", "none"])]
         ui: String,
     },
@@ -69,6 +69,9 @@ enum Command {
         /// With --demo: also run `uptime` in the terminal and press a guest's power button, as a visitor would.
         #[arg(long)]
         scene: bool,
+        /// Also render this many more full frames and print their timing (the frame-time benchmark).
+        #[arg(long, default_value_t = 0)]
+        frames: usize,
         #[arg(long)]
         out: PathBuf,
     },
@@ -311,10 +314,13 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
                 listen, sim_listen, data_dir, poll_ms,
             )))?;
             println!("{}", demo.banner());
-            let settings = KioskSettings {
-                backend: BackendChoice::parse(&ui).unwrap_or(BackendChoice::Auto),
-                ..KioskSettings::default()
+            // The demo opens a window where there is a display; it takes over the screen (LinuxKMS) only when
+            // asked to, so starting it over SSH never grabs a machine's console.
+            let backend = match BackendChoice::parse(&ui).unwrap_or(BackendChoice::Auto) {
+                BackendChoice::Auto if !jarvis::kiosk::backend::Machine::probe().display => BackendChoice::None,
+                other => other,
             };
+            let settings = KioskSettings { backend, ..KioskSettings::default() };
             show_until_stopped(rt, &settings, demo_kiosk(&demo, rt));
             rt.block_on(demo.shutdown());
         }
@@ -324,6 +330,7 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
             size,
             scale,
             scene,
+            frames,
             out,
         } => {
             let size = snapshot::parse_size(&size)?;
@@ -357,21 +364,47 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
                 }
             };
             let result = snapshot::capture(&ctx, size, scale, scene, Duration::from_secs(10));
+            let first_frame = STARTED.get().map(|s| s.elapsed().as_millis()).unwrap_or(0);
             let written = result.and_then(|c| {
                 c.frame.write_png(&out)?;
                 Ok(c)
             });
-            stop();
-            let c = written?;
+            let c = match written {
+                Ok(c) => c,
+                Err(e) => {
+                    stop();
+                    return Err(e.into());
+                }
+            };
             println!(
-                "{}: {}x{} at scale {scale}; UI built in {} ms, frame rendered in {} ms, first frame {} ms after start",
+                "{}: {}x{} at scale {scale}; UI built in {} ms, frame rendered in {} ms, first frame with cluster data {} ms after start",
                 out.display(),
                 size.0,
                 size.1,
                 c.build.as_millis(),
                 c.render.as_millis(),
-                STARTED.get().map(|s| s.elapsed().as_millis()).unwrap_or(0),
+                first_frame,
             );
+            if frames > 0 {
+                let mut times: Vec<f64> = (0..frames)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        let _ = c.hud.render();
+                        t.elapsed().as_secs_f64() * 1000.0
+                    })
+                    .collect();
+                times.sort_by(f64::total_cmp);
+                let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+                println!(
+                    "full {}x{} frames, software renderer: n={frames} p50={:.2} ms p99={:.2} ms max={:.2} ms",
+                    size.0,
+                    size.1,
+                    at(0.5),
+                    at(0.99),
+                    at(1.0)
+                );
+            }
+            stop();
         }
         _ => unreachable!("only UI commands come here"),
     }

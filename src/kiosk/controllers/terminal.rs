@@ -213,8 +213,12 @@ pub fn invoke_and_report(
     });
 }
 
-/// The hosts the terminal offers: the nodes, then the extra hosts (the Docker VM).
+/// The hosts the terminal offers: the nodes, then the extra hosts (the Docker VM); none before the first poll,
+/// so that the first node, not the Docker VM, is selected at start.
 pub fn hosts(c: &crate::cluster::model::ClusterSnapshot, extra: &[String]) -> Vec<SharedString> {
+    if c.nodes.is_empty() {
+        return Vec::new();
+    }
     c.nodes
         .iter()
         .map(|n| n.name.as_str())
