@@ -317,10 +317,15 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
             // The demo opens a window where there is a display; it takes over the screen (LinuxKMS) only when
             // asked to, so starting it over SSH never grabs a machine's console.
             let backend = match BackendChoice::parse(&ui).unwrap_or(BackendChoice::Auto) {
-                BackendChoice::Auto if !jarvis::kiosk::backend::Machine::probe().display => BackendChoice::None,
+                BackendChoice::Auto if !jarvis::kiosk::backend::Machine::probe().display => {
+                    BackendChoice::None
+                }
                 other => other,
             };
-            let settings = KioskSettings { backend, ..KioskSettings::default() };
+            let settings = KioskSettings {
+                backend,
+                ..KioskSettings::default()
+            };
             show_until_stopped(rt, &settings, demo_kiosk(&demo, rt));
             rt.block_on(demo.shutdown());
         }
