@@ -75,6 +75,7 @@ async fn run(samples: usize, interval_ms: u64) {
         tools: jarvis::tools::ToolSettings::default(),
         ssh: None,
         kiosk: Default::default(),
+        persona: Default::default(),
     };
     let app = App::start(&config, "bench").await.expect("app");
     let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))

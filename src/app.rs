@@ -45,6 +45,7 @@ pub struct App {
     pub state: StateHandle,
     pub store: Arc<Store>,
     pub tools: Arc<Registry>,
+    pub agent: Arc<crate::agent::Agent>,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     writer: JoinHandle<()>,
@@ -104,6 +105,10 @@ impl App {
             },
             store.clone(),
         )?);
+        let agent = Arc::new(crate::agent::Agent::new(
+            tools.clone(),
+            config.persona.clone(),
+        ));
         let mut tasks = Vec::new();
         let poller = Poller::new(client, config.poll.clone(), bus.clone(), state.clone());
         tasks.push(("poller", tokio::spawn(poller.run(shutdown.clone()))));
@@ -133,6 +138,7 @@ impl App {
                 bus: bus.clone(),
                 store: store.clone(),
                 tools: tools.clone(),
+                agent: agent.clone(),
                 token: config.web.token.clone(),
                 operator_token: config.web.operator_token.clone(),
             });
@@ -166,6 +172,7 @@ impl App {
             state,
             store,
             tools,
+            agent,
             shutdown,
             tasks,
             writer,

@@ -16,6 +16,7 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over [`app`]. See `docs/ARCHITECTURE.md` for the map.
 
+pub mod agent;
 pub mod app;
 pub mod bus;
 pub mod cluster;

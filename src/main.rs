@@ -97,6 +97,17 @@ enum Command {
         #[arg(long, default_value = "/etc/jarvis/jarvis.toml")]
         config: PathBuf,
     },
+    /// Ask a running Jarvis something, as you would on the kiosk: "what's the status of the cluster?".
+    Ask {
+        text: String,
+        /// The side port of the running Jarvis.
+        #[arg(long, default_value = "http://127.0.0.1:8443")]
+        url: String,
+        /// File holding the side-port token (default: the JARVIS_WEB_TOKEN environment variable). The operator
+        /// token also works, and may release the kill switch.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Check a config file and list every problem with its line and field.
     CheckConfig { file: PathBuf },
     /// Run a simulator alone.
@@ -272,6 +283,43 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     "off"
                 }
             );
+        }
+        Command::Ask {
+            text,
+            url,
+            token_file,
+        } => {
+            let token = match &token_file {
+                Some(f) => Secret::from_file(f)?,
+                None => Secret::new(
+                    std::env::var(jarvis::config::ENV_WEB_TOKEN)
+                        .context("give --token-file or set JARVIS_WEB_TOKEN")?,
+                ),
+            };
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .context("HTTP client")?;
+            let endpoint = format!("{}/api/v1/chat", url.trim_end_matches('/'));
+            let resp = client
+                .post(&endpoint)
+                .bearer_auth(token.expose())
+                .json(&serde_json::json!({ "text": text }))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach Jarvis at {url}"))?;
+            let status = resp.status();
+            let answer: serde_json::Value = resp
+                .json()
+                .await
+                .context("Jarvis answered something that is not JSON")?;
+            if !status.is_success() {
+                anyhow::bail!(
+                    "{}",
+                    answer["message"].as_str().unwrap_or("request refused")
+                );
+            }
+            println!("{}", answer["text"].as_str().unwrap_or_default());
         }
         Command::CheckConfig { .. } => unreachable!("handled without a runtime"),
         Command::Run { .. } | Command::Demo { .. } | Command::Snapshot { .. } => {

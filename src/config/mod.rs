@@ -58,6 +58,8 @@ pub struct Config {
     pub ssh: Option<SshSettings>,
     /// The kiosk UI: backend, renderer, hardware keys.
     pub kiosk: KioskSettings,
+    /// How Jarvis addresses the operator (`[agent] address`).
+    pub persona: crate::agent::persona::Persona,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +133,12 @@ impl Config {
             None => "info".into(),
         });
         let kiosk = r.section("kiosk", read_kiosk);
+        let persona = r.section("agent", |s| crate::agent::persona::Persona {
+            address: s
+                .string("address")
+                .map(|(a, _)| a)
+                .unwrap_or_else(|| "sir".into()),
+        });
         let keys = r.section("keys", read_keys);
         let problems = r.finish();
         match (pve, web) {
@@ -149,6 +157,7 @@ impl Config {
                 },
                 ssh: ssh.map(|s| SshSettings { hosts, ..s }),
                 kiosk: KioskSettings { keys, ..kiosk },
+                persona,
             }),
             _ => Err(ConfigError::Invalid {
                 path: name.to_string(),

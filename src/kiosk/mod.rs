@@ -116,7 +116,7 @@ impl KioskContext {
             ui: UiThread::EventLoop,
             extra_hosts,
             storage_thresholds,
-            chat: None,
+            chat: Some(Arc::new(app.agent.clone())),
             own_calls: Default::default(),
         }
     }

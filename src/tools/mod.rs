@@ -233,6 +233,11 @@ impl Registry {
             .collect()
     }
 
+    /// The world as the tools see it now.
+    pub fn world(&self) -> Arc<World> {
+        self.ctx.state.get()
+    }
+
     /// Whether the kill switch is on. An unreadable store counts as on: the gate fails closed.
     pub fn kill_switch(&self) -> bool {
         match self.store.setting(KILL_SWITCH_KEY) {

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod chat;
 pub mod tools;
 pub mod ws;
 
@@ -35,6 +36,7 @@ pub struct WebContext {
     pub bus: Bus,
     pub store: Arc<Store>,
     pub tools: Arc<Registry>,
+    pub agent: Arc<crate::agent::Agent>,
     pub token: Secret,
     pub operator_token: Secret,
 }
@@ -58,6 +60,7 @@ pub fn router(
         .route("/api/v1/cluster", get(api::cluster))
         .route("/api/v1/events", get(api::events))
         .route("/ws", get(ws::upgrade))
+        .route("/api/v1/chat", axum::routing::post(chat::chat))
         .route("/api/v1/tools", get(tools::list))
         .route("/api/v1/tools/{name}", axum::routing::post(tools::invoke))
         .route("/api/v1/approvals", get(tools::approvals))

@@ -1,5 +1,6 @@
 //! The live WebSocket: a cluster snapshot on connect, then every bus event as JSON tagged by channel (`cluster`,
-//! `jarvis`, `voice`, `vision`) and a fresh snapshot whenever the state changes.
+//! `jarvis`, `voice`, `vision`) and a fresh snapshot whenever the state changes. A client may talk to Jarvis on
+//! the same socket: `{"type": "chat", "text": "...", "id": "x"}` is answered with `chat_delta` and `chat_done`.
 //!
 //! Each connection has its own bus receiver, so a client that never reads cannot slow anyone else: a send that
 //! does not complete in [`SEND_TIMEOUT`] closes that connection, and a client that falls behind the bus gets a
@@ -11,20 +12,89 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::auth::Role;
 use super::WebContext;
+use crate::agent::Asker;
 use crate::bus::Stamped;
 use crate::state::World;
+use tokio::sync::mpsc;
 
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_INBOUND: usize = 64 * 1024;
 
-pub async fn upgrade(State(ctx): State<Arc<WebContext>>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(ctx): State<Arc<WebContext>>,
+    Extension(role): Extension<Role>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let operator = role == Role::Operator;
     ws.max_message_size(MAX_INBOUND)
         .max_write_buffer_size(4 * 1024 * 1024)
-        .on_upgrade(move |socket| session(ctx, socket))
+        .on_upgrade(move |socket| session(ctx, socket, operator))
+}
+
+/// A client's chat message: `{"type": "chat", "text": "...", "id": "any"}`.
+#[derive(Debug, serde::Deserialize)]
+struct ChatIn {
+    #[serde(rename = "type")]
+    kind: String,
+    text: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    voice: bool,
+}
+
+/// Answers a chat message from the client; replies come back through `out` as `chat_delta` then `chat_done`.
+fn answer_chat(ctx: &Arc<WebContext>, raw: &str, operator: bool, out: &mpsc::Sender<String>) {
+    let msg: ChatIn = match serde_json::from_str(raw) {
+        Ok(m) => m,
+        Err(e) => {
+            let err = json!({"channel": "jarvis", "type": "error", "message": format!("expected {{\"type\": \"chat\", \"text\": \"...\"}}: {e}")});
+            let _ = out.try_send(err.to_string());
+            return;
+        }
+    };
+    let id = msg.id.unwrap_or_default();
+    let text = match (msg.kind.as_str(), super::chat::check_text(&msg.text)) {
+        ("chat", Ok(t)) => t.to_string(),
+        (_, Err(m)) => {
+            let _ = out.try_send(
+                json!({"channel": "jarvis", "type": "error", "id": id, "message": m}).to_string(),
+            );
+            return;
+        }
+        (other, _) => {
+            let m = format!("unknown message type `{other}`");
+            let _ = out.try_send(
+                json!({"channel": "jarvis", "type": "error", "id": id, "message": m}).to_string(),
+            );
+            return;
+        }
+    };
+    let (ctx, out) = (ctx.clone(), out.clone());
+    tokio::spawn(async move {
+        let reply = ctx
+            .agent
+            .reply(
+                &text,
+                Asker {
+                    operator,
+                    voice: msg.voice,
+                },
+            )
+            .await;
+        let delta =
+            json!({"channel": "jarvis", "type": "chat_delta", "id": id, "text": reply.text});
+        let done = json!({"channel": "jarvis", "type": "chat_done", "id": id, "engine": reply.engine,
+                          "intent": reply.intent, "tool": reply.tool});
+        let _ = out.send(delta.to_string()).await;
+        let _ = out.send(done.to_string()).await;
+    });
 }
 
 pub fn snapshot_message(world: &World) -> String {
@@ -35,7 +105,8 @@ pub fn event_message(e: &Stamped) -> String {
     json!({"channel": e.event.channel().as_str(), "type": "event", "ts_ms": e.ts_ms, "data": e.event}).to_string()
 }
 
-async fn session(ctx: Arc<WebContext>, mut socket: WebSocket) {
+async fn session(ctx: Arc<WebContext>, mut socket: WebSocket, operator: bool) {
+    let (chat_tx, mut chat_rx) = mpsc::channel::<String>(32);
     let mut events = ctx.bus.subscribe();
     let mut world = ctx.state.subscribe();
     let first = snapshot_message(&world.borrow_and_update());
@@ -61,8 +132,13 @@ async fn session(ctx: Arc<WebContext>, mut socket: WebSocket) {
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Text(t))) => {
+                    answer_chat(&ctx, t.as_str(), operator, &chat_tx);
+                    continue;
+                }
                 Some(Ok(_)) => continue,
             },
+            Some(text) = chat_rx.recv() => text,
         };
         if !send(&mut socket, text).await {
             return;

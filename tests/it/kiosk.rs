@@ -320,7 +320,7 @@ fn callbacks_go_through_the_registry_and_approving_on_the_card_runs_the_action()
 }
 
 #[test]
-fn the_guest_filter_shows_one_node() {
+fn the_guest_filter_shows_one_node_and_the_chat_answers() {
     let h = Harness::start();
     let (ui, rx) = jarvis::kiosk::UiThread::queue();
     let ctx = KioskContext {
@@ -341,6 +341,19 @@ fn the_guest_filter_shows_one_node() {
     let shown: Vec<_> = adapter.get_visible_guests().iter().collect();
     assert!(!shown.is_empty() && shown.len() < all);
     assert!(shown.iter().all(|g| g.node == "agent1"));
+    // The chat panel talks to the agent: the offline engine answers in the persona.
+    app.global::<jarvis::kiosk::ui::JarvisAdapter>()
+        .invoke_send_chat("status report".into());
+    let jarvis_said = || {
+        app.global::<jarvis::kiosk::ui::JarvisAdapter>()
+            .get_chat()
+            .iter()
+            .any(|m| m.from_jarvis && !m.streaming && m.text.contains("nodes are online"))
+    };
+    assert!(
+        pump(&rx, Duration::from_secs(10), jarvis_said),
+        "Jarvis answers in the chat panel"
+    );
     // The next poll keeps the filter.
     let before = ctx.state.get().cluster.updated_at_ms;
     assert!(pump(&rx, Duration::from_secs(10), || ctx

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (so the crate links once), modules by subsystem. Every peer is real and on
 //! loopback: the PVE simulator over HTTPS, the side port over HTTP and WebSocket, the `jarvis` binary itself.
 
+mod agent; // the offline intent engine on every surface: REST, WebSocket, CLI
 mod cli; // the binary: check-config, demo, SIGTERM, kill -9 while writing
 mod client; // the PVE client against the simulator, including every fault
 mod contract; // client and simulator against the PVE API schema

@@ -17,18 +17,7 @@ pub const NO_AGENT: &str =
     "I have no conversational faculties configured yet, sir. The terminal below runs \
                             commands, and the cards to the right await your approval.";
 
-/// A piece of a streamed reply.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChatDelta {
-    Text(String),
-    Error(String),
-}
-
-/// Something that answers the operator: the agent.
-pub trait ChatBackend: Send + Sync {
-    /// Starts a reply to `text`; the receiver yields it in pieces and closes when the reply is complete.
-    fn ask(&self, text: String) -> tokio::sync::mpsc::Receiver<ChatDelta>;
-}
+pub use crate::agent::{ChatBackend, ChatDelta};
 
 fn message(from_jarvis: bool, text: &str, streaming: bool) -> ChatMessage {
     ChatMessage {

@@ -1,0 +1,546 @@
+//! The offline intent parser: a deterministic reading of the common commands, matched against the names in the
+//! state (nodes, guests) with exact matches first and fuzzy ones (Jaro-Winkler) after, so "start the frigate
+//! container", "reboot pve" or "how hot is agent one" resolve without a language model. Pure: text and names in,
+//! an [`Intent`] out.
+
+use crate::state::World;
+
+/// What was asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intent {
+    ClusterStatus,
+    NodeStatus(String),
+    GuestStatus(u32),
+    Power {
+        action: Power,
+        target: Target,
+    },
+    Temperatures(Option<String>),
+    Storage,
+    Wake(String),
+    /// `Some(true)` on, `Some(false)` off, `None` asks how it stands.
+    KillSwitch(Option<bool>),
+    WhoIsHome,
+    WhenDid {
+        person: String,
+        left: bool,
+    },
+    ShowCamera(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    Start,
+    /// Graceful (ACPI / init) shutdown.
+    Shutdown,
+    /// Hard stop.
+    Stop,
+    Reboot,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Node(String),
+    Guest(u32),
+}
+
+/// Below this Jaro-Winkler similarity a word is not taken for a name.
+const FUZZY: f64 = 0.9;
+
+/// Words that carry no meaning for matching.
+const FILLER: &[&str] = &[
+    "hey",
+    "jarvis",
+    "please",
+    "could",
+    "can",
+    "would",
+    "you",
+    "kindly",
+    "the",
+    "a",
+    "an",
+    "my",
+    "our",
+    "of",
+    "on",
+    "for",
+    "to",
+    "me",
+    "is",
+    "are",
+    "what",
+    "whats",
+    "how",
+    "hows",
+    "tell",
+    "give",
+    "show",
+    "check",
+    "now",
+    "up",
+    "container",
+    "ct",
+    "lxc",
+    "vm",
+    "guest",
+    "machine",
+    "node",
+    "server",
+    "host",
+    "box",
+    "and",
+    "it",
+    "its",
+    "doing",
+    "status",
+    "state",
+    "report",
+    "again",
+    "right",
+    "go",
+    "ahead",
+    "i",
+    "want",
+    "need",
+    "just",
+    "quickly",
+    "at",
+];
+
+/// Lowercase words without punctuation (hyphens and digits kept), contractions opened.
+pub fn words(text: &str) -> Vec<String> {
+    let lower = text.to_lowercase().replace(['’', '\''], "");
+    lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '.'))
+        .map(|w| w.trim_matches(['.', '-']).to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+fn has(w: &[String], any: &[&str]) -> bool {
+    w.iter().any(|x| any.contains(&x.as_str()))
+}
+
+fn has_seq(w: &[String], seq: &[&str]) -> bool {
+    w.windows(seq.len())
+        .any(|win| win.iter().zip(seq).all(|(a, b)| a == b))
+}
+
+/// Spoken numbers as digits, for names such as `agent1` said as "agent one".
+fn digit(w: &str) -> Option<&'static str> {
+    Some(match w {
+        "one" => "1",
+        "two" => "2",
+        "three" => "3",
+        "four" => "4",
+        "five" => "5",
+        _ => return None,
+    })
+}
+
+/// The thing a phrase names: a node or a guest, exact before fuzzy, nodes before guests on a tie.
+pub fn resolve(words: &[String], world: &World, skip: &[&str]) -> Option<Target> {
+    let content: Vec<&str> = words
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !FILLER.contains(w) && !skip.contains(w))
+        .collect();
+    // vmids said as numbers.
+    for w in &content {
+        if let Ok(id) = w.parse::<u32>() {
+            if world.cluster.guest(id).is_some() {
+                return Some(Target::Guest(id));
+            }
+        }
+    }
+    // Phrases of up to three words, with the number of words they span: a longer exact match beats a shorter one
+    // ("email agent" is the guest, not the node "agent").
+    let mut phrases: Vec<(String, usize)> = Vec::new();
+    for n in (1..=3).rev() {
+        for win in content.windows(n) {
+            phrases.push((win.join("-"), n));
+            phrases.push((win.concat(), n));
+            if n == 2 {
+                if let Some(d) = digit(win[1]) {
+                    phrases.push((format!("{}{d}", win[0]), n));
+                }
+            }
+        }
+    }
+    let mut best: Option<(f64, Target)> = None;
+    let mut consider = |score: f64, t: Target| {
+        if score >= FUZZY + 0.01 && best.as_ref().is_none_or(|(s, _)| score > *s + 1e-9) {
+            best = Some((score, t));
+        }
+    };
+    for (p, n) in &phrases {
+        let bonus = *n as f64 * 0.01;
+        for node in &world.cluster.nodes {
+            consider(
+                similarity(p, &node.name.to_lowercase()) + bonus + 0.001,
+                Target::Node(node.name.clone()),
+            );
+        }
+        for g in &world.cluster.guests {
+            consider(
+                similarity(p, &g.name.to_lowercase()) + bonus,
+                Target::Guest(g.vmid),
+            );
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+fn similarity(phrase: &str, name: &str) -> f64 {
+    if phrase == name {
+        return 1.0;
+    }
+    // Short words match only exactly: "pve" must not find "pbs".
+    if phrase.len() < 4 || name.len() < 4 {
+        return 0.0;
+    }
+    strsim::jaro_winkler(phrase, name)
+}
+
+fn node_of(words: &[String], world: &World, skip: &[&str]) -> Option<String> {
+    match resolve(words, world, skip)? {
+        Target::Node(n) => Some(n),
+        Target::Guest(_) => None,
+    }
+}
+
+/// Reads one utterance; `None` when it is not one of the commands the engine knows.
+pub fn parse(text: &str, world: &World) -> Option<Intent> {
+    let mut w = words(text);
+    // The wake word and politeness in front carry nothing.
+    while w
+        .first()
+        .is_some_and(|x| ["hey", "ok", "jarvis", "please"].contains(&x.as_str()))
+    {
+        w.remove(0);
+    }
+    if w.is_empty() {
+        return None;
+    }
+    let joined = w.join(" ");
+    if (has(&w, &["kill"]) && has(&w, &["switch"])) || has(&w, &["killswitch"]) {
+        let on = has(
+            &w,
+            &[
+                "on", "engage", "activate", "enable", "arm", "hit", "pull", "throw",
+            ],
+        );
+        let off = has(
+            &w,
+            &[
+                "off",
+                "release",
+                "disengage",
+                "disable",
+                "deactivate",
+                "lift",
+                "reset",
+            ],
+        );
+        return Some(Intent::KillSwitch(match (on, off) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        }));
+    }
+    if w[0] == "when" && w.iter().any(|x| x == "did") {
+        let left = has(&w, &["leave", "left", "go", "went", "depart", "departed"])
+            && !has(&w, &["arrive", "come", "came", "get"]);
+        let arrived = has(
+            &w,
+            &[
+                "arrive", "arrived", "come", "came", "get", "got", "return", "returned",
+            ],
+        );
+        if left || arrived {
+            let i = w.iter().position(|x| x == "did").unwrap_or(0);
+            if let Some(person) = w.get(i + 1) {
+                return Some(Intent::WhenDid {
+                    person: capitalise(person),
+                    left,
+                });
+            }
+        }
+    }
+    if w[0] == "who" && (has(&w, &["home", "here", "in", "around"]) || joined.contains("at home")) {
+        return Some(Intent::WhoIsHome);
+    }
+    if has(&w, &["camera", "cam", "cameras"])
+        && has(&w, &["show", "display", "open", "view", "see"])
+    {
+        let name = w
+            .iter()
+            .filter(|x| {
+                !FILLER.contains(&x.as_str())
+                    && !["camera", "cam", "display", "open", "view", "see"].contains(&x.as_str())
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Some(Intent::ShowCamera(name));
+    }
+    if has(&w, &["wake", "wol"]) || has_seq(&w, &["wake-on-lan"]) {
+        if let Some(node) = node_of(&w, world, &["wake", "wol", "wake-on-lan", "lan"]) {
+            return Some(Intent::Wake(node));
+        }
+    }
+    if let Some(action) = power_verb(&w) {
+        let verbs = [
+            "start", "boot", "power", "turn", "spin", "shutdown", "shut", "down", "stop", "halt",
+            "off", "force", "kill", "reboot", "restart", "bounce", "cycle", "hard",
+        ];
+        if let Some(target) = resolve(&w, world, &verbs) {
+            return Some(match (action, target) {
+                (Power::Start, Target::Node(n)) => Intent::Wake(n),
+                (action, target) => Intent::Power { action, target },
+            });
+        }
+    }
+    if has(
+        &w,
+        &[
+            "temperature",
+            "temperatures",
+            "temp",
+            "temps",
+            "hot",
+            "warm",
+            "heat",
+            "thermal",
+        ],
+    ) {
+        return Some(Intent::Temperatures(node_of(
+            &w,
+            world,
+            &[
+                "temperature",
+                "temperatures",
+                "temp",
+                "temps",
+                "hot",
+                "warm",
+                "heat",
+                "thermal",
+            ],
+        )));
+    }
+    if has(
+        &w,
+        &[
+            "storage", "space", "disk", "disks", "pool", "pools", "full", "capacity",
+        ],
+    ) {
+        return Some(Intent::Storage);
+    }
+    let asks_status = has(
+        &w,
+        &[
+            "status", "state", "report", "doing", "running", "up", "online", "alive", "ok", "okay",
+            "healthy", "health",
+        ],
+    ) || w[0] == "how"
+        || joined.starts_with("what is going on");
+    if asks_status {
+        let skip = [
+            "running",
+            "online",
+            "alive",
+            "ok",
+            "okay",
+            "healthy",
+            "health",
+            "cluster",
+            "everything",
+            "homelab",
+            "lab",
+            "systems",
+        ];
+        return Some(match resolve(&w, world, &skip) {
+            Some(Target::Node(n)) => Intent::NodeStatus(n),
+            Some(Target::Guest(id)) => Intent::GuestStatus(id),
+            None => Intent::ClusterStatus,
+        });
+    }
+    None
+}
+
+fn power_verb(w: &[String]) -> Option<Power> {
+    if has(w, &["reboot", "restart", "bounce"]) || has_seq(w, &["power", "cycle"]) {
+        return Some(Power::Reboot);
+    }
+    if has_seq(w, &["force", "stop"]) || has_seq(w, &["hard", "stop"]) || has(w, &["kill", "halt"])
+    {
+        return Some(Power::Stop);
+    }
+    if has(w, &["shutdown", "stop"])
+        || has_seq(w, &["shut", "down"])
+        || has_seq(w, &["power", "off"])
+        || has_seq(w, &["turn", "off"])
+    {
+        return Some(Power::Shutdown);
+    }
+    if has(w, &["start", "boot"])
+        || has_seq(w, &["power", "on"])
+        || has_seq(w, &["turn", "on"])
+        || has_seq(w, &["spin", "up"])
+    {
+        return Some(Power::Start);
+    }
+    None
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::model::ClusterSnapshot;
+    use crate::kiosk::controllers::cluster::tests::{guest, node};
+
+    fn world() -> World {
+        let mut frigate = guest(120, "agent1", "running");
+        frigate.name = "frigate".into();
+        let mut jelly = guest(111, "pve", "running");
+        jelly.name = "jellyfin".into();
+        let mut email = guest(121, "pve", "running");
+        email.name = "email-agent".into();
+        let mut ha = guest(123, "pve", "running");
+        ha.name = "home-assistant".into();
+        World {
+            cluster: ClusterSnapshot {
+                nodes: ["Home", "pve", "agent1", "agent"]
+                    .iter()
+                    .map(|n| node(n, true))
+                    .collect(),
+                guests: vec![frigate, jelly, email, ha],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn utterances_to_intents() {
+        let w = world();
+        let table: &[(&str, Option<Intent>)] = &[
+            (
+                "What's the status of the cluster?",
+                Some(Intent::ClusterStatus),
+            ),
+            (
+                "Hey Jarvis, how is everything?",
+                Some(Intent::ClusterStatus),
+            ),
+            ("status report", Some(Intent::ClusterStatus)),
+            ("how is pve doing", Some(Intent::NodeStatus("pve".into()))),
+            ("is frigate running?", Some(Intent::GuestStatus(120))),
+            ("status of 111", Some(Intent::GuestStatus(111))),
+            (
+                "start the frigate container",
+                Some(Intent::Power {
+                    action: Power::Start,
+                    target: Target::Guest(120),
+                }),
+            ),
+            (
+                "reboot pve",
+                Some(Intent::Power {
+                    action: Power::Reboot,
+                    target: Target::Node("pve".into()),
+                }),
+            ),
+            (
+                "restart jellyfin please",
+                Some(Intent::Power {
+                    action: Power::Reboot,
+                    target: Target::Guest(111),
+                }),
+            ),
+            (
+                "shut down jelyfin",
+                Some(Intent::Power {
+                    action: Power::Shutdown,
+                    target: Target::Guest(111),
+                }),
+            ),
+            (
+                "force stop home assistant",
+                Some(Intent::Power {
+                    action: Power::Stop,
+                    target: Target::Guest(123),
+                }),
+            ),
+            (
+                "reboot agent one",
+                Some(Intent::Power {
+                    action: Power::Reboot,
+                    target: Target::Node("agent1".into()),
+                }),
+            ),
+            (
+                "reboot agent",
+                Some(Intent::Power {
+                    action: Power::Reboot,
+                    target: Target::Node("agent".into()),
+                }),
+            ),
+            (
+                "restart the email agent",
+                Some(Intent::Power {
+                    action: Power::Reboot,
+                    target: Target::Guest(121),
+                }),
+            ),
+            ("wake node agent", Some(Intent::Wake("agent".into()))),
+            ("power on home", Some(Intent::Wake("Home".into()))),
+            (
+                "how hot is agent1",
+                Some(Intent::Temperatures(Some("agent1".into()))),
+            ),
+            ("temperatures", Some(Intent::Temperatures(None))),
+            ("how much storage is left", Some(Intent::Storage)),
+            (
+                "engage the kill switch",
+                Some(Intent::KillSwitch(Some(true))),
+            ),
+            ("kill switch off", Some(Intent::KillSwitch(Some(false)))),
+            ("who is home?", Some(Intent::WhoIsHome)),
+            (
+                "when did john leave yesterday",
+                Some(Intent::WhenDid {
+                    person: "John".into(),
+                    left: true,
+                }),
+            ),
+            (
+                "When did Mary arrive?",
+                Some(Intent::WhenDid {
+                    person: "Mary".into(),
+                    left: false,
+                }),
+            ),
+            (
+                "show camera driveway",
+                Some(Intent::ShowCamera("driveway".into())),
+            ),
+            ("start pbs", None),
+            ("write me a poem about the sea", None),
+            ("", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(&parse(text, &w), want, "{text:?}");
+        }
+    }
+}

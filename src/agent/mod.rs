@@ -1,0 +1,110 @@
+//! Jarvis the agent: understands what the operator says and acts through the tool registry as actor `agent`.
+//! Today this is the offline fast path: the deterministic [`intent`] parser and the [`offline`] engine that
+//! carries intents out and answers in the [`persona`]; it runs first and alone while no language model is
+//! configured. The language-model providers, the router and the tool loop plug in behind [`Agent::reply`].
+//!
+//! Surfaces: the kiosk's chat ([`ChatBackend`]), `POST /api/v1/chat`, chat messages on the WebSocket, and
+//! `jarvis ask` against a running instance.
+
+pub mod intent;
+pub mod offline;
+pub mod persona;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::tools::Registry;
+use persona::Persona;
+
+/// A piece of a streamed reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatDelta {
+    Text(String),
+    Error(String),
+}
+
+/// Something that answers the operator (the kiosk's chat uses it).
+pub trait ChatBackend: Send + Sync {
+    /// Starts a reply to `text`; the receiver yields it in pieces and closes when the reply is complete.
+    fn ask(&self, text: String) -> tokio::sync::mpsc::Receiver<ChatDelta>;
+}
+
+/// Who is asking, which decides what may be done and how the answer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Asker {
+    /// The operator (the kiosk, the operator token): may release the kill switch.
+    pub operator: bool,
+    /// The answer will be spoken: no symbols, units in words.
+    pub voice: bool,
+}
+
+/// A complete answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reply {
+    pub text: String,
+    /// `offline` (the intent engine) or `none` (nothing could answer).
+    pub engine: &'static str,
+    /// The intent the engine read, for the API's callers and the logs.
+    pub intent: Option<String>,
+    /// The tool the answer came from.
+    pub tool: Option<String>,
+}
+
+pub struct Agent {
+    tools: Arc<Registry>,
+    persona: Persona,
+}
+
+impl Agent {
+    pub fn new(tools: Arc<Registry>, persona: Persona) -> Agent {
+        Agent { tools, persona }
+    }
+
+    /// Answers one utterance.
+    pub async fn reply(&self, text: &str, asker: Asker) -> Reply {
+        let world = self.tools.world();
+        let mut reply = match intent::parse(text, &world) {
+            Some(intent) => {
+                let a = offline::carry_out(&intent, &self.tools, &self.persona, asker).await;
+                Reply { text: a.text, engine: "offline", intent: Some(format!("{intent:?}")), tool: a.tool }
+            }
+            None => Reply {
+                text: format!(
+                    "I'm afraid that is beyond me without a language model, {}. I can report on the cluster, a node, \
+                     a guest, storage and temperatures; start, shut down or reboot a guest; reboot or wake a node; \
+                     and work the kill switch.",
+                    self.persona.address
+                ),
+                engine: "none",
+                intent: None,
+                tool: None,
+            },
+        };
+        if asker.voice {
+            reply.text = persona::speakable(&reply.text);
+        }
+        reply
+    }
+}
+
+impl ChatBackend for Arc<Agent> {
+    fn ask(&self, text: String) -> tokio::sync::mpsc::Receiver<ChatDelta> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let agent = self.clone();
+        tokio::spawn(async move {
+            // The kiosk is the operator's own screen.
+            let reply = agent
+                .reply(
+                    &text,
+                    Asker {
+                        operator: true,
+                        voice: false,
+                    },
+                )
+                .await;
+            let _ = tx.send(ChatDelta::Text(reply.text)).await;
+        });
+        rx
+    }
+}

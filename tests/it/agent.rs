@@ -1,0 +1,291 @@
+//! The agent's offline fast path against the demo homelab, on every surface: `POST /api/v1/chat` (table-driven:
+//! utterance → tool in the audit log → reply), chat on the WebSocket (including a malformed message that gets a
+//! clear error and loses nothing), the kiosk's chat panel, and `jarvis ask` from the command line.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use jarvis::demo::{Demo, DemoOptions};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::util;
+
+async fn demo(dir: &std::path::Path) -> Demo {
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let demo = Demo::start(DemoOptions {
+        listen: loopback,
+        sim_listen: loopback,
+        data_dir: dir.to_path_buf(),
+        poll: util::fast_poll(),
+    })
+    .await
+    .expect("demo starts");
+    let state = demo.app.state.clone();
+    assert!(
+        util::eventually(Duration::from_secs(10), || {
+            state
+                .get()
+                .cluster
+                .nodes
+                .iter()
+                .any(|n| !n.temperatures.is_empty())
+        })
+        .await
+    );
+    demo
+}
+
+async fn ask(demo: &Demo, token: &str, text: &str) -> (u16, Value) {
+    let addr = demo.app.side_port().expect("side port");
+    let resp = util::http()
+        .post(format!("http://{addr}/api/v1/chat"))
+        .bearer_auth(token)
+        .json(&json!({ "text": text }))
+        .send()
+        .await
+        .expect("request");
+    (resp.status().as_u16(), resp.json().await.expect("json"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offline_engine_answers_through_the_registry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = demo(dir.path()).await;
+    let client = demo.web_token.expose().to_string();
+    let operator = demo.operator_token.expose().to_string();
+    // (utterance, tool the answer came from, words the reply must contain)
+    let table: &[(&str, Option<&str>, &str)] = &[
+        (
+            "What's the status of the cluster?",
+            Some("cluster_status"),
+            "All four nodes are online",
+        ),
+        ("how is pve doing", Some("node_status"), "pve is online"),
+        (
+            "is frigate running?",
+            Some("guest_status"),
+            "frigate (CT 120 on agent1) is running",
+        ),
+        (
+            "start the frigate container",
+            None,
+            "frigate is already running, sir.",
+        ),
+        (
+            "start win11-test",
+            Some("start_guest"),
+            "win11-test is started and running, sir.",
+        ),
+        (
+            "reboot pve",
+            Some("reboot_node"),
+            "That needs your approval first: Reboot node pve",
+        ),
+        (
+            "how hot is agent1",
+            Some("node_temperatures"),
+            "Temperatures: agent1",
+        ),
+        (
+            "how much storage is left",
+            Some("storage_status"),
+            "The fullest is nas (shared)",
+        ),
+        ("who is home?", None, "I have no cameras to go by yet"),
+        (
+            "when did John leave yesterday?",
+            None,
+            "when John came or went",
+        ),
+        (
+            "write me a sonnet",
+            None,
+            "beyond me without a language model",
+        ),
+    ];
+    for (text, tool, needle) in table {
+        let (status, reply) = ask(&demo, &client, text).await;
+        assert_eq!(status, 200, "{text}: {reply}");
+        let said = reply["text"].as_str().unwrap_or_default();
+        assert!(
+            said.contains(needle),
+            "{text:?} → {said:?} (wanted {needle:?})"
+        );
+        assert_eq!(reply["tool"].as_str(), *tool, "{text:?} → {reply}");
+    }
+    // Every call went through the registry as the agent; the reboot waits for the operator.
+    let audit = demo.app.store.audit(100).expect("audit");
+    for tool in [
+        "cluster_status",
+        "node_status",
+        "start_guest",
+        "reboot_node",
+        "node_temperatures",
+    ] {
+        assert!(
+            audit.iter().any(|r| r.actor == "agent" && r.tool == tool),
+            "{tool} audited as the agent"
+        );
+    }
+    let pending = demo.app.tools.pending_approvals().expect("approvals");
+    assert!(pending
+        .iter()
+        .any(|a| a.actor == "agent" && a.tool == "reboot_node"));
+    assert_eq!(
+        demo.app
+            .state
+            .get()
+            .cluster
+            .guest(113)
+            .map(|g| g.status.clone())
+            .as_deref(),
+        Some("running"),
+        "the start really happened"
+    );
+
+    // The kill switch: anyone may engage it; only the operator may release it.
+    let (_, on) = ask(&demo, &client, "engage the kill switch").await;
+    assert!(
+        on["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Kill switch engaged"),
+        "{on}"
+    );
+    assert!(demo.app.tools.kill_switch());
+    let (_, refused) = ask(&demo, &client, "shut down win11-test").await;
+    let said = refused["text"].as_str().unwrap_or_default();
+    assert!(said.contains("kill switch is on"), "{refused}");
+    let (_, nope) = ask(&demo, &client, "release the kill switch").await;
+    assert!(
+        nope["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Only the operator"),
+        "{nope}"
+    );
+    assert!(demo.app.tools.kill_switch());
+    let (_, off) = ask(&demo, &operator, "release the kill switch").await;
+    assert!(
+        off["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("released"),
+        "{off}"
+    );
+    assert!(!demo.app.tools.kill_switch());
+
+    // Bad input gets a clear error.
+    let addr = demo.app.side_port().expect("side port");
+    let resp = util::http()
+        .post(format!("http://{addr}/api/v1/chat"))
+        .bearer_auth(&client)
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 400);
+    let (status, empty) = ask(&demo, &client, "   ").await;
+    assert_eq!(status, 400, "{empty}");
+    demo.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_on_the_websocket_and_a_malformed_message_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = demo(dir.path()).await;
+    let addr = demo.app.side_port().expect("side port");
+    let mut req = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", demo.web_token.expose())
+            .parse()
+            .expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connects");
+    ws.send(Message::Text("{\"type\": \"chat\", \"text\":".into()))
+        .await
+        .expect("send");
+    let err = util::ws_until(&mut ws, Duration::from_secs(5), |m| m["type"] == "error")
+        .await
+        .expect("an error");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expected"),
+        "{err}"
+    );
+    ws.send(Message::Text(
+        json!({"type": "chat", "id": "q1", "text": "status report"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("send");
+    let delta = util::ws_until(&mut ws, Duration::from_secs(5), |m| {
+        m["type"] == "chat_delta"
+    })
+    .await
+    .expect("delta");
+    assert_eq!(delta["id"], "q1");
+    assert!(
+        delta["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nodes are online"),
+        "{delta}"
+    );
+    let done = util::ws_until(&mut ws, Duration::from_secs(5), |m| {
+        m["type"] == "chat_done"
+    })
+    .await
+    .expect("done");
+    assert_eq!(done["engine"], "offline");
+    // The live feed goes on around the chat.
+    assert!(
+        util::ws_until(&mut ws, Duration::from_secs(5), |m| m["type"] == "snapshot")
+            .await
+            .is_some()
+    );
+    demo.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jarvis_ask_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = demo(dir.path()).await;
+    let addr = demo.app.side_port().expect("side port");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jarvis"))
+        .args([
+            "ask",
+            "what's the status of the cluster?",
+            "--url",
+            &format!("http://{addr}"),
+        ])
+        .env("JARVIS_WEB_TOKEN", demo.web_token.expose())
+        .output()
+        .await
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("All four nodes are online"), "{stdout}");
+    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_jarvis"))
+        .args(["ask", "status", "--url", &format!("http://{addr}")])
+        .env("JARVIS_WEB_TOKEN", "a-wrong-token-of-enough-length")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!bad.status.success());
+    demo.shutdown().await;
+}
