@@ -7,8 +7,10 @@
 //! `jarvis ask` against a running instance.
 
 pub mod intent;
+pub mod llm;
 pub mod offline;
 pub mod persona;
+pub mod tool_loop;
 
 use std::sync::Arc;
 

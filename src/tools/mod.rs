@@ -233,6 +233,14 @@ impl Registry {
             .collect()
     }
 
+    /// The tier of a listed tool (`None` for unknown and forbidden ones).
+    pub fn tier_of(&self, name: &str) -> Option<Tier> {
+        self.tools
+            .get(name)
+            .map(|t| t.tier())
+            .filter(|t| *t < Tier::Forbidden)
+    }
+
     /// The world as the tools see it now.
     pub fn world(&self) -> Arc<World> {
         self.ctx.state.get()

@@ -7,6 +7,7 @@ mod client; // the PVE client against the simulator, including every fault
 mod contract; // client and simulator against the PVE API schema
 mod files; // downloads behind the SSRF guard, file roots
 mod kiosk; // the HUD rendered headless at every size, and its callbacks through the registry
+mod llm; // the OpenAI-compatible provider and the tool loop against a scripted SSE server
 mod mcp; // MCP with the official Python SDK, over streamable HTTP and stdio
 mod poller; // events, staleness, back-off and recovery
 mod ssh; // SSH against a real sshd: commands, host keys, timeouts, temperatures

@@ -1,0 +1,145 @@
+//! The tool loop: model → tool calls → registry (actor `agent`) → results → model, until the model answers
+//! without calls or the step limit is reached. A tier-2 call becomes a pending approval that the model is told to
+//! explain and wait on; malformed arguments go back to the model as an error it can correct; after any
+//! successful write the affected guest or node is read again and its state attached, so the model can only claim
+//! what it has seen.
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::llm::{LlmError, Message, Provider, Role, ToolSpec, Usage};
+use super::offline::ACTOR;
+use crate::tools::{Outcome, Registry, Tier};
+
+/// Model calls allowed in one turn.
+pub const DEFAULT_MAX_STEPS: usize = 8;
+
+/// How one turn ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnOutcome {
+    pub text: String,
+    /// Model calls made.
+    pub steps: usize,
+    /// Tools called, in order.
+    pub tools_called: Vec<String>,
+    pub usage: Usage,
+    /// Set when the loop stopped the model (the step limit).
+    pub stopped: Option<String>,
+}
+
+/// Every tool an actor may use, as the model sees them.
+pub fn tool_specs(tools: &Registry) -> Vec<ToolSpec> {
+    tools
+        .list()
+        .into_iter()
+        .map(|t| ToolSpec {
+            name: t.name,
+            description: t.description,
+            parameters: t.input_schema,
+        })
+        .collect()
+}
+
+/// Runs one turn. `history` ends with the user's message and gets the assistant and tool turns appended.
+pub async fn run(
+    provider: &dyn Provider,
+    tools: &Registry,
+    system: &str,
+    history: &mut Vec<Message>,
+    specs: &[ToolSpec],
+    max_steps: usize,
+    deltas: Option<mpsc::Sender<String>>,
+) -> Result<TurnOutcome, LlmError> {
+    let mut usage = Usage::default();
+    let mut called = Vec::new();
+    for step in 1..=max_steps {
+        let c = provider
+            .complete(system, history, specs, deltas.clone())
+            .await?;
+        usage.input += c.usage.input;
+        usage.output += c.usage.output;
+        usage.cached += c.usage.cached;
+        history.push(Message {
+            role: Role::Assistant,
+            content: c.text.clone(),
+            tool_calls: c.tool_calls.clone(),
+            tool_call_id: None,
+        });
+        if c.tool_calls.is_empty() {
+            return Ok(TurnOutcome {
+                text: c.text,
+                steps: step,
+                tools_called: called,
+                usage,
+                stopped: None,
+            });
+        }
+        for call in &c.tool_calls {
+            called.push(call.name.clone());
+            let content = call_tool(tools, &call.name, &call.arguments).await;
+            history.push(Message::tool(&call.id, content.to_string()));
+        }
+    }
+    let text = format!(
+        "I have stopped after {max_steps} steps without reaching an answer; the tools I used were: {}.",
+        called.join(", ")
+    );
+    if let Some(tx) = &deltas {
+        let _ = tx.send(format!("\n{text}")).await;
+    }
+    Ok(TurnOutcome {
+        text,
+        steps: max_steps,
+        tools_called: called,
+        usage,
+        stopped: Some("step limit".into()),
+    })
+}
+
+/// One tool call as the model asked for it; the answer is what the model reads next.
+pub async fn call_tool(tools: &Registry, name: &str, raw_args: &str) -> Value {
+    let args: Value = if raw_args.trim().is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_str(raw_args) {
+            Ok(v) => v,
+            Err(e) => {
+                return json!({"error": format!("the arguments are not valid JSON ({e}); call {name} again with a JSON object")})
+            }
+        }
+    };
+    match tools.invoke(ACTOR, name, args.clone()).await {
+        Ok(Outcome::Done { result }) => {
+            let mut out = json!({ "result": result });
+            if tools.tier_of(name).is_some_and(|t| t >= Tier::Routine) {
+                if let Some(state) = read_back(tools, &args).await {
+                    out["state_after"] = state;
+                }
+            }
+            out
+        }
+        Ok(Outcome::PendingApproval { approval, .. }) => json!({
+            "status": "pending_approval",
+            "approval_id": approval.id,
+            "summary": approval.summary,
+            "instructions": "This action waits for the operator's approval on the kiosk or with `jarvis approve`. \
+                             Tell the operator exactly what needs approving and that you will wait. Do not say it is done.",
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
+/// The state of what a write touched, read through the registry.
+async fn read_back(tools: &Registry, args: &Value) -> Option<Value> {
+    let (tool, read_args) = if let Some(vmid) = args.get("vmid") {
+        ("guest_status", json!({ "vmid": vmid }))
+    } else if let Some(node) = args.get("node") {
+        ("node_status", json!({ "node": node }))
+    } else {
+        return None;
+    };
+    match tools.invoke(ACTOR, tool, read_args).await {
+        Ok(Outcome::Done { result }) => Some(result),
+        _ => None,
+    }
+}

@@ -1,0 +1,507 @@
+//! The OpenAI-compatible provider and the tool loop against a server started here on loopback that speaks the
+//! real wire format (chat completions over SSE), scripted per test: text streamed in pieces, tool calls split
+//! across chunks and interleaved, 429 with Retry-After then success, a 500, a stream cut mid-way, malformed tool
+//! arguments, and a model that never stops calling tools.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use jarvis::agent::llm::openai::{OpenAi, OpenAiSettings};
+use jarvis::agent::llm::{LlmError, Message, Provider, RetryPolicy, Role};
+use jarvis::agent::tool_loop;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use crate::util;
+
+/// One scripted answer.
+#[derive(Clone)]
+enum Answer {
+    /// SSE events (each a `data:` payload); `cut` ends the body with an error instead of `[DONE]`.
+    Sse { events: Vec<Value>, cut: bool },
+    Status {
+        code: u16,
+        retry_after: Option<u64>,
+        body: String,
+    },
+}
+
+#[derive(Default)]
+struct Script {
+    answers: Mutex<VecDeque<Answer>>,
+    requests: Mutex<Vec<Value>>,
+    /// Answer given once the script is used up (for the looping model).
+    forever: Mutex<Option<Answer>>,
+}
+
+async fn handler(State(script): State<Arc<Script>>, body: axum::body::Bytes) -> Response {
+    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+        script.requests.lock().expect("lock").push(v);
+    }
+    let next = script.answers.lock().expect("lock").pop_front();
+    let answer = match next.or_else(|| script.forever.lock().expect("lock").clone()) {
+        Some(a) => a,
+        None => {
+            return (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "script exhausted",
+            )
+                .into_response()
+        }
+    };
+    match answer {
+        Answer::Status {
+            code,
+            retry_after,
+            body,
+        } => {
+            let mut r = Response::builder()
+                .status(code)
+                .header("content-type", "application/json");
+            if let Some(s) = retry_after {
+                r = r.header("retry-after", s.to_string());
+            }
+            r.body(Body::from(body)).expect("response")
+        }
+        Answer::Sse { events, cut } => {
+            let mut chunks: Vec<Result<String, std::io::Error>> = events
+                .iter()
+                .map(|e| Ok(format!("data: {e}\n\n")))
+                .collect();
+            if cut {
+                chunks.push(Err(std::io::Error::other("connection reset by the test")));
+            } else {
+                chunks.push(Ok("data: [DONE]\n\n".into()));
+            }
+            // Paced like a model producing tokens, so each chunk is on the wire before the next (and before a cut).
+            let stream = futures_util::stream::iter(chunks).then(|c| async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                c
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(stream))
+                .expect("response")
+        }
+    }
+}
+
+async fn server(answers: Vec<Answer>) -> (String, Arc<Script>) {
+    let script = Arc::new(Script {
+        answers: Mutex::new(answers.into()),
+        ..Default::default()
+    });
+    let app = Router::new()
+        .route("/v1/chat/completions", post(handler))
+        .with_state(script.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), script)
+}
+
+fn provider(url: &str) -> OpenAi {
+    OpenAi::new(OpenAiSettings {
+        url: url.to_string(),
+        model: "qwen2.5-7b-instruct".into(),
+        api_key: None,
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            attempts: 3,
+            base: Duration::from_millis(20),
+            max_wait: Duration::from_secs(2),
+        },
+        max_tokens: 512,
+    })
+    .expect("provider")
+}
+
+fn text(piece: &str) -> Value {
+    json!({"model": "qwen2.5-7b-instruct", "choices": [{"index": 0, "delta": {"content": piece}}]})
+}
+
+fn tool_piece(index: u64, id: Option<&str>, name: Option<&str>, args: &str) -> Value {
+    let mut f = json!({"arguments": args});
+    if let Some(n) = name {
+        f["name"] = json!(n);
+    }
+    let mut tc = json!({"index": index, "function": f});
+    if let Some(i) = id {
+        tc["id"] = json!(i);
+        tc["type"] = json!("function");
+    }
+    json!({"choices": [{"index": 0, "delta": {"tool_calls": [tc]}}]})
+}
+
+fn usage(input: u64, output: u64, cached: u64) -> Value {
+    json!({"choices": [], "usage": {"prompt_tokens": input, "completion_tokens": output, "prompt_tokens_details": {"cached_tokens": cached}}})
+}
+
+fn finish(reason: &str) -> Value {
+    json!({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
+}
+
+#[tokio::test]
+async fn text_streams_in_pieces_with_usage() {
+    let (url, script) = server(vec![Answer::Sse {
+        events: vec![
+            text("Good "),
+            text("evening, "),
+            text("sir."),
+            finish("stop"),
+            usage(120, 4, 100),
+        ],
+        cut: false,
+    }])
+    .await;
+    let p = provider(&url);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let c = p
+        .complete("You are JARVIS.", &[Message::user("hello")], &[], Some(tx))
+        .await
+        .expect("completes");
+    assert_eq!(c.text, "Good evening, sir.");
+    assert_eq!(
+        (c.usage.input, c.usage.output, c.usage.cached),
+        (120, 4, 100)
+    );
+    let mut pieces = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        pieces.push(p);
+    }
+    assert_eq!(pieces, ["Good ", "evening, ", "sir."]);
+    let req = &script.requests.lock().expect("lock")[0];
+    assert_eq!(req["stream"], true);
+    assert_eq!(req["messages"][0]["role"], "system");
+    assert_eq!(req["messages"][1]["content"], "hello");
+}
+
+#[tokio::test]
+async fn split_and_parallel_tool_calls_go_through_the_registry() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = util::app(&sim, dir.path()).await;
+    let state = app.state.clone();
+    assert!(
+        util::eventually(Duration::from_secs(5), || !state
+            .get()
+            .cluster
+            .nodes
+            .is_empty())
+        .await
+    );
+    // Two calls interleaved by index, each with its arguments split across chunks.
+    let (url, script) = server(vec![
+        Answer::Sse {
+            events: vec![
+                tool_piece(0, Some("call_a"), Some("node_status"), ""),
+                tool_piece(1, Some("call_b"), Some("guest_status"), "{\"vm"),
+                tool_piece(0, None, None, "{\"node\": "),
+                tool_piece(1, None, None, "id\": 1"),
+                tool_piece(0, None, None, "\"pve\"}"),
+                tool_piece(1, None, None, "20}"),
+                finish("tool_calls"),
+                usage(900, 40, 0),
+            ],
+            cut: false,
+        },
+        Answer::Sse {
+            events: vec![
+                text("pve is well and frigate runs, sir."),
+                usage(1100, 12, 850),
+            ],
+            cut: false,
+        },
+    ])
+    .await;
+    let p = provider(&url);
+    let specs = tool_loop::tool_specs(&app.tools);
+    let mut history = vec![Message::user("how are pve and frigate?")];
+    let out = tool_loop::run(
+        &p,
+        &app.tools,
+        "You are JARVIS.",
+        &mut history,
+        &specs,
+        8,
+        None,
+    )
+    .await
+    .expect("turn");
+    assert_eq!(out.text, "pve is well and frigate runs, sir.");
+    assert_eq!(out.tools_called, ["node_status", "guest_status"]);
+    assert_eq!(
+        (out.usage.input, out.usage.output, out.usage.cached),
+        (2000, 52, 850)
+    );
+    // The second request carries both results, each answering its call id.
+    let req = script.requests.lock().expect("lock")[1].clone();
+    let msgs = req["messages"].as_array().expect("messages");
+    let tool_msgs: Vec<&Value> = msgs.iter().filter(|m| m["role"] == "tool").collect();
+    assert_eq!(tool_msgs.len(), 2);
+    assert_eq!(tool_msgs[0]["tool_call_id"], "call_a");
+    assert!(tool_msgs[0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("\"pve\""));
+    assert!(tool_msgs[1]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("frigate"));
+    assert_eq!(
+        msgs.iter()
+            .find(|m| m["role"] == "assistant")
+            .expect("assistant")["tool_calls"][1]["function"]["arguments"],
+        "{\"vmid\": 120}"
+    );
+    assert!(req["tools"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "reboot_node")));
+    let audit = app.store.audit(20).expect("audit");
+    assert!(audit
+        .iter()
+        .any(|r| r.actor == "agent" && r.tool == "node_status"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn writes_are_read_back_and_tier_two_waits_for_approval() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = util::app(&sim, dir.path()).await;
+    let state = app.state.clone();
+    assert!(
+        util::eventually(Duration::from_secs(5), || !state
+            .get()
+            .cluster
+            .nodes
+            .is_empty())
+        .await
+    );
+    let stopped = state
+        .get()
+        .cluster
+        .guests
+        .iter()
+        .find(|g| g.status == "stopped")
+        .map(|g| g.vmid)
+        .expect("a stopped guest");
+    let (url, script) = server(vec![
+        Answer::Sse {
+            events: vec![tool_piece(
+                0,
+                Some("c1"),
+                Some("start_guest"),
+                &format!("{{\"vmid\": {stopped}}}"),
+            )],
+            cut: false,
+        },
+        Answer::Sse {
+            events: vec![tool_piece(
+                0,
+                Some("c2"),
+                Some("reboot_node"),
+                "{\"node\": \"pve\"}",
+            )],
+            cut: false,
+        },
+        Answer::Sse {
+            events: vec![text(
+                "Started; the reboot of pve awaits your approval, sir.",
+            )],
+            cut: false,
+        },
+    ])
+    .await;
+    let p = provider(&url);
+    let specs = tool_loop::tool_specs(&app.tools);
+    let mut history = vec![Message::user("start it, then reboot pve")];
+    let out = tool_loop::run(&p, &app.tools, "s", &mut history, &specs, 8, None)
+        .await
+        .expect("turn");
+    assert_eq!(out.tools_called, ["start_guest", "reboot_node"]);
+    let tool_turns: Vec<&Message> = history.iter().filter(|m| m.role == Role::Tool).collect();
+    let started: Value = serde_json::from_str(&tool_turns[0].content).expect("json");
+    assert_eq!(
+        started["state_after"]["status"], "running",
+        "the write was read back: {started}"
+    );
+    let pending: Value = serde_json::from_str(&tool_turns[1].content).expect("json");
+    assert_eq!(pending["status"], "pending_approval");
+    assert!(pending["summary"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Reboot node pve"));
+    assert_eq!(script.requests.lock().expect("lock").len(), 3);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_the_time_it_asks_for() {
+    let (url, script) = server(vec![
+        Answer::Status {
+            code: 429,
+            retry_after: Some(1),
+            body: "{\"error\": {\"message\": \"slow down\"}}".into(),
+        },
+        Answer::Sse {
+            events: vec![text("Here, sir.")],
+            cut: false,
+        },
+    ])
+    .await;
+    let started = Instant::now();
+    let c = provider(&url)
+        .complete("s", &[Message::user("hi")], &[], None)
+        .await
+        .expect("second attempt works");
+    assert_eq!(c.text, "Here, sir.");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "waited as Retry-After said"
+    );
+    assert_eq!(script.requests.lock().expect("lock").len(), 2);
+}
+
+#[tokio::test]
+async fn a_500_is_retried_then_reported_clearly() {
+    let err = Answer::Status {
+        code: 500,
+        retry_after: None,
+        body: "{\"error\": {\"message\": \"model crashed\"}}".into(),
+    };
+    let (url, script) = server(vec![err.clone(), err.clone(), err]).await;
+    let e = provider(&url)
+        .complete("s", &[Message::user("hi")], &[], None)
+        .await
+        .expect_err("fails");
+    assert!(
+        matches!(&e, LlmError::Http { status: 500, message, .. } if message == "model crashed"),
+        "{e}"
+    );
+    assert_eq!(script.requests.lock().expect("lock").len(), 3);
+    // A 400 is not retried.
+    let (url, script) = server(vec![Answer::Status {
+        code: 400,
+        retry_after: None,
+        body: "bad request".into(),
+    }])
+    .await;
+    let e = provider(&url)
+        .complete("s", &[Message::user("hi")], &[], None)
+        .await
+        .expect_err("fails");
+    assert!(e.to_string().contains("HTTP 400"), "{e}");
+    assert_eq!(script.requests.lock().expect("lock").len(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_cut_midway_is_an_error_and_is_not_repeated() {
+    let (url, script) = server(vec![Answer::Sse {
+        events: vec![text("The cluster is "), text("in fine")],
+        cut: true,
+    }])
+    .await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let e = provider(&url)
+        .complete("s", &[Message::user("status")], &[], Some(tx))
+        .await
+        .expect_err("cut");
+    assert!(matches!(e, LlmError::StreamCut { .. }), "{e}");
+    let mut got = String::new();
+    while let Ok(p) = rx.try_recv() {
+        got.push_str(&p);
+    }
+    assert_eq!(got, "The cluster is in fine", "what arrived was shown once");
+    assert_eq!(
+        script.requests.lock().expect("lock").len(),
+        1,
+        "no second attempt after text was forwarded"
+    );
+}
+
+#[tokio::test]
+async fn malformed_tool_arguments_go_back_to_the_model_and_a_loop_is_stopped() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = util::app(&sim, dir.path()).await;
+    let (url, script) = server(vec![
+        Answer::Sse {
+            events: vec![tool_piece(
+                0,
+                Some("bad"),
+                Some("node_status"),
+                "{\"node\": pve",
+            )],
+            cut: false,
+        },
+        Answer::Sse {
+            events: vec![text("My apologies, sir.")],
+            cut: false,
+        },
+    ])
+    .await;
+    let p = provider(&url);
+    let specs = tool_loop::tool_specs(&app.tools);
+    let mut history = vec![Message::user("how is pve")];
+    let out = tool_loop::run(&p, &app.tools, "s", &mut history, &specs, 8, None)
+        .await
+        .expect("no crash");
+    assert_eq!(out.text, "My apologies, sir.");
+    let req = script.requests.lock().expect("lock")[1].clone();
+    let tool_msg = req["messages"]
+        .as_array()
+        .expect("msgs")
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .cloned()
+        .expect("tool turn");
+    assert!(
+        tool_msg["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not valid JSON"),
+        "{tool_msg}"
+    );
+
+    // A model that calls a tool on every step is stopped at the limit.
+    let (url, script) = server(vec![]).await;
+    *script.forever.lock().expect("lock") = Some(Answer::Sse {
+        events: vec![tool_piece(0, Some("again"), Some("cluster_status"), "{}")],
+        cut: false,
+    });
+    let p = provider(&url);
+    let mut history = vec![Message::user("loop")];
+    let out = tool_loop::run(&p, &app.tools, "s", &mut history, &specs, 4, None)
+        .await
+        .expect("stopped");
+    assert_eq!(out.steps, 4);
+    assert_eq!(out.stopped.as_deref(), Some("step limit"));
+    assert_eq!(script.requests.lock().expect("lock").len(), 4);
+    assert!(out.text.contains("stopped after 4 steps"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_named() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let e = provider(&format!("http://{addr}"))
+        .complete("s", &[Message::user("hi")], &[], None)
+        .await
+        .expect_err("down");
+    assert!(matches!(e, LlmError::Unreachable { .. }), "{e}");
+    assert!(e.to_string().contains(&addr.to_string()), "{e}");
+}
