@@ -76,6 +76,7 @@ async fn run(samples: usize, interval_ms: u64) {
         ssh: None,
         kiosk: Default::default(),
         persona: Default::default(),
+        llm: None,
     };
     let app = App::start(&config, "bench").await.expect("app");
     let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))

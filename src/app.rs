@@ -105,10 +105,16 @@ impl App {
             },
             store.clone(),
         )?);
-        let agent = Arc::new(crate::agent::Agent::new(
-            tools.clone(),
-            config.persona.clone(),
-        ));
+        let mut agent = crate::agent::Agent::new(tools.clone(), config.persona.clone());
+        if let Some(llm) = &config.llm {
+            match crate::agent::llm::openai::OpenAi::new(llm.clone()) {
+                Ok(p) => agent = agent.with_llm(Arc::new(p)),
+                Err(e) => {
+                    tracing::error!("the language model is not usable, answering offline only: {e}")
+                }
+            }
+        }
+        let agent = Arc::new(agent);
         let mut tasks = Vec::new();
         let poller = Poller::new(client, config.poll.clone(), bus.clone(), state.clone());
         tasks.push(("poller", tokio::spawn(poller.run(shutdown.clone()))));

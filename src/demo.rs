@@ -104,6 +104,7 @@ impl Demo {
             ssh: None,
             kiosk: Default::default(),
             persona: Default::default(),
+            llm: None,
         };
         let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
         if let Err(e) = std::fs::create_dir_all(&opts.data_dir)

@@ -224,6 +224,26 @@ pub fn parse(text: &str, world: &World) -> Option<Intent> {
         return None;
     }
     let joined = w.join(" ");
+    // Questions that need reasoning are the language model's, not the template engine's.
+    let reasoning = [
+        "why",
+        "explain",
+        "should",
+        "compare",
+        "diagnose",
+        "analyse",
+        "analyze",
+        "suggest",
+        "write",
+        "summarise",
+        "summarize",
+        "troubleshoot",
+    ];
+    if reasoning.contains(&w[0].as_str())
+        || has(&w, &["why", "explain", "diagnose", "troubleshoot"])
+    {
+        return None;
+    }
     if (has(&w, &["kill"]) && has(&w, &["switch"])) || has(&w, &["killswitch"]) {
         let on = has(
             &w,
@@ -338,19 +358,22 @@ pub fn parse(text: &str, world: &World) -> Option<Intent> {
     ) {
         return Some(Intent::Storage);
     }
-    let asks_status = has(
+    // "status", "how is…" ask about the cluster or a named thing; "running", "up" only about a named thing.
+    let strong = has(
         &w,
         &[
-            "status", "state", "report", "doing", "running", "up", "online", "alive", "ok", "okay",
-            "healthy", "health",
+            "status", "state", "report", "doing", "ok", "okay", "healthy", "health",
         ],
     ) || w[0] == "how"
         || joined.starts_with("what is going on");
-    if asks_status {
+    let weak = has(&w, &["running", "up", "online", "alive", "down", "offline"]);
+    if strong || weak {
         let skip = [
             "running",
             "online",
             "alive",
+            "down",
+            "offline",
             "ok",
             "okay",
             "healthy",
@@ -361,11 +384,12 @@ pub fn parse(text: &str, world: &World) -> Option<Intent> {
             "lab",
             "systems",
         ];
-        return Some(match resolve(&w, world, &skip) {
-            Some(Target::Node(n)) => Intent::NodeStatus(n),
-            Some(Target::Guest(id)) => Intent::GuestStatus(id),
-            None => Intent::ClusterStatus,
-        });
+        return match resolve(&w, world, &skip) {
+            Some(Target::Node(n)) => Some(Intent::NodeStatus(n)),
+            Some(Target::Guest(id)) => Some(Intent::GuestStatus(id)),
+            None if strong => Some(Intent::ClusterStatus),
+            None => None,
+        };
     }
     None
 }
@@ -537,6 +561,10 @@ mod tests {
             ),
             ("start pbs", None),
             ("write me a poem about the sea", None),
+            ("why is the NAS filling up?", None),
+            ("is everything up?", None),
+            ("is agent up", Some(Intent::NodeStatus("agent".into()))),
+            ("explain the load on pve", None),
             ("", None),
         ];
         for (text, want) in table {

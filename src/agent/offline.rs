@@ -10,6 +10,9 @@ use super::Asker;
 use crate::state::World;
 use crate::tools::{Outcome, Registry, ToolError};
 
+/// How long the engine waits for the state to show a power action's effect before it reports what it sees.
+const READ_BACK_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The actor the agent's calls carry in the audit log.
 pub const ACTOR: &str = "agent";
 
@@ -374,16 +377,31 @@ async fn power(tools: &Registry, action: Power, target: &Target, p: &Persona) ->
             };
             match tools.invoke(ACTOR, tool, json!({ "vmid": vmid })).await {
                 Ok(Outcome::Done { .. }) => {
-                    // Read the guest again before claiming anything.
-                    let now = match tools
-                        .invoke(ACTOR, "guest_status", json!({ "vmid": vmid }))
-                        .await
-                    {
-                        Ok(Outcome::Done { result }) => {
-                            result["status"].as_str().unwrap_or("unknown").to_string()
-                        }
-                        _ => "unknown".into(),
+                    // Read the guest again before claiming anything; the poller shows the change within a poll or
+                    // two of the task's end, so wait for that (a few seconds at most).
+                    let want = if matches!(action, Power::Start | Power::Reboot) {
+                        "running"
+                    } else {
+                        "stopped"
                     };
+                    let deadline = tokio::time::Instant::now() + READ_BACK_LIMIT;
+                    let mut now = String::from("unknown");
+                    loop {
+                        if let Ok(Outcome::Done { result }) = tools
+                            .invoke(ACTOR, "guest_status", json!({ "vmid": vmid }))
+                            .await
+                        {
+                            now = result["status"].as_str().unwrap_or("unknown").to_string();
+                        }
+                        if now == want || tokio::time::Instant::now() >= deadline {
+                            break;
+                        }
+                        tools
+                            .next_world(
+                                deadline.saturating_duration_since(tokio::time::Instant::now()),
+                            )
+                            .await;
+                    }
                     let name = &g.name;
                     let text = match (action, now.as_str()) {
                         (Power::Start | Power::Reboot, "running") => {
@@ -391,7 +409,7 @@ async fn power(tools: &Registry, action: Power, target: &Target, p: &Persona) ->
                         }
                         (Power::Shutdown | Power::Stop, "stopped") => format!("{name} is {verb}"),
                         (_, now) => format!(
-                            "The {verb} task for {name} finished; Proxmox now reports it {now}"
+                            "The task for {name} finished, but Proxmox still reports it {now}"
                         ),
                     };
                     answer(p.addressed(&text), Some(tool))

@@ -28,6 +28,26 @@ impl Persona {
     }
 }
 
+/// The system prompt: who Jarvis is, how he speaks, and a short summary of the cluster as it stands. Built per
+/// turn from the same summary the offline engine gives, so it changes only when the cluster's picture does.
+pub fn system_prompt(p: &Persona, world: &crate::state::World, voice: bool) -> String {
+    let style = if voice {
+        "Your reply will be spoken: no markdown, no lists, short sentences, numbers and units written as words."
+    } else {
+        "Keep replies short; plain text, a short list at most."
+    };
+    format!(
+        "You are J.A.R.V.I.S., the assistant who runs this Proxmox VE homelab: formal, dry British wit, concise. \
+         Address the operator as \"{address}\". {style}\n\
+         Act only through the tools. Read before you act, and after any change read the state again before you \
+         say it worked. Actions that need the operator's approval come back as pending: say exactly what waits \
+         for approval and that you will wait; never claim it is done.\n\n\
+         The cluster now: {summary}",
+        address = p.address,
+        summary = crate::agent::offline::cluster_summary(world, p),
+    )
+}
+
 /// The spoken variant of a screen reply: symbols and units in words, markdown removed.
 pub fn speakable(text: &str) -> String {
     let mut out = text.replace(['*', '`', '_', '#'], "");

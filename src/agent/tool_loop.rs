@@ -11,6 +11,9 @@ use super::llm::{LlmError, Message, Provider, Role, ToolSpec, Usage};
 use super::offline::ACTOR;
 use crate::tools::{Outcome, Registry, Tier};
 
+/// How long a read-back waits for the next state update after a write.
+const READ_BACK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Model calls allowed in one turn.
 pub const DEFAULT_MAX_STEPS: usize = 8;
 
@@ -138,6 +141,8 @@ async fn read_back(tools: &Registry, args: &Value) -> Option<Value> {
     } else {
         return None;
     };
+    // The first state after the write that can show its effect (the poller bursts after an action).
+    tools.next_world(READ_BACK_WAIT).await;
     match tools.invoke(ACTOR, tool, read_args).await {
         Ok(Outcome::Done { result }) => Some(result),
         _ => None,

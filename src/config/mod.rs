@@ -60,6 +60,8 @@ pub struct Config {
     pub kiosk: KioskSettings,
     /// How Jarvis addresses the operator (`[agent] address`).
     pub persona: crate::agent::persona::Persona,
+    /// The local language model (`[llm]`), when one is configured.
+    pub llm: Option<crate::agent::llm::openai::OpenAiSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +142,8 @@ impl Config {
                 .unwrap_or_else(|| "sir".into()),
         });
         let keys = r.section("keys", read_keys);
+        let has_llm = src.lines().any(|l| l.trim() == "[llm]");
+        let llm = r.section("llm", |s| has_llm.then(|| read_llm(s, base)).flatten());
         let problems = r.finish();
         match (pve, web) {
             (Some(pve), Some(web)) if problems.is_empty() => Ok(Config {
@@ -158,6 +162,7 @@ impl Config {
                 ssh: ssh.map(|s| SshSettings { hosts, ..s }),
                 kiosk: KioskSettings { keys, ..kiosk },
                 persona,
+                llm,
             }),
             _ => Err(ConfigError::Invalid {
                 path: name.to_string(),
@@ -259,6 +264,45 @@ fn read_kiosk(s: &mut Section<'_, '_>) -> KioskSettings {
         }
     }
     out
+}
+
+/// `[llm]`: an OpenAI-compatible server (llama-server with Qwen 2.5 7B in the reference homelab).
+fn read_llm(
+    s: &mut Section<'_, '_>,
+    base: &Path,
+) -> Option<crate::agent::llm::openai::OpenAiSettings> {
+    let url = s.required_string("url");
+    let model = s.required_string("model");
+    let api_key = match s.string("api_key_file") {
+        Some((file, span)) => match Secret::from_file(&resolve(base, &file)) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                s.fail("api_key_file", Some(span), e.to_string());
+                None
+            }
+        },
+        None => None,
+    };
+    let timeout = Duration::from_millis(s.int_or("timeout_ms", 30_000, 1_000, 600_000));
+    let max_tokens = s.int_or("max_tokens", 1024, 16, 32_768) as u32;
+    let (url, _) = url?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        s.fail(
+            "url",
+            None,
+            format!("`{url}` is not an http:// or https:// URL"),
+        );
+        return None;
+    }
+    Some(crate::agent::llm::openai::OpenAiSettings {
+        url,
+        model: model?.0,
+        api_key,
+        connect_timeout: timeout,
+        idle_timeout: timeout,
+        retry: Default::default(),
+        max_tokens,
+    })
 }
 
 /// `[keys]`: present only when a device is named.

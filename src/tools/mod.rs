@@ -241,6 +241,15 @@ impl Registry {
             .filter(|t| *t < Tier::Forbidden)
     }
 
+    /// Waits (up to `limit`) for the next change of the state, then returns it: after a write, the first view
+    /// that can show its effect.
+    pub async fn next_world(&self, limit: Duration) -> Arc<World> {
+        let mut rx = self.ctx.state.subscribe();
+        rx.mark_unchanged();
+        let _ = tokio::time::timeout(limit, rx.changed()).await;
+        self.ctx.state.get()
+    }
+
     /// The world as the tools see it now.
     pub fn world(&self) -> Arc<World> {
         self.ctx.state.get()

@@ -12,10 +12,10 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use futures_util::StreamExt;
 use jarvis::agent::llm::openai::{OpenAi, OpenAiSettings};
 use jarvis::agent::llm::{LlmError, Message, Provider, RetryPolicy, Role};
 use jarvis::agent::tool_loop;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::util;
@@ -504,4 +504,86 @@ async fn an_unreachable_server_is_named() {
         .expect_err("down");
     assert!(matches!(e, LlmError::Unreachable { .. }), "{e}");
     assert!(e.to_string().contains(&addr.to_string()), "{e}");
+}
+
+#[tokio::test]
+async fn what_the_offline_engine_does_not_know_goes_to_the_model_end_to_end() {
+    let (url, script) = server(vec![
+        Answer::Sse {
+            events: vec![
+                tool_piece(0, Some("s1"), Some("storage_status"), "{}"),
+                usage(1500, 20, 0),
+            ],
+            cut: false,
+        },
+        Answer::Sse {
+            events: vec![
+                text("The NAS holds the media library, "),
+                text("sir; it is 78% full."),
+                usage(1700, 15, 1400),
+            ],
+            cut: false,
+        },
+    ])
+    .await;
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = util::config(&sim, dir.path());
+    config.llm = Some(OpenAiSettings {
+        url: url.clone(),
+        model: "qwen2.5-7b-instruct".into(),
+        api_key: None,
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        retry: RetryPolicy::default(),
+        max_tokens: 256,
+    });
+    let app = jarvis::app::App::start(&config, "test")
+        .await
+        .expect("starts");
+    let state = app.state.clone();
+    assert!(
+        util::eventually(Duration::from_secs(5), || !state
+            .get()
+            .cluster
+            .nodes
+            .is_empty())
+        .await
+    );
+    let addr = app.side_port().expect("side port");
+    let resp = util::http()
+        .post(format!("http://{addr}/api/v1/chat"))
+        .bearer_auth(util::WEB_TOKEN)
+        .json(&json!({"text": "why is the NAS filling up?"}))
+        .send()
+        .await
+        .expect("request");
+    let reply: Value = resp.json().await.expect("json");
+    assert_eq!(reply["engine"], "llm", "{reply}");
+    assert_eq!(
+        reply["text"],
+        "The NAS holds the media library, sir; it is 78% full."
+    );
+    assert_eq!(reply["tool"], "storage_status");
+    let first = script.requests.lock().expect("lock")[0].clone();
+    let system = first["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        system.contains("J.A.R.V.I.S.") && system.contains("nodes are online"),
+        "{system}"
+    );
+    // The offline engine still answers what it knows, without the model.
+    let resp = util::http()
+        .post(format!("http://{addr}/api/v1/chat"))
+        .bearer_auth(util::WEB_TOKEN)
+        .json(&json!({"text": "status report"}))
+        .send()
+        .await
+        .expect("request");
+    let reply: Value = resp.json().await.expect("json");
+    assert_eq!(reply["engine"], "offline");
+    assert_eq!(script.requests.lock().expect("lock").len(), 2);
+    app.shutdown().await;
 }
