@@ -30,17 +30,25 @@ enum Answer {
         retry_after: Option<u64>,
         body: String,
     },
+    /// Anthropic's framing: `event: TYPE` + `data: JSON`, no `[DONE]`.
+    Anthropic { events: Vec<Value> },
 }
 
 #[derive(Default)]
 struct Script {
     answers: Mutex<VecDeque<Answer>>,
     requests: Mutex<Vec<Value>>,
+    headers: Mutex<Vec<axum::http::HeaderMap>>,
     /// Answer given once the script is used up (for the looping model).
     forever: Mutex<Option<Answer>>,
 }
 
-async fn handler(State(script): State<Arc<Script>>, body: axum::body::Bytes) -> Response {
+async fn handler(
+    State(script): State<Arc<Script>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    script.headers.lock().expect("lock").push(headers);
     if let Ok(v) = serde_json::from_slice::<Value>(&body) {
         script.requests.lock().expect("lock").push(v);
     }
@@ -68,6 +76,25 @@ async fn handler(State(script): State<Arc<Script>>, body: axum::body::Bytes) -> 
                 r = r.header("retry-after", s.to_string());
             }
             r.body(Body::from(body)).expect("response")
+        }
+        Answer::Anthropic { events } => {
+            let chunks: Vec<Result<String, std::io::Error>> = events
+                .iter()
+                .map(|e| {
+                    Ok(format!(
+                        "event: {}\ndata: {e}\n\n",
+                        e["type"].as_str().unwrap_or("unknown")
+                    ))
+                })
+                .collect();
+            let stream = futures_util::stream::iter(chunks).then(|c| async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                c
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(stream))
+                .expect("response")
         }
         Answer::Sse { events, cut } => {
             let mut chunks: Vec<Result<String, std::io::Error>> = events
@@ -99,6 +126,7 @@ async fn server(answers: Vec<Answer>) -> (String, Arc<Script>) {
     });
     let app = Router::new()
         .route("/v1/chat/completions", post(handler))
+        .route("/v1/messages", post(handler))
         .with_state(script.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -586,4 +614,163 @@ async fn what_the_offline_engine_does_not_know_goes_to_the_model_end_to_end() {
     assert_eq!(reply["engine"], "offline");
     assert_eq!(script.requests.lock().expect("lock").len(), 2);
     app.shutdown().await;
+}
+
+fn claude(url: &str) -> jarvis::agent::llm::anthropic::Anthropic {
+    jarvis::agent::llm::anthropic::Anthropic::new(
+        jarvis::agent::llm::anthropic::AnthropicSettings {
+            url: url.to_string(),
+            model: "claude-sonnet-4-5".into(),
+            api_key: jarvis::secret::Secret::new("sk-ant-test-key".to_string()),
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            retry: RetryPolicy {
+                attempts: 3,
+                base: Duration::from_millis(20),
+                max_wait: Duration::from_secs(2),
+            },
+            max_tokens: 1024,
+        },
+    )
+    .expect("provider")
+}
+
+fn a_start(input: u64, cached: u64) -> Value {
+    json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [], "usage": {"input_tokens": input, "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0, "output_tokens": 1}}})
+}
+
+fn a_text(index: u64, piece: &str) -> Value {
+    json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}})
+}
+
+fn a_end(stop: &str, output: u64) -> Vec<Value> {
+    vec![
+        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}}),
+        json!({"type": "message_stop"}),
+    ]
+}
+
+#[tokio::test]
+async fn anthropic_tool_use_in_pieces_with_cached_system_prompt() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = util::app(&sim, dir.path()).await;
+    let state = app.state.clone();
+    assert!(
+        util::eventually(Duration::from_secs(5), || !state
+            .get()
+            .cluster
+            .nodes
+            .is_empty())
+        .await
+    );
+    let mut first = vec![
+        a_start(2100, 0),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        a_text(0, "Let me look, sir."),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "ping"}),
+        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "node_status", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"no"}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "de\": \"pve\"}"}}),
+        json!({"type": "content_block_stop", "index": 1}),
+        json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_2", "name": "storage_status", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": ""}}),
+        json!({"type": "content_block_stop", "index": 2}),
+    ];
+    first.extend(a_end("tool_use", 60));
+    let mut second = vec![
+        a_start(300, 2000),
+        a_text(0, "pve is well; "),
+        a_text(0, "the NAS is at 78%, sir."),
+    ];
+    second.extend(a_end("end_turn", 14));
+    let (url, script) = server(vec![
+        Answer::Anthropic { events: first },
+        Answer::Anthropic { events: second },
+    ])
+    .await;
+    let p = claude(&url);
+    let specs = tool_loop::tool_specs(&app.tools);
+    let mut history = vec![Message::user("how is pve, and the storage?")];
+    let (tx, mut rx) = tokio::sync::mpsc::channel(32);
+    let out = tool_loop::run(
+        &p,
+        &app.tools,
+        "You are JARVIS.",
+        &mut history,
+        &specs,
+        8,
+        Some(tx),
+    )
+    .await
+    .expect("turn");
+    assert_eq!(out.text, "pve is well; the NAS is at 78%, sir.");
+    assert_eq!(out.tools_called, ["node_status", "storage_status"]);
+    assert_eq!(
+        (out.usage.input, out.usage.cached, out.usage.output),
+        (2400, 2000, 74)
+    );
+    let mut streamed = String::new();
+    while let Ok(piece) = rx.try_recv() {
+        streamed.push_str(&piece);
+    }
+    assert_eq!(
+        streamed,
+        "Let me look, sir.pve is well; the NAS is at 78%, sir."
+    );
+    // Wire details: the key and version headers, the cached system block, and both tool results in one user turn.
+    let headers = script.headers.lock().expect("lock")[0].clone();
+    assert_eq!(
+        headers.get("x-api-key").and_then(|v| v.to_str().ok()),
+        Some("sk-ant-test-key")
+    );
+    assert_eq!(
+        headers
+            .get("anthropic-version")
+            .and_then(|v| v.to_str().ok()),
+        Some("2023-06-01")
+    );
+    let req = script.requests.lock().expect("lock")[1].clone();
+    assert_eq!(req["system"][0]["cache_control"]["type"], "ephemeral");
+    let msgs = req["messages"].as_array().expect("messages");
+    assert_eq!(msgs[1]["content"][1]["type"], "tool_use");
+    assert_eq!(msgs[1]["content"][1]["input"]["node"], "pve");
+    assert_eq!(
+        msgs.len(),
+        3,
+        "user, assistant, one user turn with both results: {req}"
+    );
+    assert_eq!(msgs[2]["content"].as_array().map(Vec::len), Some(2));
+    assert_eq!(msgs[2]["content"][0]["tool_use_id"], "toolu_1");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn anthropic_overloaded_is_retried_and_http_errors_are_clear() {
+    let (url, script) = server(vec![
+        Answer::Anthropic {
+            events: vec![a_start(10, 0), json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})],
+        },
+        Answer::Anthropic { events: [vec![a_start(10, 0), a_text(0, "At your service, sir.")], a_end("end_turn", 5)].concat() },
+    ])
+    .await;
+    let c = claude(&url)
+        .complete("s", &[Message::user("hi")], &[], None)
+        .await
+        .expect("second attempt");
+    assert_eq!(c.text, "At your service, sir.");
+    assert_eq!(script.requests.lock().expect("lock").len(), 2);
+    let (url, _) = server(vec![Answer::Status {
+        code: 401,
+        retry_after: None,
+        body: json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}).to_string(),
+    }])
+    .await;
+    let e = claude(&url)
+        .complete("s", &[Message::user("hi")], &[], None)
+        .await
+        .expect_err("refused");
+    assert!(e.to_string().contains("HTTP 401: invalid x-api-key"), "{e}");
 }

@@ -3,6 +3,8 @@
 //! and every OpenAI-compatible server). Retries with back-off for 429 (honouring `Retry-After`), 5xx and refused
 //! connections — but never once text has been forwarded, so a cut stream is an error, not a repeated answer.
 
+pub mod anthropic;
+mod http;
 pub mod openai;
 pub mod sse;
 

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::http::{self, Attempt};
 use super::sse::SseDecoder;
 use super::{
     Completion, LlmError, Message, Provider, RetryPolicy, Role, ToolCall, ToolSpec, Usage,
@@ -89,23 +90,6 @@ impl OpenAi {
         body
     }
 
-    fn err_http(&self, status: u16, body: &str) -> LlmError {
-        let message = serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|v| {
-                v["error"]["message"]
-                    .as_str()
-                    .or(v["error"].as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| body.chars().take(300).collect());
-        LlmError::Http {
-            provider: self.name.clone(),
-            status,
-            message,
-        }
-    }
-
     async fn attempt(&self, body: &Value, deltas: &Option<mpsc::Sender<String>>) -> Attempt {
         let url = format!(
             "{}/v1/chat/completions",
@@ -115,43 +99,13 @@ impl OpenAi {
         if let Some(key) = &self.settings.api_key {
             req = req.bearer_auth(key.expose());
         }
-        let resp = match tokio::time::timeout(self.settings.connect_timeout, req.send()).await {
-            Err(_) => return Attempt::Retry(self.timeout(self.settings.connect_timeout), None),
-            Ok(Err(e)) => {
-                return Attempt::Retry(
-                    LlmError::Unreachable {
-                        provider: self.name.clone(),
-                        message: e.to_string(),
-                    },
-                    None,
-                )
-            }
-            Ok(Ok(r)) => r,
+        let resp = match http::send(req, self.settings.connect_timeout, &self.name).await {
+            Ok(r) => r,
+            Err(verdict) => return verdict,
         };
-        let status = resp.status().as_u16();
-        if status == 429 {
-            let after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            return Attempt::RateLimited(after);
-        }
-        if status != 200 {
-            let text = resp.text().await.unwrap_or_default();
-            let e = self.err_http(status, &text);
-            return if status >= 500 {
-                Attempt::Retry(e, None)
-            } else {
-                Attempt::Fail(e)
-            };
-        }
         match self.read_stream(resp, deltas).await {
             Ok(c) => Attempt::Done(c),
-            // Nothing reached the operator yet: another attempt is safe.
-            Err((e, false)) if e.transient() => Attempt::Retry(e, None),
-            Err((e, _)) => Attempt::Fail(e),
+            Err((e, forwarded)) => http::stream_failure(e, forwarded),
         }
     }
 
@@ -270,13 +224,6 @@ impl OpenAi {
     }
 }
 
-enum Attempt {
-    Done(Completion),
-    Retry(LlmError, Option<Duration>),
-    RateLimited(Option<Duration>),
-    Fail(LlmError),
-}
-
 impl Provider for OpenAi {
     fn name(&self) -> &str {
         &self.name
@@ -291,38 +238,16 @@ impl Provider for OpenAi {
     ) -> BoxFuture<'a, Result<Completion, LlmError>> {
         Box::pin(async move {
             let body = self.body(system, messages, tools);
-            let policy = self.settings.retry;
-            let mut last = None;
-            for attempt in 1..=policy.attempts.max(1) {
-                let (err, after) = match self.attempt(&body, &deltas).await {
-                    Attempt::Done(mut c) => {
-                        for (i, call) in c.tool_calls.iter_mut().enumerate() {
-                            if call.id.is_empty() {
-                                call.id = format!("call_{i}");
-                            }
-                        }
-                        return Ok(c);
-                    }
-                    Attempt::Fail(e) => return Err(e),
-                    Attempt::Retry(e, after) => (e, after),
-                    Attempt::RateLimited(after) => (
-                        LlmError::RateLimited {
-                            provider: self.name.clone(),
-                            attempts: attempt,
-                        },
-                        after,
-                    ),
-                };
-                tracing::warn!(provider = %self.name, attempt, "model call failed, {err}");
-                last = Some(err);
-                if attempt < policy.attempts {
-                    tokio::time::sleep(policy.wait(attempt, after)).await;
+            let mut c = http::with_retries(&self.name, self.settings.retry, || {
+                self.attempt(&body, &deltas)
+            })
+            .await?;
+            for (i, call) in c.tool_calls.iter_mut().enumerate() {
+                if call.id.is_empty() {
+                    call.id = format!("call_{i}");
                 }
             }
-            Err(last.unwrap_or_else(|| LlmError::Unreachable {
-                provider: self.name.clone(),
-                message: "no attempt made".into(),
-            }))
+            Ok(c)
         })
     }
 }
