@@ -77,6 +77,9 @@ async fn run(samples: usize, interval_ms: u64) {
         kiosk: Default::default(),
         persona: Default::default(),
         llm: None,
+        claude: None,
+        route: Default::default(),
+        prices: Default::default(),
     };
     let app = App::start(&config, "bench").await.expect("app");
     let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))

@@ -105,13 +105,30 @@ impl App {
             },
             store.clone(),
         )?);
-        let mut agent = crate::agent::Agent::new(tools.clone(), config.persona.clone());
+        let mut agent = crate::agent::Agent::new(tools.clone(), config.persona.clone())
+            .with_routing(config.route.clone(), store.clone());
+        let prices = Arc::new(config.prices.clone());
+        let metered = |p: Arc<dyn crate::agent::llm::Provider>, label: &str| {
+            Arc::new(crate::agent::costs::Metered::new(
+                p,
+                label,
+                store.clone(),
+                prices.clone(),
+            ))
+        };
         if let Some(llm) = &config.llm {
             match crate::agent::llm::openai::OpenAi::new(llm.clone()) {
-                Ok(p) => agent = agent.with_llm(Arc::new(p)),
-                Err(e) => {
-                    tracing::error!("the language model is not usable, answering offline only: {e}")
-                }
+                Ok(p) => agent = agent.with_local(metered(Arc::new(p), "local")),
+                Err(e) => tracing::error!("the local model is not usable: {e}"),
+            }
+        }
+        if let Some(c) = &config.claude {
+            if !config.prices.contains_key(&c.model) {
+                tracing::warn!(model = %c.model, "no price for this model in [prices]: its calls are recorded at $0 and no budget limits them");
+            }
+            match crate::agent::llm::anthropic::Anthropic::new(c.clone()) {
+                Ok(p) => agent = agent.with_claude(metered(Arc::new(p), "claude")),
+                Err(e) => tracing::error!("Claude is not usable: {e}"),
             }
         }
         let agent = Arc::new(agent);

@@ -105,6 +105,9 @@ impl Demo {
             kiosk: Default::default(),
             persona: Default::default(),
             llm: None,
+            claude: None,
+            route: Default::default(),
+            prices: Default::default(),
         };
         let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
         if let Err(e) = std::fs::create_dir_all(&opts.data_dir)

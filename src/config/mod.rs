@@ -62,6 +62,12 @@ pub struct Config {
     pub persona: crate::agent::persona::Persona,
     /// The local language model (`[llm]`), when one is configured.
     pub llm: Option<crate::agent::llm::openai::OpenAiSettings>,
+    /// Claude (`[claude]`), when configured.
+    pub claude: Option<crate::agent::llm::anthropic::AnthropicSettings>,
+    /// Routing and budgets (`[budget]`).
+    pub route: crate::agent::router::RouteSettings,
+    /// Prices per million tokens by model (`[prices]`), over the built-in ones.
+    pub prices: crate::agent::costs::PriceTable,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +150,26 @@ impl Config {
         let keys = r.section("keys", read_keys);
         let has_llm = src.lines().any(|l| l.trim() == "[llm]");
         let llm = r.section("llm", |s| has_llm.then(|| read_llm(s, base)).flatten());
+        let has_claude = src.lines().any(|l| l.trim() == "[claude]");
+        let claude = r.section("claude", |s| {
+            has_claude.then(|| read_claude(s, base, env)).flatten()
+        });
+        let route = r.section("budget", |s| {
+            let d = crate::agent::router::RouteSettings::default();
+            let daily = s.number_or("daily_usd", d.daily_usd.unwrap_or(0.0), 0.0, 100_000.0);
+            let monthly = s.number_or(
+                "monthly_usd",
+                d.monthly_usd.unwrap_or(0.0),
+                0.0,
+                1_000_000.0,
+            );
+            crate::agent::router::RouteSettings {
+                long_chars: s.int_or("long_chars", d.long_chars as u64, 100, 1_000_000) as usize,
+                daily_usd: Some(daily),
+                monthly_usd: Some(monthly),
+            }
+        });
+        let prices = r.section("prices", read_prices);
         let problems = r.finish();
         match (pve, web) {
             (Some(pve), Some(web)) if problems.is_empty() => Ok(Config {
@@ -163,6 +189,9 @@ impl Config {
                 kiosk: KioskSettings { keys, ..kiosk },
                 persona,
                 llm,
+                claude,
+                route,
+                prices,
             }),
             _ => Err(ConfigError::Invalid {
                 path: name.to_string(),
@@ -303,6 +332,54 @@ fn read_llm(
         retry: Default::default(),
         max_tokens,
     })
+}
+
+pub const ENV_ANTHROPIC_KEY: &str = "ANTHROPIC_API_KEY";
+
+/// `[claude]`: the Anthropic API; the key from `api_key_file` or ANTHROPIC_API_KEY.
+fn read_claude(
+    s: &mut Section<'_, '_>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<crate::agent::llm::anthropic::AnthropicSettings> {
+    let url = s
+        .string("url")
+        .map(|(u, _)| u)
+        .unwrap_or_else(|| "https://api.anthropic.com".into());
+    let model = s
+        .string("model")
+        .map(|(m, _)| m)
+        .unwrap_or_else(|| "claude-sonnet-4-5".into());
+    let api_key = read_secret(s, "api_key_file", ENV_ANTHROPIC_KEY, base, env);
+    let timeout = Duration::from_millis(s.int_or("timeout_ms", 60_000, 1_000, 600_000));
+    let max_tokens = s.int_or("max_tokens", 2048, 16, 64_000) as u32;
+    Some(crate::agent::llm::anthropic::AnthropicSettings {
+        url,
+        model,
+        api_key: api_key?,
+        connect_timeout: timeout,
+        idle_timeout: timeout,
+        retry: Default::default(),
+        max_tokens,
+    })
+}
+
+/// `[prices]`: `"model" = "INPUT/OUTPUT/CACHED"`, US dollars per million tokens.
+fn read_prices(s: &mut Section<'_, '_>) -> crate::agent::costs::PriceTable {
+    let mut table = crate::agent::costs::default_prices();
+    for (model, value, span) in s.string_entries() {
+        let parts: Vec<Option<f64>> = value
+            .split('/')
+            .map(|p| p.trim().parse::<f64>().ok().filter(|v| *v >= 0.0))
+            .collect();
+        match parts.as_slice() {
+            [Some(i), Some(o), Some(c)] => {
+                table.insert(model, crate::agent::costs::Price { input: *i, output: *o, cached: *c });
+            }
+            _ => s.fail(&model, Some(span), format!("`{value}` is not INPUT/OUTPUT/CACHED dollars per million tokens, e.g. \"3/15/0.3\"")),
+        }
+    }
+    table
 }
 
 /// `[keys]`: present only when a device is named.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use slint::ComponentHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Event;
@@ -118,6 +119,17 @@ async fn watch_bus(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: Cancel
     }
 }
 
+/// The model spend on the core panel: empty while nothing was spent this month (offline or local only).
+pub fn cost_text(r: &crate::agent::CostReport) -> String {
+    if r.month.usd <= 0.0 {
+        return String::new();
+    }
+    format!(
+        "LLM ${:.2} today · ${:.2} this month",
+        r.today.usd, r.month.usd
+    )
+}
+
 async fn tick(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: CancellationToken) {
     let tz = format::local_zone();
     let mut since_approvals = APPROVALS_EVERY;
@@ -131,6 +143,20 @@ async fn tick(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: Cancellatio
         if since_approvals >= APPROVALS_EVERY {
             approvals::refresh(&ctx, weak.clone());
             since_approvals = Duration::ZERO;
+            if let Some(agent) = &ctx.agent {
+                if let Some(Ok(report)) = agent.cost_report(0).await {
+                    let text = cost_text(&report);
+                    let w2 = weak.clone();
+                    ctx.ui.post(move || {
+                        if let Some(w) = w2.upgrade() {
+                            let a = w.global::<crate::kiosk::ui::JarvisAdapter>();
+                            if a.get_cost_text() != text.as_str() {
+                                a.set_cost_text(text.into());
+                            }
+                        }
+                    });
+                }
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,

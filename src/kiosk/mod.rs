@@ -95,6 +95,8 @@ pub struct KioskContext {
     pub storage_thresholds: (f64, f64),
     /// Who answers the chat (the agent); `None` until one is configured.
     pub chat: Option<Arc<dyn controllers::chat::ChatBackend>>,
+    /// The agent, for the cost figure.
+    pub agent: Option<Arc<crate::agent::Agent>>,
     /// The kiosk's own calls waiting for approval.
     pub own_calls: controllers::terminal::OwnCalls,
 }
@@ -117,6 +119,7 @@ impl KioskContext {
             extra_hosts,
             storage_thresholds,
             chat: Some(Arc::new(app.agent.clone())),
+            agent: Some(app.agent.clone()),
             own_calls: Default::default(),
         }
     }

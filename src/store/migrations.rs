@@ -45,4 +45,16 @@ pub const MIGRATIONS: &[&str] = &[
         state      TEXT    NOT NULL
     );
     CREATE INDEX approvals_by_digest ON approvals(digest, actor);",
+    // 4: the language-model cost ledger, one row per model call.
+    "CREATE TABLE llm_calls (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_ms       INTEGER NOT NULL,
+        provider    TEXT    NOT NULL,
+        model       TEXT    NOT NULL,
+        input       INTEGER NOT NULL,
+        output      INTEGER NOT NULL,
+        cached      INTEGER NOT NULL,
+        cost_usd    REAL    NOT NULL
+    );
+    CREATE INDEX llm_calls_by_time ON llm_calls(ts_ms);",
 ];

@@ -45,6 +45,8 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("cannot encode an event: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("a store task failed: {0}")]
+    Task(String),
 }
 
 /// One tool invocation as audited.
@@ -227,6 +229,15 @@ impl Store {
             params![key, value],
         )?;
         Ok(())
+    }
+
+    /// Runs `f` on the read connection (for modules that keep their own tables).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let conn = lock(&self.reader);
+        Ok(f(&conn)?)
     }
 
     /// Runs `f` in one write transaction (for modules that keep their own tables, like the tool gate).

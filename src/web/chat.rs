@@ -63,3 +63,16 @@ pub async fn chat(
     };
     Json(ctx.agent.reply(text, asker).await).into_response()
 }
+
+/// `GET /api/v1/costs`: what the language models cost today and this month, the budgets, the last 50 calls.
+pub async fn costs(State(ctx): State<Arc<WebContext>>) -> Response {
+    match ctx.agent.cost_report(50).await {
+        Some(Ok(report)) => Json(report).into_response(),
+        Some(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no_ledger",
+            "no cost ledger is kept by this instance",
+        ),
+    }
+}

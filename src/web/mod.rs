@@ -61,6 +61,7 @@ pub fn router(
         .route("/api/v1/events", get(api::events))
         .route("/ws", get(ws::upgrade))
         .route("/api/v1/chat", axum::routing::post(chat::chat))
+        .route("/api/v1/costs", get(chat::costs))
         .route("/api/v1/tools", get(tools::list))
         .route("/api/v1/tools/{name}", axum::routing::post(tools::invoke))
         .route("/api/v1/approvals", get(tools::approvals))

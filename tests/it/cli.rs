@@ -48,6 +48,7 @@ fn the_commented_example_config_is_valid_once_its_secrets_exist() {
         "the-operators-own-long-token\n",
     )
     .expect("write");
+    std::fs::write(secrets.join("anthropic-key"), "sk-ant-example\n").expect("write");
     let text = example.replace("/etc/jarvis/secrets", &secrets.display().to_string());
     let file = dir.path().join("jarvis.toml");
     std::fs::write(&file, text).expect("write");

@@ -587,7 +587,7 @@ async fn what_the_offline_engine_does_not_know_goes_to_the_model_end_to_end() {
         .await
         .expect("request");
     let reply: Value = resp.json().await.expect("json");
-    assert_eq!(reply["engine"], "llm", "{reply}");
+    assert_eq!(reply["engine"], "local", "{reply}");
     assert_eq!(
         reply["text"],
         "The NAS holds the media library, sir; it is 78% full."
@@ -773,4 +773,173 @@ async fn anthropic_overloaded_is_retried_and_http_errors_are_clear() {
         .await
         .expect_err("refused");
     assert!(e.to_string().contains("HTTP 401: invalid x-api-key"), "{e}");
+}
+
+#[tokio::test]
+async fn the_router_sends_hard_questions_to_claude_records_costs_and_keeps_to_the_budget() {
+    // Local: one routine answer, then a failure (HTTP 400) that Claude must take over.
+    let (local_url, local) = server(vec![
+        Answer::Sse {
+            events: vec![
+                text("A joke, sir: the NAS is full of it."),
+                usage(800, 12, 0),
+            ],
+            cut: false,
+        },
+        Answer::Status {
+            code: 400,
+            retry_after: None,
+            body: "{\"error\": {\"message\": \"context too long\"}}".into(),
+        },
+        Answer::Sse {
+            events: vec![text("Over budget, so you get me, sir."), usage(900, 9, 0)],
+            cut: false,
+        },
+    ])
+    .await;
+    let mut hard = vec![
+        a_start(3000, 0),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t1", "name": "node_status", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"node\": \"pve\"}"}}),
+        json!({"type": "content_block_stop", "index": 0}),
+    ];
+    hard.extend(a_end("tool_use", 40));
+    let mut answer = vec![
+        a_start(200, 2900),
+        a_text(0, "pve is busy with backups, sir."),
+    ];
+    answer.extend(a_end("end_turn", 10));
+    let mut rescue = vec![a_start(500, 0), a_text(0, "Claude here, sir.")];
+    rescue.extend(a_end("end_turn", 5));
+    let (claude_url, claude_script) = server(vec![
+        Answer::Anthropic { events: hard },
+        Answer::Anthropic { events: answer },
+        Answer::Anthropic { events: rescue },
+    ])
+    .await;
+
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = util::config(&sim, dir.path());
+    config.llm = Some(OpenAiSettings {
+        url: local_url,
+        model: "qwen2.5-7b-instruct".into(),
+        api_key: None,
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            attempts: 1,
+            base: Duration::from_millis(10),
+            max_wait: Duration::from_millis(10),
+        },
+        max_tokens: 256,
+    });
+    config.claude = Some(jarvis::agent::llm::anthropic::AnthropicSettings {
+        url: claude_url,
+        model: "claude-sonnet-4-5".into(),
+        api_key: jarvis::secret::Secret::new("sk-ant-test".to_string()),
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        retry: RetryPolicy::default(),
+        max_tokens: 512,
+    });
+    config.prices = jarvis::agent::costs::default_prices();
+    // Room for a little over one hard question today.
+    config.route = jarvis::agent::router::RouteSettings {
+        long_chars: 4000,
+        daily_usd: Some(0.02),
+        monthly_usd: Some(5.0),
+    };
+    let app = jarvis::app::App::start(&config, "test")
+        .await
+        .expect("starts");
+    let state = app.state.clone();
+    assert!(
+        util::eventually(Duration::from_secs(5), || !state
+            .get()
+            .cluster
+            .nodes
+            .is_empty())
+        .await
+    );
+    let addr = app.side_port().expect("side port");
+    let chat = |t: &'static str| {
+        let url = format!("http://{addr}/api/v1/chat");
+        async move {
+            let resp = util::http()
+                .post(url)
+                .bearer_auth(util::WEB_TOKEN)
+                .json(&json!({"text": t}))
+                .send()
+                .await
+                .expect("request");
+            resp.json::<Value>().await.expect("json")
+        }
+    };
+
+    let r = chat("tell me a joke").await;
+    assert_eq!(
+        (r["engine"].as_str(), r["text"].as_str()),
+        (Some("local"), Some("A joke, sir: the NAS is full of it."))
+    );
+    let r = chat("why is pve so busy tonight?").await;
+    assert_eq!(r["engine"], "claude", "{r}");
+    assert_eq!(r["text"], "pve is busy with backups, sir.");
+    let r = chat("tell me another").await;
+    assert_eq!(
+        (r["engine"].as_str(), r["text"].as_str()),
+        (Some("claude"), Some("Claude here, sir.")),
+        "the local failure went to Claude"
+    );
+
+    // The ledger: every model call with its tokens and price; local calls cost nothing.
+    let costs: Value = util::get_json(addr, "/api/v1/costs").await.1;
+    assert_eq!(costs["today"]["calls"], 4, "{costs}");
+    let claude_calls: Vec<&Value> = costs["recent"]
+        .as_array()
+        .expect("recent")
+        .iter()
+        .filter(|c| c["provider"] == "claude")
+        .collect();
+    assert_eq!(claude_calls.len(), 3);
+    let expected = (3000.0 * 3.0 + 40.0 * 15.0) / 1e6
+        + (200.0 * 3.0 + 10.0 * 15.0 + 2900.0 * 0.3) / 1e6
+        + (500.0 * 3.0 + 5.0 * 15.0) / 1e6;
+    let spent = costs["today"]["usd"].as_f64().expect("usd");
+    assert!((spent - expected).abs() < 1e-9, "{spent} vs {expected}");
+    assert!(costs["recent"]
+        .as_array()
+        .expect("recent")
+        .iter()
+        .any(|c| c["provider"] == "local" && c["cost_usd"] == 0.0));
+
+    // Over the daily budget now: a hard question goes to the local model.
+    assert!(spent > 0.0 && spent < 0.02);
+    let ledger = app.store.clone();
+    tokio::task::spawn_blocking(move || {
+        jarvis::agent::costs::record(
+            &ledger,
+            &jarvis::agent::costs::CallRow {
+                ts_ms: jarvis::time::now_ms(),
+                provider: "claude".into(),
+                model: "claude-sonnet-4-5".into(),
+                input: 0,
+                output: 0,
+                cached: 0,
+                cost_usd: 0.05,
+            },
+        )
+    })
+    .await
+    .expect("task")
+    .expect("record");
+    let r = chat("why is the NAS slow? explain").await;
+    assert_eq!(
+        (r["engine"].as_str(), r["text"].as_str()),
+        (Some("local"), Some("Over budget, so you get me, sir.")),
+        "{r}"
+    );
+    assert_eq!(claude_script.requests.lock().expect("lock").len(), 3);
+    assert_eq!(local.requests.lock().expect("lock").len(), 3);
+    app.shutdown().await;
 }

@@ -93,6 +93,9 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
         kiosk: Default::default(),
         persona: Default::default(),
         llm: None,
+        claude: None,
+        route: Default::default(),
+        prices: Default::default(),
     }
 }
 
