@@ -76,6 +76,7 @@ async fn run(samples: usize, interval_ms: u64) {
         ssh: None,
         kiosk: Default::default(),
         persona: Default::default(),
+        history_tokens: jarvis::agent::DEFAULT_HISTORY_TOKENS,
         llm: None,
         claude: None,
         route: Default::default(),

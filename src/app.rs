@@ -102,11 +102,14 @@ impl App {
                 settings: Arc::new(config.tools.clone()),
                 executor: executor.clone(),
                 live: None,
+                store: None,
             },
             store.clone(),
         )?);
-        let mut agent = crate::agent::Agent::new(tools.clone(), config.persona.clone())
-            .with_routing(config.route.clone(), store.clone());
+        let mut agent =
+            crate::agent::Agent::new(tools.clone(), config.persona.clone(), store.clone())
+                .with_routing(config.route.clone())
+                .with_history_tokens(config.history_tokens);
         let prices = Arc::new(config.prices.clone());
         let metered = |p: Arc<dyn crate::agent::llm::Provider>, label: &str| {
             Arc::new(crate::agent::costs::Metered::new(

@@ -104,6 +104,7 @@ impl Demo {
             ssh: None,
             kiosk: Default::default(),
             persona: Default::default(),
+            history_tokens: crate::agent::DEFAULT_HISTORY_TOKENS,
             llm: None,
             claude: None,
             route: Default::default(),

@@ -14,3 +14,10 @@ pub fn now_ms() -> u64 {
 pub fn now_secs() -> u64 {
     now_ms() / 1000
 }
+
+/// `ms` as an RFC 3339 UTC timestamp to the second ("2026-11-24T09:30:00Z"), for APIs and the models.
+pub fn rfc3339_ms(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}

@@ -10,7 +10,7 @@ use rusqlite::params;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::llm::{Completion, LlmError, Message, Provider, ToolSpec, Usage};
+use super::llm::{Completion, LlmError, Message, Provider, SystemPrompt, ToolSpec, Usage};
 use crate::store::{Store, StoreError};
 
 /// US dollars per million tokens.
@@ -174,7 +174,7 @@ impl Provider for Metered {
 
     fn complete<'a>(
         &'a self,
-        system: &'a str,
+        system: &'a SystemPrompt,
         messages: &'a [Message],
         tools: &'a [ToolSpec],
         deltas: Option<mpsc::Sender<String>>,

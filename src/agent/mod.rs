@@ -6,6 +6,8 @@
 //! Surfaces: the kiosk's chat ([`ChatBackend`]), `POST /api/v1/chat`, chat messages on the WebSocket, and
 //! `jarvis ask` against a running instance.
 
+pub mod context;
+pub mod conversation;
 pub mod costs;
 pub mod intent;
 pub mod llm;
@@ -55,28 +57,48 @@ pub struct Reply {
     pub tool: Option<String>,
 }
 
-/// Turns of the running conversation kept for the model (the token-budget window comes with the router).
-const HISTORY_TURNS: usize = 40;
+/// Estimated tokens of conversation sent to a model per turn (`[agent] history_tokens`).
+pub const DEFAULT_HISTORY_TOKENS: usize = 3000;
+
+/// How long a conversation that went to Claude stays with Claude (a discussion of code over several turns).
+const STICKY_MS: u64 = 10 * 60_000;
 
 pub struct Agent {
     tools: Arc<Registry>,
     persona: Persona,
     local: Option<Arc<dyn llm::Provider>>,
     claude: Option<Arc<dyn llm::Provider>>,
-    /// Routing rules and budgets, and the store whose ledger says what was spent.
-    routing: Option<(router::RouteSettings, Arc<crate::store::Store>)>,
-    conversation: tokio::sync::Mutex<Vec<llm::Message>>,
+    route: router::RouteSettings,
+    /// The cost ledger, the memories and the conversations.
+    store: Arc<crate::store::Store>,
+    history_tokens: usize,
+    conversation: Arc<tokio::sync::Mutex<conversation::Conversation>>,
+    prompts: std::sync::Mutex<context::PromptCache>,
+    /// The route and time of the last model turn.
+    last_route: std::sync::Mutex<Option<(router::Route, u64)>>,
+    folding: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Agent {
-    pub fn new(tools: Arc<Registry>, persona: Persona) -> Agent {
+    /// An agent that answers from the offline engine; the conversation carries on from the store's newest one.
+    pub fn new(tools: Arc<Registry>, persona: Persona, store: Arc<crate::store::Store>) -> Agent {
+        let conversation = conversation::Conversation::load(&store, crate::time::now_ms())
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot reload the last conversation, starting afresh: {e}");
+                Default::default()
+            });
         Agent {
             tools,
+            prompts: std::sync::Mutex::new(context::PromptCache::new(persona.clone())),
             persona,
             local: None,
             claude: None,
-            routing: None,
-            conversation: Default::default(),
+            route: router::RouteSettings::default(),
+            store,
+            history_tokens: DEFAULT_HISTORY_TOKENS,
+            conversation: Arc::new(tokio::sync::Mutex::new(conversation)),
+            last_route: Default::default(),
+            folding: Default::default(),
         }
     }
 
@@ -92,13 +114,15 @@ impl Agent {
         self
     }
 
-    /// Budgets and routing rules; spending is read from `store`'s cost ledger.
-    pub fn with_routing(
-        mut self,
-        settings: router::RouteSettings,
-        store: Arc<crate::store::Store>,
-    ) -> Agent {
-        self.routing = Some((settings, store));
+    /// Budgets and routing rules.
+    pub fn with_routing(mut self, settings: router::RouteSettings) -> Agent {
+        self.route = settings;
+        self
+    }
+
+    /// The estimated tokens of conversation a model sees per turn; older turns are folded into the summary.
+    pub fn with_history_tokens(mut self, tokens: usize) -> Agent {
+        self.history_tokens = tokens.max(200);
         self
     }
 
@@ -119,12 +143,22 @@ impl Agent {
         let mut reply = match intent::parse(text, &world) {
             Some(intent) => {
                 let a = offline::carry_out(&intent, &self.tools, &self.persona, asker).await;
-                Reply {
+                let reply = Reply {
                     text: a.text,
                     engine: "offline",
                     intent: Some(format!("{intent:?}")),
                     tool: a.tool,
-                }
+                };
+                // The exchange joins the conversation, so a model asked next knows what was just done.
+                let mut conv = self.conversation.lock().await;
+                self.record(
+                    &mut conv,
+                    vec![
+                        llm::Message::user(text),
+                        llm::Message::assistant(&reply.text),
+                    ],
+                );
+                reply
             }
             None if self.local.is_some() || self.claude.is_some() => {
                 self.ask_model(text, asker, deltas).await
@@ -151,12 +185,25 @@ impl Agent {
         }
     }
 
+    /// Writes turns to the conversation; a store failure is logged and the turns are kept in memory.
+    fn record(&self, conv: &mut conversation::Conversation, messages: Vec<llm::Message>) {
+        let now = crate::time::now_ms();
+        if let Err(e) = conv.append(&self.store, messages.clone(), now) {
+            tracing::error!("cannot store the conversation: {e}");
+            for m in messages {
+                conv.turns.push(conversation::Turn {
+                    id: 0,
+                    ts_ms: now,
+                    tokens: context::tokens(&m),
+                    message: m,
+                });
+            }
+        }
+    }
+
     /// (spent today, spent this month) in USD, from the ledger.
     async fn spent(&self) -> (f64, f64) {
-        let Some((_, store)) = &self.routing else {
-            return (0.0, 0.0);
-        };
-        let store = store.clone();
+        let store = self.store.clone();
         let read = tokio::task::spawn_blocking(move || {
             let (day, month) = costs::day_and_month_start(crate::time::now_ms());
             Ok::<_, crate::store::StoreError>((
@@ -176,24 +223,94 @@ impl Agent {
         }
     }
 
+    /// The system prompt and the messages for a turn that asks `text`: the newest turns that fit the history
+    /// budget, then the question.
+    pub fn context_for(
+        &self,
+        conv: &conversation::Conversation,
+        text: &str,
+        voice: bool,
+    ) -> (llm::SystemPrompt, Vec<llm::Message>) {
+        let question = llm::Message::user(text);
+        let mut roles: Vec<llm::Role> = conv.turns.iter().map(|t| t.message.role).collect();
+        let mut tokens: Vec<usize> = conv.turns.iter().map(|t| t.tokens).collect();
+        roles.push(llm::Role::User);
+        tokens.push(context::tokens(&question));
+        let start = context::window_start(&roles, &tokens, self.history_tokens);
+        let mut messages: Vec<llm::Message> = conv.turns[start.min(conv.turns.len())..]
+            .iter()
+            .map(|t| t.message.clone())
+            .collect();
+        messages.push(question);
+        // Memories about this question or the one before it.
+        let previous = conv
+            .turns
+            .iter()
+            .rev()
+            .find(|t| t.message.role == llm::Role::User)
+            .map(|t| t.message.content.as_str())
+            .unwrap_or("");
+        let memories = match crate::store::memory::active(&self.store, crate::time::now_ms()) {
+            Ok(all) => context::memories_markdown(&context::select_memories(
+                &all,
+                &format!("{text} {previous}"),
+                context::MAX_PROMPT_MEMORIES,
+            )),
+            Err(e) => {
+                tracing::error!("cannot read the memories: {e}");
+                String::new()
+            }
+        };
+        let world = self.tools.world();
+        let system = self
+            .prompts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .prompt(voice, &world, memories, &conv.summary);
+        (system, messages)
+    }
+
+    /// How many times the system prompt was rebuilt (it is rebuilt only when its inputs change).
+    pub fn prompt_rebuilds(&self) -> u64 {
+        self.prompts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rebuilds
+    }
+
+    /// Whether this turn should go to the big model: hard words, long context, an indexed project named, or a
+    /// conversation that has been with Claude in the last minutes (code is discussed over several turns).
+    fn is_hard(&self, text: &str, context_tokens: usize) -> bool {
+        let lower = text.to_lowercase();
+        let sticky = self
+            .last_route
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|(r, at)| {
+                r == router::Route::Claude && crate::time::now_ms().saturating_sub(at) < STICKY_MS
+            });
+        router::is_hard(text, context_tokens * 4, &self.route)
+            || sticky
+            || self.tools.project_names().iter().any(|p| {
+                lower
+                    .split(|c: char| !c.is_alphanumeric() && c != '-' && c != '_')
+                    .any(|w| w == p.to_lowercase())
+            })
+    }
+
     async fn ask_model(
         &self,
         text: &str,
         asker: Asker,
         deltas: Option<tokio::sync::mpsc::Sender<String>>,
     ) -> Reply {
-        let settings = self
-            .routing
-            .as_ref()
-            .map(|(s, _)| s.clone())
-            .unwrap_or_default();
         let (today, month) = self.spent().await;
-        let budget_ok = router::within_budget(&settings, today, month);
-        let system = persona::system_prompt(&self.persona, &self.tools.world(), asker.voice);
+        let budget_ok = router::within_budget(&self.route, today, month);
         let specs = tool_loop::tool_specs(&self.tools);
-        let mut conversation = self.conversation.lock().await;
-        let context: usize = conversation.iter().map(|m| m.content.len()).sum();
-        let hard = router::is_hard(text, context, &settings);
+        let mut conv = self.conversation.lock().await;
+        let (system, history) = self.context_for(&conv, text, asker.voice);
+        let context_tokens: usize = history.iter().map(context::tokens).sum();
+        let hard = self.is_hard(text, context_tokens);
         let Some(first) =
             router::choose(hard, self.local.is_some(), self.claude.is_some(), budget_ok)
         else {
@@ -207,8 +324,7 @@ impl Agent {
                 tool: None,
             };
         };
-        conversation.push(llm::Message::user(text));
-        let mark = conversation.len();
+        let question_at = history.len() - 1;
         let mut route = first;
         let result = loop {
             let provider = match route {
@@ -218,22 +334,22 @@ impl Agent {
             let Some(provider) = provider else {
                 break Err(None);
             };
+            let mut turn = history.clone();
             let r = tool_loop::run(
                 provider.as_ref(),
                 &self.tools,
                 &system,
-                &mut conversation,
+                &mut turn,
                 &specs,
                 tool_loop::DEFAULT_MAX_STEPS,
                 deltas.clone(),
             )
             .await;
             match r {
-                Ok(out) => break Ok(out),
+                Ok(out) => break Ok((out, turn.split_off(question_at))),
                 // The local model failed: Claude takes over when it may.
                 Err(e) if route == router::Route::Local && self.claude.is_some() && budget_ok => {
                     tracing::warn!("the local model failed, asking Claude: {e}");
-                    conversation.truncate(mark);
                     route = router::Route::Claude;
                 }
                 Err(e) => break Err(Some(e)),
@@ -243,16 +359,22 @@ impl Agent {
             router::Route::Local => "local",
             router::Route::Claude => "claude",
         };
-        let reply = match result {
-            Ok(out) => Reply {
-                text: out.text,
-                engine,
-                intent: None,
-                tool: out.tools_called.last().cloned(),
-            },
+        match result {
+            Ok((out, new_turns)) => {
+                // The question, the tool calls and results, and the answer join the conversation.
+                self.record(&mut conv, new_turns);
+                *self.last_route.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((route, crate::time::now_ms()));
+                self.maybe_fold(&conv, budget_ok);
+                Reply {
+                    text: out.text,
+                    engine,
+                    intent: None,
+                    tool: out.tools_called.last().cloned(),
+                }
+            }
             Err(e) => {
-                // Keep the conversation consistent: drop the half turn.
-                conversation.truncate(mark - 1);
+                // Nothing of a failed turn is kept.
                 let why = e
                     .map(|e| e.to_string())
                     .unwrap_or_else(|| "no model available".into());
@@ -266,17 +388,52 @@ impl Agent {
                     tool: None,
                 }
             }
-        };
-        let excess = conversation.len().saturating_sub(HISTORY_TURNS);
-        // Cut only at a user turn, so no tool result is left without its call.
-        if let Some(cut) = conversation
-            .iter()
-            .skip(excess)
-            .position(|m| m.role == llm::Role::User)
-        {
-            conversation.drain(..excess + cut);
         }
-        reply
+    }
+
+    /// Folds the oldest turns into the running summary in the background when the conversation has outgrown the
+    /// history budget (the local model does it when there is one; Claude only within budget).
+    fn maybe_fold(&self, conv: &conversation::Conversation, budget_ok: bool) {
+        use std::sync::atomic::Ordering;
+        let Some(cut) = conv.fold_point(self.history_tokens) else {
+            return;
+        };
+        let provider = match (&self.local, &self.claude) {
+            (Some(local), _) => local.clone(),
+            (None, Some(claude)) if budget_ok => claude.clone(),
+            _ => return,
+        };
+        if self.folding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let folded: Vec<conversation::Turn> = conv.turns[..cut].to_vec();
+        let (system, request) =
+            conversation::fold_request(&conv.summary, &folded, &self.persona.address);
+        let (conv_id, last_id) = (conv.id, folded.last().map(|t| t.id));
+        let shared = self.conversation.clone();
+        let store = self.store.clone();
+        let folding = self.folding.clone();
+        tokio::spawn(async move {
+            match provider.complete(&system, &request, &[], None).await {
+                Ok(c) if !c.text.trim().is_empty() => {
+                    let mut conv = shared.lock().await;
+                    // Only if the conversation is still the one the summary was made from.
+                    if conv.id == conv_id && conv.turns.get(cut - 1).map(|t| t.id) == last_id {
+                        if let Err(e) = conv.apply_fold(&store, cut, c.text.trim().to_string()) {
+                            tracing::error!("cannot store the conversation's summary: {e}");
+                        }
+                    }
+                }
+                Ok(_) => tracing::warn!("the model gave an empty summary; the turns stay unfolded"),
+                Err(e) => tracing::warn!("cannot fold the conversation now: {e}"),
+            }
+            folding.store(false, Ordering::Release);
+        });
+    }
+
+    /// The conversation as it stands: its summary and its unfolded turns (for the kiosk after a restart, tests).
+    pub async fn conversation(&self) -> conversation::Conversation {
+        self.conversation.lock().await.clone()
     }
 }
 
@@ -296,7 +453,7 @@ impl Agent {
         &self,
         recent: usize,
     ) -> Option<Result<CostReport, crate::store::StoreError>> {
-        let (settings, store) = self.routing.clone()?;
+        let (settings, store) = (self.route.clone(), self.store.clone());
         let read = tokio::task::spawn_blocking(move || {
             let (day, month) = costs::day_and_month_start(crate::time::now_ms());
             Ok(CostReport {

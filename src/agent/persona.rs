@@ -28,9 +28,9 @@ impl Persona {
     }
 }
 
-/// The system prompt: who Jarvis is, how he speaks, and a short summary of the cluster as it stands. Built per
-/// turn from the same summary the offline engine gives, so it changes only when the cluster's picture does.
-pub fn system_prompt(p: &Persona, world: &crate::state::World, voice: bool) -> String {
+/// The stable part of the system prompt: who Jarvis is, how he speaks and works. It depends only on the persona
+/// and on whether the answer will be spoken, so it is the same turn after turn (and cached by the providers).
+pub fn stable_prompt(p: &Persona, voice: bool) -> String {
     let style = if voice {
         "Your reply will be spoken: no markdown, no lists, short sentences, numbers and units written as words."
     } else {
@@ -41,10 +41,11 @@ pub fn system_prompt(p: &Persona, world: &crate::state::World, voice: bool) -> S
          Address the operator as \"{address}\". {style}\n\
          Act only through the tools. Read before you act, and after any change read the state again before you \
          say it worked. Actions that need the operator's approval come back as pending: say exactly what waits \
-         for approval and that you will wait; never claim it is done.\n\n\
-         The cluster now: {summary}",
+         for approval and that you will wait; never claim it is done.\n\
+         Keep notes with `remember` when the operator tells you something worth keeping (a preference, a fact \
+         about the homelab, what they are working on), `recall` them when needed, and `forget` when asked. For \
+         code and configuration, browse the indexed projects with the project tools and quote what you read.",
         address = p.address,
-        summary = crate::agent::offline::cluster_summary(world, p),
     )
 }
 

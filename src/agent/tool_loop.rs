@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::llm::{LlmError, Message, Provider, Role, ToolSpec, Usage};
+use super::llm::{LlmError, Message, Provider, Role, SystemPrompt, ToolSpec, Usage};
 use super::offline::ACTOR;
 use crate::tools::{Outcome, Registry, Tier};
 
@@ -47,7 +47,7 @@ pub fn tool_specs(tools: &Registry) -> Vec<ToolSpec> {
 pub async fn run(
     provider: &dyn Provider,
     tools: &Registry,
-    system: &str,
+    system: &SystemPrompt,
     history: &mut Vec<Message>,
     specs: &[ToolSpec],
     max_steps: usize,

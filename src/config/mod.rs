@@ -60,6 +60,8 @@ pub struct Config {
     pub kiosk: KioskSettings,
     /// How Jarvis addresses the operator (`[agent] address`).
     pub persona: crate::agent::persona::Persona,
+    /// Estimated tokens of conversation a model sees per turn (`[agent] history_tokens`).
+    pub history_tokens: usize,
     /// The local language model (`[llm]`), when one is configured.
     pub llm: Option<crate::agent::llm::openai::OpenAiSettings>,
     /// Claude (`[claude]`), when configured.
@@ -141,11 +143,20 @@ impl Config {
             None => "info".into(),
         });
         let kiosk = r.section("kiosk", read_kiosk);
-        let persona = r.section("agent", |s| crate::agent::persona::Persona {
-            address: s
-                .string("address")
-                .map(|(a, _)| a)
-                .unwrap_or_else(|| "sir".into()),
+        let (persona, history_tokens) = r.section("agent", |s| {
+            let persona = crate::agent::persona::Persona {
+                address: s
+                    .string("address")
+                    .map(|(a, _)| a)
+                    .unwrap_or_else(|| "sir".into()),
+            };
+            let history = s.int_or(
+                "history_tokens",
+                crate::agent::DEFAULT_HISTORY_TOKENS as u64,
+                200,
+                200_000,
+            ) as usize;
+            (persona, history)
         });
         let keys = r.section("keys", read_keys);
         let has_llm = src.lines().any(|l| l.trim() == "[llm]");
@@ -188,6 +199,7 @@ impl Config {
                 ssh: ssh.map(|s| SshSettings { hosts, ..s }),
                 kiosk: KioskSettings { keys, ..kiosk },
                 persona,
+                history_tokens,
                 llm,
                 claude,
                 route,

@@ -57,4 +57,30 @@ pub const MIGRATIONS: &[&str] = &[
         cost_usd    REAL    NOT NULL
     );
     CREATE INDEX llm_calls_by_time ON llm_calls(ts_ms);",
+    // 5: Jarvis's memory (tiered, expiring) and the conversations with their running summaries.
+    "CREATE TABLE memories (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        tier       TEXT    NOT NULL,
+        text       TEXT    NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER
+    );
+    CREATE INDEX memories_by_expiry ON memories(expires_ms);
+    CREATE TABLE conversations (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_ms  INTEGER NOT NULL,
+        updated_ms  INTEGER NOT NULL,
+        summary     TEXT    NOT NULL DEFAULT '',
+        folded_upto INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE conversation_turns (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation INTEGER NOT NULL REFERENCES conversations(id),
+        ts_ms        INTEGER NOT NULL,
+        role         TEXT    NOT NULL,
+        content      TEXT    NOT NULL,
+        tool_calls   TEXT    NOT NULL DEFAULT '[]',
+        tool_call_id TEXT
+    );
+    CREATE INDEX turns_by_conversation ON conversation_turns(conversation, id);",
 ];

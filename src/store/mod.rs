@@ -5,6 +5,8 @@
 //! process (only a power cut can lose the last few); a write and a read use separate connections so readers never
 //! wait on the writer.
 
+pub mod conversations;
+pub mod memory;
 pub mod migrations;
 pub mod writer;
 

@@ -8,12 +8,14 @@
 //!
 //! - [`gate`]: approvals and their digests;
 //! - [`typed`]: tools built from a typed argument struct (schema by schemars, validation by serde);
-//! - families: [`cluster`] (read), [`power`] (guest power, node reboot, wake-on-LAN), [`snapshots`].
+//! - families: [`cluster`] (read), [`power`] (guest power, node reboot, wake-on-LAN), [`snapshots`], [`system`],
+//!   [`docker`], [`files`], [`projects`], [`memory`] (Jarvis's own notes).
 
 pub mod cluster;
 pub mod docker;
 pub mod files;
 pub mod gate;
+pub mod memory;
 pub mod power;
 pub mod projects;
 pub mod snapshots;
@@ -120,6 +122,8 @@ pub struct ToolContext {
     /// Where a command's output goes as it arrives, for this one call (set by [`Registry::invoke_live`]; the
     /// kiosk's terminal). Always `None` in the registry's own context.
     pub live: Option<tokio::sync::mpsc::Sender<String>>,
+    /// The store, for tools that keep Jarvis's own records (memory). Set by the registry on every call.
+    pub store: Option<Arc<Store>>,
 }
 
 /// Settings the tools need from the config.
@@ -183,6 +187,7 @@ pub fn families(r: &mut Registry) {
     docker::register(r);
     files::register(r);
     projects::register(r);
+    memory::register(r);
 }
 
 pub struct Registry {
@@ -231,6 +236,11 @@ impl Registry {
                 input_schema: t.schema().clone(),
             })
             .collect()
+    }
+
+    /// The names of the indexed projects (`[projects]`).
+    pub fn project_names(&self) -> Vec<String> {
+        self.ctx.settings.projects.keys().cloned().collect()
     }
 
     /// The tier of a listed tool (`None` for unknown and forbidden ones).
@@ -448,6 +458,7 @@ impl Registry {
         }
         let ctx = ToolContext {
             live,
+            store: Some(self.store.clone()),
             ..self.ctx.clone()
         };
         let result = tool.run(ctx, prepared.canonical).await;

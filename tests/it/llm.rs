@@ -196,7 +196,12 @@ async fn text_streams_in_pieces_with_usage() {
     let p = provider(&url);
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let c = p
-        .complete("You are JARVIS.", &[Message::user("hello")], &[], Some(tx))
+        .complete(
+            &"You are JARVIS.".into(),
+            &[Message::user("hello")],
+            &[],
+            Some(tx),
+        )
         .await
         .expect("completes");
     assert_eq!(c.text, "Good evening, sir.");
@@ -259,7 +264,7 @@ async fn split_and_parallel_tool_calls_go_through_the_registry() {
     let out = tool_loop::run(
         &p,
         &app.tools,
-        "You are JARVIS.",
+        &"You are JARVIS.".into(),
         &mut history,
         &specs,
         8,
@@ -355,7 +360,7 @@ async fn writes_are_read_back_and_tier_two_waits_for_approval() {
     let p = provider(&url);
     let specs = tool_loop::tool_specs(&app.tools);
     let mut history = vec![Message::user("start it, then reboot pve")];
-    let out = tool_loop::run(&p, &app.tools, "s", &mut history, &specs, 8, None)
+    let out = tool_loop::run(&p, &app.tools, &"s".into(), &mut history, &specs, 8, None)
         .await
         .expect("turn");
     assert_eq!(out.tools_called, ["start_guest", "reboot_node"]);
@@ -391,7 +396,7 @@ async fn a_429_is_retried_after_the_time_it_asks_for() {
     .await;
     let started = Instant::now();
     let c = provider(&url)
-        .complete("s", &[Message::user("hi")], &[], None)
+        .complete(&"s".into(), &[Message::user("hi")], &[], None)
         .await
         .expect("second attempt works");
     assert_eq!(c.text, "Here, sir.");
@@ -411,7 +416,7 @@ async fn a_500_is_retried_then_reported_clearly() {
     };
     let (url, script) = server(vec![err.clone(), err.clone(), err]).await;
     let e = provider(&url)
-        .complete("s", &[Message::user("hi")], &[], None)
+        .complete(&"s".into(), &[Message::user("hi")], &[], None)
         .await
         .expect_err("fails");
     assert!(
@@ -427,7 +432,7 @@ async fn a_500_is_retried_then_reported_clearly() {
     }])
     .await;
     let e = provider(&url)
-        .complete("s", &[Message::user("hi")], &[], None)
+        .complete(&"s".into(), &[Message::user("hi")], &[], None)
         .await
         .expect_err("fails");
     assert!(e.to_string().contains("HTTP 400"), "{e}");
@@ -443,7 +448,7 @@ async fn a_stream_cut_midway_is_an_error_and_is_not_repeated() {
     .await;
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let e = provider(&url)
-        .complete("s", &[Message::user("status")], &[], Some(tx))
+        .complete(&"s".into(), &[Message::user("status")], &[], Some(tx))
         .await
         .expect_err("cut");
     assert!(matches!(e, LlmError::StreamCut { .. }), "{e}");
@@ -483,7 +488,7 @@ async fn malformed_tool_arguments_go_back_to_the_model_and_a_loop_is_stopped() {
     let p = provider(&url);
     let specs = tool_loop::tool_specs(&app.tools);
     let mut history = vec![Message::user("how is pve")];
-    let out = tool_loop::run(&p, &app.tools, "s", &mut history, &specs, 8, None)
+    let out = tool_loop::run(&p, &app.tools, &"s".into(), &mut history, &specs, 8, None)
         .await
         .expect("no crash");
     assert_eq!(out.text, "My apologies, sir.");
@@ -511,7 +516,7 @@ async fn malformed_tool_arguments_go_back_to_the_model_and_a_loop_is_stopped() {
     });
     let p = provider(&url);
     let mut history = vec![Message::user("loop")];
-    let out = tool_loop::run(&p, &app.tools, "s", &mut history, &specs, 4, None)
+    let out = tool_loop::run(&p, &app.tools, &"s".into(), &mut history, &specs, 4, None)
         .await
         .expect("stopped");
     assert_eq!(out.steps, 4);
@@ -527,7 +532,7 @@ async fn an_unreachable_server_is_named() {
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     let e = provider(&format!("http://{addr}"))
-        .complete("s", &[Message::user("hi")], &[], None)
+        .complete(&"s".into(), &[Message::user("hi")], &[], None)
         .await
         .expect_err("down");
     assert!(matches!(e, LlmError::Unreachable { .. }), "{e}");
@@ -698,7 +703,7 @@ async fn anthropic_tool_use_in_pieces_with_cached_system_prompt() {
     let out = tool_loop::run(
         &p,
         &app.tools,
-        "You are JARVIS.",
+        &"You are JARVIS.".into(),
         &mut history,
         &specs,
         8,
@@ -757,7 +762,7 @@ async fn anthropic_overloaded_is_retried_and_http_errors_are_clear() {
     ])
     .await;
     let c = claude(&url)
-        .complete("s", &[Message::user("hi")], &[], None)
+        .complete(&"s".into(), &[Message::user("hi")], &[], None)
         .await
         .expect("second attempt");
     assert_eq!(c.text, "At your service, sir.");
@@ -769,7 +774,7 @@ async fn anthropic_overloaded_is_retried_and_http_errors_are_clear() {
     }])
     .await;
     let e = claude(&url)
-        .complete("s", &[Message::user("hi")], &[], None)
+        .complete(&"s".into(), &[Message::user("hi")], &[], None)
         .await
         .expect_err("refused");
     assert!(e.to_string().contains("HTTP 401: invalid x-api-key"), "{e}");
@@ -812,9 +817,9 @@ async fn the_router_sends_hard_questions_to_claude_records_costs_and_keeps_to_th
     let mut rescue = vec![a_start(500, 0), a_text(0, "Claude here, sir.")];
     rescue.extend(a_end("end_turn", 5));
     let (claude_url, claude_script) = server(vec![
+        Answer::Anthropic { events: rescue },
         Answer::Anthropic { events: hard },
         Answer::Anthropic { events: answer },
-        Answer::Anthropic { events: rescue },
     ])
     .await;
 
@@ -882,15 +887,15 @@ async fn the_router_sends_hard_questions_to_claude_records_costs_and_keeps_to_th
         (r["engine"].as_str(), r["text"].as_str()),
         (Some("local"), Some("A joke, sir: the NAS is full of it."))
     );
-    let r = chat("why is pve so busy tonight?").await;
-    assert_eq!(r["engine"], "claude", "{r}");
-    assert_eq!(r["text"], "pve is busy with backups, sir.");
     let r = chat("tell me another").await;
     assert_eq!(
         (r["engine"].as_str(), r["text"].as_str()),
         (Some("claude"), Some("Claude here, sir.")),
         "the local failure went to Claude"
     );
+    let r = chat("why is pve so busy tonight?").await;
+    assert_eq!(r["engine"], "claude", "{r}");
+    assert_eq!(r["text"], "pve is busy with backups, sir.");
 
     // The ledger: every model call with its tokens and price; local calls cost nothing.
     let costs: Value = util::get_json(addr, "/api/v1/costs").await.1;

@@ -305,6 +305,7 @@ async fn approvals_expire() {
         }),
         executor: None,
         live: None,
+        store: None,
     };
     let mut reg = Registry::with_all_tools(ctx, store).expect("registry");
     reg.set_approval_ttl(Duration::from_millis(300));
@@ -912,6 +913,7 @@ async fn tier_three_is_never_listed_and_never_run() {
         settings: Arc::new(jarvis::tools::ToolSettings::default()),
         executor: None,
         live: None,
+        store: None,
     };
     let mut reg = Registry::new(ctx, store).expect("registry");
     static RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

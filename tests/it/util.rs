@@ -92,6 +92,7 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
         ssh: None,
         kiosk: Default::default(),
         persona: Default::default(),
+        history_tokens: jarvis::agent::DEFAULT_HISTORY_TOKENS,
         llm: None,
         claude: None,
         route: Default::default(),

@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use super::http::{self, Attempt};
 use super::sse::SseDecoder;
 use super::{
-    Completion, LlmError, Message, Provider, RetryPolicy, Role, ToolCall, ToolSpec, Usage,
+    Completion, LlmError, Message, Provider, RetryPolicy, Role, SystemPrompt, ToolCall, ToolSpec,
+    Usage,
 };
 use crate::secret::Secret;
 
@@ -58,7 +59,7 @@ impl Anthropic {
     }
 
     /// The request body: tool results of one step grouped into one user turn, as the API requires.
-    pub fn body(&self, system: &str, messages: &[Message], tools: &[ToolSpec]) -> Value {
+    pub fn body(&self, system: &SystemPrompt, messages: &[Message], tools: &[ToolSpec]) -> Value {
         let mut out: Vec<Value> = Vec::new();
         for m in messages {
             match m.role {
@@ -100,9 +101,14 @@ impl Anthropic {
             "model": self.settings.model,
             "max_tokens": self.settings.max_tokens,
             "stream": true,
-            "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+            "system": [{"type": "text", "text": &*system.stable, "cache_control": {"type": "ephemeral"}}],
             "messages": out,
         });
+        if !system.context.is_empty() {
+            if let Some(blocks) = body["system"].as_array_mut() {
+                blocks.push(json!({"type": "text", "text": &*system.context}));
+            }
+        }
         if !tools.is_empty() {
             body["tools"] = tools
                 .iter()
@@ -286,7 +292,7 @@ impl Provider for Anthropic {
 
     fn complete<'a>(
         &'a self,
-        system: &'a str,
+        system: &'a SystemPrompt,
         messages: &'a [Message],
         tools: &'a [ToolSpec],
         deltas: Option<mpsc::Sender<String>>,

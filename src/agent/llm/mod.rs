@@ -42,12 +42,50 @@ impl Message {
         }
     }
 
+    pub fn assistant(text: &str) -> Message {
+        Message {
+            role: Role::Assistant,
+            content: text.to_string(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
     pub fn tool(call_id: &str, content: String) -> Message {
         Message {
             role: Role::Tool,
             content,
             tool_calls: Vec::new(),
             tool_call_id: Some(call_id.to_string()),
+        }
+    }
+}
+
+/// The system prompt in two parts: `stable` (who Jarvis is and how he works: the same for every turn, so
+/// Anthropic caches it and llama-server reuses its KV cache for it) and `context` (the cluster now, the memories
+/// that matter to this turn, the summary of older turns), which follows it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SystemPrompt {
+    pub stable: std::sync::Arc<str>,
+    pub context: std::sync::Arc<str>,
+}
+
+impl SystemPrompt {
+    /// Both parts as one text, stable first.
+    pub fn joined(&self) -> String {
+        if self.context.is_empty() {
+            self.stable.to_string()
+        } else {
+            format!("{}\n\n{}", self.stable, self.context)
+        }
+    }
+}
+
+impl From<&str> for SystemPrompt {
+    fn from(s: &str) -> SystemPrompt {
+        SystemPrompt {
+            stable: s.into(),
+            context: "".into(),
         }
     }
 }
@@ -150,7 +188,7 @@ pub trait Provider: Send + Sync {
     /// One model call. Text pieces go to `deltas` as they arrive.
     fn complete<'a>(
         &'a self,
-        system: &'a str,
+        system: &'a SystemPrompt,
         messages: &'a [Message],
         tools: &'a [ToolSpec],
         deltas: Option<mpsc::Sender<String>>,

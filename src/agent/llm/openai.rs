@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use super::http::{self, Attempt};
 use super::sse::SseDecoder;
 use super::{
-    Completion, LlmError, Message, Provider, RetryPolicy, Role, ToolCall, ToolSpec, Usage,
+    Completion, LlmError, Message, Provider, RetryPolicy, Role, SystemPrompt, ToolCall, ToolSpec,
+    Usage,
 };
 use crate::secret::Secret;
 
@@ -58,8 +59,8 @@ impl OpenAi {
     }
 
     /// The request body, in OpenAI's format.
-    pub fn body(&self, system: &str, messages: &[Message], tools: &[ToolSpec]) -> Value {
-        let mut msgs = vec![json!({"role": "system", "content": system})];
+    pub fn body(&self, system: &SystemPrompt, messages: &[Message], tools: &[ToolSpec]) -> Value {
+        let mut msgs = vec![json!({"role": "system", "content": system.joined()})];
         for m in messages {
             msgs.push(match m.role {
                 Role::User => json!({"role": "user", "content": m.content}),
@@ -231,7 +232,7 @@ impl Provider for OpenAi {
 
     fn complete<'a>(
         &'a self,
-        system: &'a str,
+        system: &'a SystemPrompt,
         messages: &'a [Message],
         tools: &'a [ToolSpec],
         deltas: Option<mpsc::Sender<String>>,
