@@ -138,6 +138,14 @@ impl App {
         let mut tasks = Vec::new();
         let poller = Poller::new(client, config.poll.clone(), bus.clone(), state.clone());
         tasks.push(("poller", tokio::spawn(poller.run(shutdown.clone()))));
+        tasks.push((
+            "memory sweep",
+            tokio::spawn(crate::store::memory::sweeper(
+                store.clone(),
+                crate::store::memory::SWEEP_EVERY,
+                shutdown.clone(),
+            )),
+        ));
         if let Some(exec) = executor {
             let temps = crate::tools::system::temperature_poller(
                 exec,

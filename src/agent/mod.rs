@@ -34,6 +34,11 @@ pub enum ChatDelta {
 pub trait ChatBackend: Send + Sync {
     /// Starts a reply to `text`; the receiver yields it in pieces and closes when the reply is complete.
     fn ask(&self, text: String) -> tokio::sync::mpsc::Receiver<ChatDelta>;
+
+    /// The conversation so far, to show when the panel opens (after a restart too): (from Jarvis, text, time ms).
+    fn history(&self) -> Vec<(bool, String, u64)> {
+        Vec::new()
+    }
 }
 
 /// Who is asking, which decides what may be done and how the answer reads.
@@ -469,7 +474,29 @@ impl Agent {
     }
 }
 
+/// Messages of the reloaded conversation the kiosk shows.
+const HISTORY_SHOWN: usize = 50;
+
 impl ChatBackend for Arc<Agent> {
+    fn history(&self) -> Vec<(bool, String, u64)> {
+        let Ok(conv) = self.conversation.try_lock() else {
+            return Vec::new();
+        };
+        let said: Vec<(bool, String, u64)> = conv
+            .turns
+            .iter()
+            .filter(|t| t.message.role != llm::Role::Tool && !t.message.content.is_empty())
+            .map(|t| {
+                (
+                    t.message.role == llm::Role::Assistant,
+                    t.message.content.clone(),
+                    t.ts_ms,
+                )
+            })
+            .collect();
+        said[said.len().saturating_sub(HISTORY_SHOWN)..].to_vec()
+    }
+
     fn ask(&self, text: String) -> tokio::sync::mpsc::Receiver<ChatDelta> {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let agent = self.clone();

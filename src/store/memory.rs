@@ -1,7 +1,8 @@
 //! Jarvis's memory: short notes in four tiers that expire on their own — session (1 h), short (7 d), long (90 d)
 //! and permanent — with the relevance score used both by the `recall` tool and by the agent when it picks the
 //! memories to put in its system prompt. Remembering a note already kept refreshes it (and may raise its tier)
-//! instead of keeping a second copy. Expired notes are never returned and are deleted by [`sweep`].
+//! instead of keeping a second copy. Expired notes are never returned and are deleted by [`sweep`], which
+//! [`sweeper`] runs every ten minutes.
 
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -198,6 +199,31 @@ pub fn sweep(store: &Store, now_ms: u64) -> Result<usize, StoreError> {
             params![now_ms as i64],
         )
     })
+}
+
+/// How often expired memories are deleted.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Deletes expired memories now and every `every` until `shutdown`.
+pub async fn sweeper(
+    store: std::sync::Arc<Store>,
+    every: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || sweep(&s, crate::time::now_ms())).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(expired = n, "forgot expired memories"),
+            Ok(Err(e)) => tracing::error!("cannot sweep expired memories: {e}"),
+            Err(e) => tracing::error!("memory sweep task: {e}"),
+        }
+    }
 }
 
 /// Words that say nothing about what a note is about.

@@ -367,4 +367,15 @@ fn the_guest_filter_shows_one_node_and_the_chat_answers() {
         .get_visible_guests()
         .iter()
         .all(|g| g.node == "agent1"));
+    // A panel opened afresh (as after a restart) shows the conversation so far.
+    let _again = jarvis::kiosk::attach(app, &ctx);
+    let shown: Vec<(bool, String)> = app
+        .global::<jarvis::kiosk::ui::JarvisAdapter>()
+        .get_chat()
+        .iter()
+        .map(|m| (m.from_jarvis, m.text.to_string()))
+        .collect();
+    assert!(shown.len() >= 2, "{shown:?}");
+    assert_eq!(shown[shown.len() - 2], (false, "status report".to_string()));
+    assert!(shown[shown.len() - 1].0 && shown[shown.len() - 1].1.contains("nodes are online"));
 }

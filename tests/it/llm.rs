@@ -22,7 +22,7 @@ use crate::util;
 
 /// One scripted answer.
 #[derive(Clone)]
-enum Answer {
+pub(crate) enum Answer {
     /// SSE events (each a `data:` payload); `cut` ends the body with an error instead of `[DONE]`.
     Sse { events: Vec<Value>, cut: bool },
     Status {
@@ -35,9 +35,9 @@ enum Answer {
 }
 
 #[derive(Default)]
-struct Script {
-    answers: Mutex<VecDeque<Answer>>,
-    requests: Mutex<Vec<Value>>,
+pub(crate) struct Script {
+    pub(crate) answers: Mutex<VecDeque<Answer>>,
+    pub(crate) requests: Mutex<Vec<Value>>,
     headers: Mutex<Vec<axum::http::HeaderMap>>,
     /// Answer given once the script is used up (for the looping model).
     forever: Mutex<Option<Answer>>,
@@ -119,7 +119,7 @@ async fn handler(
     }
 }
 
-async fn server(answers: Vec<Answer>) -> (String, Arc<Script>) {
+pub(crate) async fn server(answers: Vec<Answer>) -> (String, Arc<Script>) {
     let script = Arc::new(Script {
         answers: Mutex::new(answers.into()),
         ..Default::default()
@@ -155,11 +155,11 @@ fn provider(url: &str) -> OpenAi {
     .expect("provider")
 }
 
-fn text(piece: &str) -> Value {
+pub(crate) fn text(piece: &str) -> Value {
     json!({"model": "qwen2.5-7b-instruct", "choices": [{"index": 0, "delta": {"content": piece}}]})
 }
 
-fn tool_piece(index: u64, id: Option<&str>, name: Option<&str>, args: &str) -> Value {
+pub(crate) fn tool_piece(index: u64, id: Option<&str>, name: Option<&str>, args: &str) -> Value {
     let mut f = json!({"arguments": args});
     if let Some(n) = name {
         f["name"] = json!(n);
@@ -172,11 +172,11 @@ fn tool_piece(index: u64, id: Option<&str>, name: Option<&str>, args: &str) -> V
     json!({"choices": [{"index": 0, "delta": {"tool_calls": [tc]}}]})
 }
 
-fn usage(input: u64, output: u64, cached: u64) -> Value {
+pub(crate) fn usage(input: u64, output: u64, cached: u64) -> Value {
     json!({"choices": [], "usage": {"prompt_tokens": input, "completion_tokens": output, "prompt_tokens_details": {"cached_tokens": cached}}})
 }
 
-fn finish(reason: &str) -> Value {
+pub(crate) fn finish(reason: &str) -> Value {
     json!({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
 }
 
@@ -621,7 +621,7 @@ async fn what_the_offline_engine_does_not_know_goes_to_the_model_end_to_end() {
     app.shutdown().await;
 }
 
-fn claude(url: &str) -> jarvis::agent::llm::anthropic::Anthropic {
+pub(crate) fn claude(url: &str) -> jarvis::agent::llm::anthropic::Anthropic {
     jarvis::agent::llm::anthropic::Anthropic::new(
         jarvis::agent::llm::anthropic::AnthropicSettings {
             url: url.to_string(),
@@ -640,16 +640,16 @@ fn claude(url: &str) -> jarvis::agent::llm::anthropic::Anthropic {
     .expect("provider")
 }
 
-fn a_start(input: u64, cached: u64) -> Value {
+pub(crate) fn a_start(input: u64, cached: u64) -> Value {
     json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
         "content": [], "usage": {"input_tokens": input, "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0, "output_tokens": 1}}})
 }
 
-fn a_text(index: u64, piece: &str) -> Value {
+pub(crate) fn a_text(index: u64, piece: &str) -> Value {
     json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}})
 }
 
-fn a_end(stop: &str, output: u64) -> Vec<Value> {
+pub(crate) fn a_end(stop: &str, output: u64) -> Vec<Value> {
     vec![
         json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}}),
         json!({"type": "message_stop"}),

@@ -5,6 +5,7 @@ mod agent; // the offline intent engine on every surface: REST, WebSocket, CLI
 mod cli; // the binary: check-config, demo, SIGTERM, kill -9 while writing
 mod client; // the PVE client against the simulator, including every fault
 mod contract; // client and simulator against the PVE API schema
+mod conversation; // memory, persistence across restarts, folding, conversations about code staying with Claude
 mod files; // downloads behind the SSRF guard, file roots
 mod kiosk; // the HUD rendered headless at every size, and its callbacks through the registry
 mod llm; // the OpenAI-compatible provider and the tool loop against a scripted SSE server

@@ -1,6 +1,7 @@
 //! The conversation panel (`JarvisAdapter.chat`) and the core's mode. A message goes to the [`ChatBackend`]
 //! (the agent, when one is configured); its reply streams into the last bubble. While waiting the core shows
-//! "thinking", while text arrives "speaking", then it rests.
+//! "thinking", while text arrives "speaking", then it rests. The panel opens with the conversation the agent
+//! reloaded from the store.
 
 use std::sync::Arc;
 
@@ -20,11 +21,15 @@ pub const NO_AGENT: &str =
 pub use crate::agent::{ChatBackend, ChatDelta};
 
 fn message(from_jarvis: bool, text: &str, streaming: bool) -> ChatMessage {
+    message_at(from_jarvis, text, streaming, crate::time::now_ms())
+}
+
+fn message_at(from_jarvis: bool, text: &str, streaming: bool, ts_ms: u64) -> ChatMessage {
     ChatMessage {
         from_jarvis,
         text: text.into(),
         streaming,
-        time: format::clock(crate::time::now_ms(), &format::local_zone()).into(),
+        time: format::clock(ts_ms, &format::local_zone()).into(),
     }
 }
 
@@ -76,6 +81,12 @@ pub fn stream(w: &AppWindow, piece: Option<&str>) {
 pub fn setup(w: &AppWindow, ctx: &KioskContext, backend: Option<Arc<dyn ChatBackend>>) {
     let a = w.global::<JarvisAdapter>();
     a.set_chat(rows::new_model::<ChatMessage>().1);
+    // The conversation carries on across restarts; so does the panel.
+    if let Some(b) = &backend {
+        for (from_jarvis, text, ts) in b.history() {
+            push(w, message_at(from_jarvis, &text, false, ts));
+        }
+    }
     let (ctx, weak) = (ctx.clone(), w.as_weak());
     a.on_send_chat(move |text| {
         let Some(w) = weak.upgrade() else { return };
