@@ -77,13 +77,15 @@ pub struct CallRow {
     pub output: u64,
     pub cached: u64,
     pub cost_usd: f64,
+    /// The server reported no token counts; these are estimated.
+    pub estimated: bool,
 }
 
 pub fn record(store: &Store, row: &CallRow) -> Result<(), StoreError> {
     store.write(|tx| {
         tx.execute(
-            "INSERT INTO llm_calls (ts_ms, provider, model, input, output, cached, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![row.ts_ms as i64, row.provider, row.model, row.input as i64, row.output as i64, row.cached as i64, row.cost_usd],
+            "INSERT INTO llm_calls (ts_ms, provider, model, input, output, cached, cost_usd, estimated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![row.ts_ms as i64, row.provider, row.model, row.input as i64, row.output as i64, row.cached as i64, row.cost_usd, row.estimated],
         )
         .map(|_| ())
     })
@@ -112,7 +114,7 @@ pub fn totals_since(store: &Store, since_ms: u64) -> Result<Totals, StoreError> 
 pub fn recent(store: &Store, limit: usize) -> Result<Vec<CallRow>, StoreError> {
     store.read(|c| {
         let mut stmt = c.prepare_cached(
-            "SELECT ts_ms, provider, model, input, output, cached, cost_usd FROM llm_calls ORDER BY id DESC LIMIT ?1",
+            "SELECT ts_ms, provider, model, input, output, cached, cost_usd, estimated FROM llm_calls ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map(params![limit as i64], |r| {
             Ok(CallRow {
@@ -123,6 +125,7 @@ pub fn recent(store: &Store, limit: usize) -> Result<Vec<CallRow>, StoreError> {
                 output: r.get::<_, i64>(4)? as u64,
                 cached: r.get::<_, i64>(5)? as u64,
                 cost_usd: r.get(6)?,
+                estimated: r.get(7)?,
             })
         })?;
         rows.collect()
@@ -190,6 +193,7 @@ impl Provider for Metered {
                 output: c.usage.output,
                 cached: c.usage.cached,
                 cost_usd: price.cost(c.usage),
+                estimated: c.usage.estimated,
             };
             let store = self.store.clone();
             match tokio::task::spawn_blocking(move || record(&store, &row)).await {
@@ -217,6 +221,7 @@ mod tests {
             input: 1_000_000,
             output: 100_000,
             cached: 2_000_000,
+            estimated: false,
         });
         assert!((cost - (3.0 + 1.5 + 0.6)).abs() < 1e-9);
         // 2026-11-24 11:30:10 UTC
@@ -238,6 +243,7 @@ mod tests {
                 output: 2,
                 cached: 1,
                 cost_usd: usd,
+                estimated: false,
             };
             record(&store, &row).expect("record");
         }

@@ -239,8 +239,13 @@ pub fn parse(text: &str, world: &World) -> Option<Intent> {
         "summarize",
         "troubleshoot",
     ];
+    // So is conversation that merely mentions a thing ("tell me a joke about hard disks").
+    let chatter = [
+        "joke", "jokes", "poem", "story", "song", "riddle", "limerick",
+    ];
     if reasoning.contains(&w[0].as_str())
         || has(&w, &["why", "explain", "diagnose", "troubleshoot"])
+        || has(&w, &chatter)
     {
         return None;
     }
@@ -561,6 +566,7 @@ mod tests {
             ),
             ("start pbs", None),
             ("write me a poem about the sea", None),
+            ("tell me a joke about hard disks", None),
             ("why is the NAS filling up?", None),
             ("is everything up?", None),
             ("is agent up", Some(Intent::NodeStatus("agent".into()))),

@@ -60,6 +60,9 @@ pub struct Reply {
     pub intent: Option<String>,
     /// The tool the answer came from.
     pub tool: Option<String>,
+    /// The model failed and `text` says why (whatever was streamed before is incomplete).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
 }
 
 /// Estimated tokens of conversation sent to a model per turn (`[agent] history_tokens`).
@@ -153,6 +156,7 @@ impl Agent {
                     engine: "offline",
                     intent: Some(format!("{intent:?}")),
                     tool: a.tool,
+                    failed: false,
                 };
                 // The exchange joins the conversation, so a model asked next knows what was just done.
                 let mut conv = self.conversation.lock().await;
@@ -187,6 +191,7 @@ impl Agent {
             engine: "none",
             intent: None,
             tool: None,
+            failed: false,
         }
     }
 
@@ -327,6 +332,7 @@ impl Agent {
                 engine: "none",
                 intent: None,
                 tool: None,
+                failed: false,
             };
         };
         let question_at = history.len() - 1;
@@ -376,6 +382,7 @@ impl Agent {
                     engine,
                     intent: None,
                     tool: out.tools_called.last().cloned(),
+                    failed: false,
                 }
             }
             Err(e) => {
@@ -391,6 +398,7 @@ impl Agent {
                     engine,
                     intent: None,
                     tool: None,
+                    failed: true,
                 }
             }
         }
@@ -527,7 +535,7 @@ impl ChatBackend for Arc<Agent> {
             let streamed = forward.await.unwrap_or(false);
             if !streamed {
                 let _ = tx.send(ChatDelta::Text(reply.text)).await;
-            } else if reply.text.starts_with("My apologies") {
+            } else if reply.failed {
                 let _ = tx.send(ChatDelta::Error(reply.text)).await;
             }
         });

@@ -62,6 +62,7 @@ pub async fn run(
         usage.input += c.usage.input;
         usage.output += c.usage.output;
         usage.cached += c.usage.cached;
+        usage.estimated |= c.usage.estimated;
         history.push(Message {
             role: Role::Assistant,
             content: c.text.clone(),

@@ -83,4 +83,6 @@ pub const MIGRATIONS: &[&str] = &[
         tool_call_id TEXT
     );
     CREATE INDEX turns_by_conversation ON conversation_turns(conversation, id);",
+    // 6: ledger rows whose token counts Jarvis estimated (the server reported none).
+    "ALTER TABLE llm_calls ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -1,6 +1,7 @@
 //! The live WebSocket: a cluster snapshot on connect, then every bus event as JSON tagged by channel (`cluster`,
 //! `jarvis`, `voice`, `vision`) and a fresh snapshot whenever the state changes. A client may talk to Jarvis on
-//! the same socket: `{"type": "chat", "text": "...", "id": "x"}` is answered with `chat_delta` and `chat_done`.
+//! the same socket: `{"type": "chat", "text": "...", "id": "x"}` is answered with `chat_delta`s (a model's reply
+//! piece by piece as it arrives; the offline engine's and a spoken one whole) and then `chat_done`.
 //!
 //! Each connection has its own bus receiver, so a client that never reads cannot slow anyone else: a send that
 //! does not complete in [`SEND_TIMEOUT`] closes that connection, and a client that falls behind the bus gets a
@@ -78,21 +79,41 @@ fn answer_chat(ctx: &Arc<WebContext>, raw: &str, operator: bool, out: &mpsc::Sen
     };
     let (ctx, out) = (ctx.clone(), out.clone());
     tokio::spawn(async move {
+        let asker = Asker {
+            operator,
+            voice: msg.voice,
+        };
+        // A model's reply goes out piece by piece as it arrives; a spoken one whole, once made speakable.
+        let (tx, mut rx) = mpsc::channel::<String>(64);
+        let forward = {
+            let (out, id) = (out.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut streamed = false;
+                while let Some(piece) = rx.recv().await {
+                    streamed = true;
+                    let delta =
+                        json!({"channel": "jarvis", "type": "chat_delta", "id": id, "text": piece});
+                    let _ = out.send(delta.to_string()).await;
+                }
+                streamed
+            })
+        };
         let reply = ctx
             .agent
-            .reply(
-                &text,
-                Asker {
-                    operator,
-                    voice: msg.voice,
-                },
-            )
+            .reply_streaming(&text, asker, (!msg.voice).then_some(tx))
             .await;
-        let delta =
-            json!({"channel": "jarvis", "type": "chat_delta", "id": id, "text": reply.text});
+        let streamed = forward.await.unwrap_or(false);
+        if !streamed || reply.failed {
+            let text = if streamed {
+                format!("\n{}", reply.text)
+            } else {
+                reply.text.clone()
+            };
+            let delta = json!({"channel": "jarvis", "type": "chat_delta", "id": id, "text": text});
+            let _ = out.send(delta.to_string()).await;
+        }
         let done = json!({"channel": "jarvis", "type": "chat_done", "id": id, "engine": reply.engine,
-                          "intent": reply.intent, "tool": reply.tool});
-        let _ = out.send(delta.to_string()).await;
+                          "intent": reply.intent, "tool": reply.tool, "failed": reply.failed});
         let _ = out.send(done.to_string()).await;
     });
 }

@@ -403,3 +403,62 @@ async fn a_discussion_of_code_reads_the_real_project_and_stays_with_claude() {
     assert_eq!(costs["today"]["calls"], 4, "{costs}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn model_replies_stream_over_the_websocket_piece_by_piece() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (url, _script) = server(vec![
+        Answer::Sse {
+            events: vec![
+                text("Good "),
+                text("evening, "),
+                text("sir."),
+                usage(500, 3, 0),
+            ],
+            cut: false,
+        },
+        Answer::Status {
+            code: 500,
+            retry_after: None,
+            body: "{\"error\": {\"message\": \"out of memory\"}}".into(),
+        },
+    ])
+    .await;
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = util::config(&sim, dir.path());
+    config.llm = Some(local(&url));
+    let app = start(&config).await;
+    let mut ws = util::ws_connect(app.side_port().expect("port")).await;
+    for (id, t) in [("a", "tell me a joke"), ("b", "tell me another joke")] {
+        let msg = json!({"type": "chat", "id": id, "text": t}).to_string();
+        ws.send(Message::Text(msg.into())).await.expect("send");
+        let mut pieces = Vec::new();
+        let done = loop {
+            let m = util::ws_next(&mut ws, Duration::from_secs(10))
+                .await
+                .expect("a message");
+            match m["type"].as_str() {
+                Some("chat_delta") if m["id"] == id => {
+                    pieces.push(m["text"].as_str().unwrap_or_default().to_string())
+                }
+                Some("chat_done") if m["id"] == id => break m,
+                _ => {}
+            }
+        };
+        if id == "a" {
+            assert_eq!(pieces, ["Good ", "evening, ", "sir."]);
+            assert_eq!(done["engine"], "local");
+            assert_eq!(done["failed"], false);
+        } else {
+            assert_eq!(pieces.len(), 1, "{pieces:?}");
+            assert!(
+                pieces[0].starts_with("My apologies") && pieces[0].contains("HTTP 500"),
+                "{pieces:?}"
+            );
+            assert_eq!(done["failed"], true, "{done}");
+        }
+    }
+    app.shutdown().await;
+}

@@ -932,6 +932,7 @@ async fn the_router_sends_hard_questions_to_claude_records_costs_and_keeps_to_th
                 output: 0,
                 cached: 0,
                 cost_usd: 0.05,
+                estimated: false,
             },
         )
     })

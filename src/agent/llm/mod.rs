@@ -111,6 +111,8 @@ pub struct Usage {
     pub input: u64,
     pub output: u64,
     pub cached: u64,
+    /// The server reported no usage (llama-cpp-python's streams do not): the counts are Jarvis's estimate.
+    pub estimated: bool,
 }
 
 /// What one model call produced.

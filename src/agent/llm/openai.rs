@@ -191,6 +191,7 @@ impl OpenAi {
                         cached: u["prompt_tokens_details"]["cached_tokens"]
                             .as_u64()
                             .unwrap_or(0),
+                        estimated: false,
                     };
                 }
                 let Some(delta) = v["choices"].get(0).map(|c| &c["delta"]) else {
@@ -247,6 +248,21 @@ impl Provider for OpenAi {
                 if call.id.is_empty() {
                     call.id = format!("call_{i}");
                 }
+            }
+            if c.usage == Usage::default() {
+                // No usage in the stream: estimate (four characters to a token), so the ledger still says
+                // what the conversation weighs, and mark it.
+                let out_chars = c.text.len()
+                    + c.tool_calls
+                        .iter()
+                        .map(|t| t.name.len() + t.arguments.len())
+                        .sum::<usize>();
+                c.usage = Usage {
+                    input: body.to_string().len().div_ceil(4) as u64,
+                    output: out_chars.div_ceil(4) as u64,
+                    cached: 0,
+                    estimated: true,
+                };
             }
             Ok(c)
         })
