@@ -248,6 +248,52 @@ async fn chat_on_the_websocket_and_a_malformed_message_loses_nothing() {
     .await
     .expect("done");
     assert_eq!(done["engine"], "offline");
+    // The four, on the WebSocket with no language model.
+    for (id, text, tool, needle) in [
+        (
+            "w1",
+            "what's the status of the cluster?",
+            Some("cluster_status"),
+            "nodes are online",
+        ),
+        (
+            "w2",
+            "start the frigate container",
+            None,
+            "frigate is already running",
+        ),
+        (
+            "w3",
+            "reboot pve",
+            Some("reboot_node"),
+            "needs your approval",
+        ),
+        ("w4", "who is home?", None, "no cameras"),
+    ] {
+        ws.send(Message::Text(
+            json!({"type": "chat", "id": id, "text": text})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .expect("send");
+        let delta = util::ws_until(&mut ws, Duration::from_secs(10), |m| {
+            m["type"] == "chat_delta" && m["id"] == id
+        })
+        .await
+        .expect("delta");
+        assert!(
+            delta["text"].as_str().unwrap_or_default().contains(needle),
+            "{text:?} → {delta}"
+        );
+        let done = util::ws_until(&mut ws, Duration::from_secs(10), |m| {
+            m["type"] == "chat_done" && m["id"] == id
+        })
+        .await
+        .expect("done");
+        assert_eq!(done["engine"], "offline", "{done}");
+        assert_eq!(done["tool"].as_str(), tool, "{text:?} → {done}");
+    }
     // The live feed goes on around the chat.
     assert!(
         util::ws_until(&mut ws, Duration::from_secs(5), |m| m["type"] == "snapshot")

@@ -367,6 +367,23 @@ fn the_guest_filter_shows_one_node_and_the_chat_answers() {
         .get_visible_guests()
         .iter()
         .all(|g| g.node == "agent1"));
+    // "reboot pve" from the chat: Jarvis asks for approval, and the card is on the screen.
+    app.global::<jarvis::kiosk::ui::JarvisAdapter>()
+        .invoke_send_chat("reboot pve".into());
+    assert!(
+        pump(&rx, Duration::from_secs(10), || {
+            app.global::<jarvis::kiosk::ui::JarvisAdapter>()
+                .get_chat()
+                .iter()
+                .any(|m| m.from_jarvis && m.text.contains("needs your approval"))
+                && app
+                    .global::<ApprovalAdapter>()
+                    .get_cards()
+                    .iter()
+                    .any(|c| c.summary.contains("Reboot node pve"))
+        }),
+        "the approval is asked in the chat and its card shown"
+    );
     // A panel opened afresh (as after a restart) shows the conversation so far.
     let _again = jarvis::kiosk::attach(app, &ctx);
     let shown: Vec<(bool, String)> = app
@@ -376,6 +393,10 @@ fn the_guest_filter_shows_one_node_and_the_chat_answers() {
         .map(|m| (m.from_jarvis, m.text.to_string()))
         .collect();
     assert!(shown.len() >= 2, "{shown:?}");
-    assert_eq!(shown[shown.len() - 2], (false, "status report".to_string()));
-    assert!(shown[shown.len() - 1].0 && shown[shown.len() - 1].1.contains("nodes are online"));
+    assert!(
+        shown.contains(&(false, "status report".to_string())),
+        "{shown:?}"
+    );
+    assert_eq!(shown[shown.len() - 2], (false, "reboot pve".to_string()));
+    assert!(shown[shown.len() - 1].0 && shown[shown.len() - 1].1.contains("needs your approval"));
 }
