@@ -66,7 +66,7 @@ pub struct Config {
     pub llm: Option<crate::agent::llm::openai::OpenAiSettings>,
     /// Claude (`[claude]`), when configured.
     pub claude: Option<crate::agent::llm::anthropic::AnthropicSettings>,
-    /// Routing and budgets (`[budget]`).
+    /// Routing rules (`[route]`) and budgets (`[budget]`).
     pub route: crate::agent::router::RouteSettings,
     /// Prices per million tokens by model (`[prices]`), over the built-in ones.
     pub prices: crate::agent::costs::PriceTable,
@@ -165,6 +165,20 @@ impl Config {
         let claude = r.section("claude", |s| {
             has_claude.then(|| read_claude(s, base, env)).flatten()
         });
+        let (long_chars, extra_words, local_words) = r.section("route", |s| {
+            let d = crate::agent::router::RouteSettings::default();
+            let lower = |v: Option<Vec<String>>| {
+                v.unwrap_or_default()
+                    .into_iter()
+                    .map(|w| w.to_lowercase())
+                    .collect::<Vec<_>>()
+            };
+            (
+                s.int_or("long_chars", d.long_chars as u64, 100, 1_000_000) as usize,
+                lower(s.string_list("claude_words")),
+                lower(s.string_list("local_words")),
+            )
+        });
         let route = r.section("budget", |s| {
             let d = crate::agent::router::RouteSettings::default();
             let daily = s.number_or("daily_usd", d.daily_usd.unwrap_or(0.0), 0.0, 100_000.0);
@@ -175,7 +189,9 @@ impl Config {
                 1_000_000.0,
             );
             crate::agent::router::RouteSettings {
-                long_chars: s.int_or("long_chars", d.long_chars as u64, 100, 1_000_000) as usize,
+                long_chars,
+                extra_words,
+                local_words,
                 daily_usd: Some(daily),
                 monthly_usd: Some(monthly),
             }

@@ -854,6 +854,7 @@ async fn the_router_sends_hard_questions_to_claude_records_costs_and_keeps_to_th
         long_chars: 4000,
         daily_usd: Some(0.02),
         monthly_usd: Some(5.0),
+        ..Default::default()
     };
     let app = jarvis::app::App::start(&config, "test")
         .await
