@@ -26,6 +26,15 @@ pub enum Intent {
         left: bool,
     },
     ShowCamera(String),
+    /// "remember that …": the note in the speaker's words, and for how long.
+    Remember {
+        text: String,
+        tier: crate::store::memory::MemoryTier,
+    },
+    /// "what do you remember (about …)?"
+    Recall(Option<String>),
+    /// "forget (the note about) …"
+    Forget(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,8 +219,134 @@ fn node_of(words: &[String], world: &World, skip: &[&str]) -> Option<String> {
     }
 }
 
+/// Notes: "remember that …", "what do you remember about …", "forget …". Read from the original text, so a note
+/// keeps the speaker's words and capitals.
+fn memory_intent(text: &str) -> Option<Intent> {
+    use crate::store::memory::MemoryTier;
+    let mut rest = text.trim();
+    loop {
+        let lower = rest.to_lowercase();
+        let Some(skip) = ["hey jarvis", "ok jarvis", "jarvis", "please", ",", "!"]
+            .iter()
+            .find(|p| lower.starts_with(*p))
+        else {
+            break;
+        };
+        rest = rest[skip.len()..].trim_start();
+    }
+    let clean = |s: &str| {
+        s.trim()
+            .trim_end_matches(['.', '!', '?'])
+            .trim()
+            .to_string()
+    };
+    let lower = rest.to_lowercase();
+    let after = |prefixes: &[&str]| {
+        prefixes
+            .iter()
+            .find(|p| lower.starts_with(*p))
+            .map(|p| clean(&rest[p.len()..]))
+    };
+    if let Some(mut note) = after(&[
+        "remember that ",
+        "make a note that ",
+        "note that ",
+        "keep in mind that ",
+        "remember: ",
+    ]) {
+        let mut tier = MemoryTier::Long;
+        for (phrase, t) in [
+            (" permanently", MemoryTier::Permanent),
+            (" forever", MemoryTier::Permanent),
+            (" for good", MemoryTier::Permanent),
+            (" for now", MemoryTier::Session),
+            (" for this session", MemoryTier::Session),
+            (" for the next hour", MemoryTier::Session),
+            (" for a week", MemoryTier::Short),
+            (" for this week", MemoryTier::Short),
+        ] {
+            if note.to_lowercase().ends_with(phrase) {
+                note.truncate(note.len() - phrase.len());
+                tier = t;
+            }
+        }
+        let note = clean(&note);
+        return (!note.is_empty()).then_some(Intent::Remember { text: note, tier });
+    }
+    if let Some(about) = after(&[
+        "what do you remember about ",
+        "what do you know about ",
+        "what have you noted about ",
+        "recall ",
+    ]) {
+        return Some(Intent::Recall((!about.is_empty()).then_some(about)));
+    }
+    if [
+        "what do you remember",
+        "what have you noted",
+        "what notes do you have",
+    ]
+    .iter()
+    .any(|p| clean(&lower) == *p)
+    {
+        return Some(Intent::Recall(None));
+    }
+    if let Some(about) = after(&[
+        "forget the note about ",
+        "forget what i said about ",
+        "forget about ",
+        "forget that ",
+        "forget ",
+    ]) {
+        let meaningful = !crate::store::memory::terms(&about).is_empty();
+        return meaningful.then_some(Intent::Forget(about));
+    }
+    None
+}
+
 /// Reads one utterance; `None` when it is not one of the commands the engine knows.
 pub fn parse(text: &str, world: &World) -> Option<Intent> {
+    if let Some(i) = memory_intent(text) {
+        return Some(i);
+    }
+    let intent = parse_command(text, world)?;
+    // "reboot pve tomorrow", "remember to start win11 tonight": the engine acts now or not at all, so an action
+    // said for later is not one of its commands.
+    let w = words(text);
+    let later = has(
+        &w,
+        &[
+            "tomorrow",
+            "tonight",
+            "later",
+            "schedule",
+            "scheduled",
+            "remind",
+            "reminder",
+            "weekend",
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
+        ],
+    ) || has_seq(&w, &["remember", "to"])
+        || has_seq(&w, &["in", "an", "hour"])
+        || has_seq(&w, &["next", "week"]);
+    let acts = matches!(
+        intent,
+        Intent::Power { .. } | Intent::Wake(_) | Intent::KillSwitch(Some(_))
+    );
+    if acts && later {
+        None
+    } else {
+        Some(intent)
+    }
+}
+
+fn parse_command(text: &str, world: &World) -> Option<Intent> {
     let mut w = words(text);
     // The wake word and politeness in front carry nothing.
     while w
@@ -567,6 +702,40 @@ mod tests {
             ("start pbs", None),
             ("write me a poem about the sea", None),
             ("tell me a joke about hard disks", None),
+            (
+                "Jarvis, remember that the printer is on VLAN 30.",
+                Some(Intent::Remember {
+                    text: "the printer is on VLAN 30".into(),
+                    tier: crate::store::memory::MemoryTier::Long,
+                }),
+            ),
+            (
+                "please note that Anna is away until Friday for now",
+                Some(Intent::Remember {
+                    text: "Anna is away until Friday".into(),
+                    tier: crate::store::memory::MemoryTier::Session,
+                }),
+            ),
+            (
+                "remember that I take my tea without sugar permanently",
+                Some(Intent::Remember {
+                    text: "I take my tea without sugar".into(),
+                    tier: crate::store::memory::MemoryTier::Permanent,
+                }),
+            ),
+            ("remember to reboot pve tomorrow", None),
+            ("start win11-test tonight", None),
+            ("wake node agent in an hour", None),
+            (
+                "what do you remember about the printer?",
+                Some(Intent::Recall(Some("the printer".into()))),
+            ),
+            ("What do you remember?", Some(Intent::Recall(None))),
+            (
+                "forget the note about the printer",
+                Some(Intent::Forget("the printer".into())),
+            ),
+            ("forget it", None),
             ("why is the NAS filling up?", None),
             ("is everything up?", None),
             ("is agent up", Some(Intent::NodeStatus("agent".into()))),

@@ -185,7 +185,7 @@ impl Agent {
             text: format!(
                 "I'm afraid that is beyond me without a language model, {}. I can report on the cluster, a node, \
                  a guest, storage and temperatures; start, shut down or reboot a guest; reboot or wake a node; \
-                 and work the kill switch.",
+                 work the kill switch; and keep notes (\"remember that …\").",
                 self.persona.address
             ),
             engine: "none",

@@ -78,6 +78,32 @@ pub async fn carry_out(
             )),
             None,
         ),
+        Intent::Remember { text, tier } => {
+            match tools.invoke(ACTOR, "remember", json!({ "text": text, "tier": tier })).await {
+                Ok(Outcome::Done { .. }) => answer(
+                    format!("Noted, {}: {}.", p.address, text.trim_end_matches('.')),
+                    Some("remember"),
+                ),
+                other => failed("remember", other, p),
+            }
+        }
+        Intent::Recall(about) => {
+            let args = match about {
+                Some(a) => json!({ "about": a, "limit": 5 }),
+                None => json!({ "limit": 5 }),
+            };
+            match tools.invoke(ACTOR, "recall", args).await {
+                Ok(Outcome::Done { result }) => answer(recalled(&result, about.as_deref(), p), Some("recall")),
+                other => failed("recall", other, p),
+            }
+        }
+        Intent::Forget(about) => match tools.invoke(ACTOR, "forget", json!({ "about": about })).await {
+            Ok(Outcome::Done { result }) => answer(forgotten(&result, p), Some("forget")),
+            Err(ToolError::NotFound(_)) => {
+                answer(p.addressed(&format!("I have nothing noted about {about}")), Some("forget"))
+            }
+            other => failed("forget", other, p),
+        },
         Intent::ShowCamera(name) => answer(
             p.addressed(&format!(
                 "No cameras are connected yet; {} will appear once Frigate or an RTSP stream is configured",
@@ -86,6 +112,39 @@ pub async fn carry_out(
             None,
         ),
     }
+}
+
+fn notes(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m["text"].as_str())
+                .map(|t| t.trim_end_matches('.').to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn recalled(result: &Value, about: Option<&str>, p: &Persona) -> String {
+    let found = notes(&result["memories"]);
+    match (found.as_slice(), about) {
+        ([], Some(a)) => p.addressed(&format!("I have nothing noted about {a}")),
+        ([], None) => p.addressed("I have nothing noted at present"),
+        ([one], _) => p.addressed(&format!("I have it noted that {one}")),
+        (many, _) => format!("I have noted, {}: {}.", p.address, many.join("; ")),
+    }
+}
+
+fn forgotten(result: &Value, p: &Persona) -> String {
+    if let Some(t) = result["forgotten"]["text"].as_str() {
+        return p.addressed(&format!("Forgotten: {}", t.trim_end_matches('.')));
+    }
+    let many = notes(&result["candidates"]);
+    format!(
+        "Several notes fit, {}: {}. Which shall I forget?",
+        p.address,
+        many.join("; ")
+    )
 }
 
 async fn read(

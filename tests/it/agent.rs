@@ -100,6 +100,26 @@ async fn the_offline_engine_answers_through_the_registry() {
             "when John came or went",
         ),
         (
+            "remember that the printer is on VLAN 30",
+            Some("remember"),
+            "Noted, sir: the printer is on VLAN 30.",
+        ),
+        (
+            "what do you remember about the printer?",
+            Some("recall"),
+            "I have it noted that the printer is on VLAN 30, sir.",
+        ),
+        (
+            "forget the note about the printer",
+            Some("forget"),
+            "Forgotten: the printer is on VLAN 30, sir.",
+        ),
+        (
+            "what do you remember about the printer?",
+            Some("recall"),
+            "I have nothing noted about the printer, sir.",
+        ),
+        (
             "write me a sonnet",
             None,
             "beyond me without a language model",
