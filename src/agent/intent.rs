@@ -223,16 +223,18 @@ fn node_of(words: &[String], world: &World, skip: &[&str]) -> Option<String> {
 /// keeps the speaker's words and capitals.
 fn memory_intent(text: &str) -> Option<Intent> {
     use crate::store::memory::MemoryTier;
-    let mut rest = text.trim();
-    loop {
-        let lower = rest.to_lowercase();
-        let Some(skip) = ["hey jarvis", "ok jarvis", "jarvis", "please", ",", "!"]
-            .iter()
-            .find(|p| lower.starts_with(*p))
-        else {
-            break;
-        };
-        rest = rest[skip.len()..].trim_start();
+    // Prefixes and suffixes are compared without changing the text, so slicing stays on the original's
+    // boundaries whatever it holds (lower-casing can change a string's length).
+    fn after_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+        s.get(..prefix.len())
+            .filter(|head| head.eq_ignore_ascii_case(prefix))
+            .and_then(|_| s.get(prefix.len()..))
+    }
+    fn before_ci<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
+        let cut = s.len().checked_sub(suffix.len())?;
+        s.get(cut..)
+            .filter(|tail| tail.eq_ignore_ascii_case(suffix))
+            .and_then(|_| s.get(..cut))
     }
     let clean = |s: &str| {
         s.trim()
@@ -240,13 +242,14 @@ fn memory_intent(text: &str) -> Option<Intent> {
             .trim()
             .to_string()
     };
-    let lower = rest.to_lowercase();
-    let after = |prefixes: &[&str]| {
-        prefixes
-            .iter()
-            .find(|p| lower.starts_with(*p))
-            .map(|p| clean(&rest[p.len()..]))
-    };
+    let mut rest = text.trim();
+    while let Some(r) = ["hey jarvis", "ok jarvis", "jarvis", "please", ",", "!"]
+        .iter()
+        .find_map(|p| after_ci(rest, p))
+    {
+        rest = r.trim_start();
+    }
+    let after = |prefixes: &[&str]| prefixes.iter().find_map(|p| after_ci(rest, p)).map(clean);
     if let Some(mut note) = after(&[
         "remember that ",
         "make a note that ",
@@ -265,8 +268,8 @@ fn memory_intent(text: &str) -> Option<Intent> {
             (" for a week", MemoryTier::Short),
             (" for this week", MemoryTier::Short),
         ] {
-            if note.to_lowercase().ends_with(phrase) {
-                note.truncate(note.len() - phrase.len());
+            if let Some(body) = before_ci(&note, phrase) {
+                note = body.to_string();
                 tier = t;
             }
         }
@@ -281,13 +284,14 @@ fn memory_intent(text: &str) -> Option<Intent> {
     ]) {
         return Some(Intent::Recall((!about.is_empty()).then_some(about)));
     }
+    let whole = clean(rest);
     if [
         "what do you remember",
         "what have you noted",
         "what notes do you have",
     ]
     .iter()
-    .any(|p| clean(&lower) == *p)
+    .any(|p| whole.eq_ignore_ascii_case(p))
     {
         return Some(Intent::Recall(None));
     }
@@ -736,6 +740,23 @@ mod tests {
                 Some(Intent::Forget("the printer".into())),
             ),
             ("forget it", None),
+            // Characters whose lower case is shorter or longer than they are must not break the slicing.
+            ("\u{212A}elvin: remember that \u{212A} is a unit", None),
+            (
+                "Remember that İstanbul is far",
+                Some(Intent::Remember {
+                    text: "İstanbul is far".into(),
+                    tier: crate::store::memory::MemoryTier::Long,
+                }),
+            ),
+            (
+                "remember that the café is closed FOR NOW",
+                Some(Intent::Remember {
+                    text: "the café is closed".into(),
+                    tier: crate::store::memory::MemoryTier::Session,
+                }),
+            ),
+            ("ok \u{212A}arvis", None),
             ("why is the NAS filling up?", None),
             ("is everything up?", None),
             ("is agent up", Some(Intent::NodeStatus("agent".into()))),
