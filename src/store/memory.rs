@@ -129,6 +129,18 @@ pub fn remember(
     })
 }
 
+/// One row of `SELECT id, tier, text, created_ms, expires_ms FROM memories`.
+fn memory_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Memory> {
+    let tier: String = r.get(1)?;
+    Ok(Memory {
+        id: r.get(0)?,
+        tier: MemoryTier::parse(&tier).unwrap_or(MemoryTier::Short),
+        text: r.get(2)?,
+        created_ms: r.get::<_, i64>(3)? as u64,
+        expires_ms: r.get::<_, Option<i64>>(4)?.map(|e| e as u64),
+    })
+}
+
 /// Every memory not yet expired, newest first.
 pub fn active(store: &Store, now_ms: u64) -> Result<Vec<Memory>, StoreError> {
     store.read(|c| {
@@ -136,16 +148,7 @@ pub fn active(store: &Store, now_ms: u64) -> Result<Vec<Memory>, StoreError> {
             "SELECT id, tier, text, created_ms, expires_ms FROM memories
              WHERE expires_ms IS NULL OR expires_ms > ?1 ORDER BY id DESC",
         )?;
-        let rows = st.query_map(params![now_ms as i64], |r| {
-            let tier: String = r.get(1)?;
-            Ok(Memory {
-                id: r.get(0)?,
-                tier: MemoryTier::parse(&tier).unwrap_or(MemoryTier::Short),
-                text: r.get(2)?,
-                created_ms: r.get::<_, i64>(3)? as u64,
-                expires_ms: r.get::<_, Option<i64>>(4)?.map(|e| e as u64),
-            })
-        })?;
+        let rows = st.query_map(params![now_ms as i64], memory_row)?;
         rows.collect()
     })
 }
@@ -174,16 +177,7 @@ pub fn forget(store: &Store, id: i64) -> Result<Option<Memory>, StoreError> {
             .query_row(
                 "SELECT id, tier, text, created_ms, expires_ms FROM memories WHERE id = ?1",
                 params![id],
-                |r| {
-                    let tier: String = r.get(1)?;
-                    Ok(Memory {
-                        id: r.get(0)?,
-                        tier: MemoryTier::parse(&tier).unwrap_or(MemoryTier::Short),
-                        text: r.get(2)?,
-                        created_ms: r.get::<_, i64>(3)? as u64,
-                        expires_ms: r.get::<_, Option<i64>>(4)?.map(|e| e as u64),
-                    })
-                },
+                memory_row,
             )
             .optional()?;
         tx.execute("DELETE FROM memories WHERE id = ?1", params![id])?;

@@ -4,29 +4,14 @@
 
 use std::time::Duration;
 
-use jarvis::agent::llm::openai::OpenAiSettings;
-use jarvis::agent::llm::RetryPolicy;
 use jarvis::store::memory::{self, MemoryTier};
 use serde_json::{json, Value};
 
-use crate::llm::{a_end, a_start, a_text, server, text, tool_piece, usage, Answer};
+use crate::llm::{
+    a_end, a_start, a_text, a_tool_use, claude_settings, local_settings, server, text, tool_piece,
+    usage, Answer,
+};
 use crate::util;
-
-fn local(url: &str) -> OpenAiSettings {
-    OpenAiSettings {
-        url: url.to_string(),
-        model: "qwen2.5-7b-instruct".into(),
-        api_key: None,
-        connect_timeout: Duration::from_secs(5),
-        idle_timeout: Duration::from_secs(5),
-        retry: RetryPolicy {
-            attempts: 1,
-            base: Duration::from_millis(10),
-            max_wait: Duration::from_millis(10),
-        },
-        max_tokens: 256,
-    }
-}
 
 fn say(t: &str) -> Answer {
     Answer::Sse {
@@ -49,15 +34,7 @@ async fn start(config: &jarvis::config::Config) -> jarvis::app::App {
     let app = jarvis::app::App::start(config, "test")
         .await
         .expect("starts");
-    let state = app.state.clone();
-    assert!(
-        util::eventually(Duration::from_secs(5), || !state
-            .get()
-            .cluster
-            .nodes
-            .is_empty())
-        .await
-    );
+    util::cluster_seen(&app).await;
     app
 }
 
@@ -99,7 +76,7 @@ async fn memories_are_kept_put_in_the_prompt_and_forgotten_through_the_model() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = util::config(&sim, dir.path());
-    config.llm = Some(local(&url));
+    config.llm = Some(local_settings(&url));
     let app = start(&config).await;
     // A note that expired an hour ago is never offered to the model.
     let store = app.store.clone();
@@ -177,7 +154,7 @@ async fn the_conversation_carries_on_after_a_restart() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = util::config(&sim, dir.path());
-    config.llm = Some(local(&url));
+    config.llm = Some(local_settings(&url));
     let app = start(&config).await;
     // An offline command and a model turn, in one conversation.
     let r = chat(&app, "start the frigate container").await;
@@ -228,7 +205,7 @@ async fn old_turns_are_folded_into_a_summary_that_is_stored_and_sent() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = util::config(&sim, dir.path());
-    config.llm = Some(local(&url));
+    config.llm = Some(local_settings(&url));
     config.history_tokens = 200;
     let app = start(&config).await;
     let long = |topic: &str| format!("{topic}: {}", "the rack has shelves and cables ".repeat(16));
@@ -286,12 +263,13 @@ async fn old_turns_are_folded_into_a_summary_that_is_stored_and_sent() {
 #[tokio::test]
 async fn a_discussion_of_code_reads_the_real_project_and_stays_with_claude() {
     let search = {
-        let mut e = vec![
-            a_start(4000, 0),
-            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t1", "name": "search_project", "input": {}}}),
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"project\": \"jarvis\", \"pattern\": \"pub async fn poll_once\"}"}}),
-            json!({"type": "content_block_stop", "index": 0}),
-        ];
+        let mut e = vec![a_start(4000, 0)];
+        e.extend(a_tool_use(
+            0,
+            "t1",
+            "search_project",
+            r#"{"project": "jarvis", "pattern": "pub async fn poll_once"}"#,
+        ));
         e.extend(a_end("tool_use", 30));
         e
     };
@@ -304,12 +282,13 @@ async fn a_discussion_of_code_reads_the_real_project_and_stays_with_claude() {
         e
     };
     let read = {
-        let mut e = vec![
-            a_start(4600, 3500),
-            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t2", "name": "read_project_file", "input": {}}}),
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"project\": \"jarvis\", \"path\": \"src/cluster/poller.rs\"}"}}),
-            json!({"type": "content_block_stop", "index": 0}),
-        ];
+        let mut e = vec![a_start(4600, 3500)];
+        e.extend(a_tool_use(
+            0,
+            "t2",
+            "read_project_file",
+            r#"{"project": "jarvis", "path": "src/cluster/poller.rs"}"#,
+        ));
         e.extend(a_end("tool_use", 30));
         e
     };
@@ -332,16 +311,8 @@ async fn a_discussion_of_code_reads_the_real_project_and_stays_with_claude() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = util::config(&sim, dir.path());
-    config.llm = Some(local(&local_url));
-    config.claude = Some(jarvis::agent::llm::anthropic::AnthropicSettings {
-        url: claude_url,
-        model: "claude-sonnet-4-5".into(),
-        api_key: jarvis::secret::Secret::new("sk-ant-test".to_string()),
-        connect_timeout: Duration::from_secs(5),
-        idle_timeout: Duration::from_secs(5),
-        retry: RetryPolicy::default(),
-        max_tokens: 512,
-    });
+    config.llm = Some(local_settings(&local_url));
+    config.claude = Some(claude_settings(&claude_url));
     config.prices = jarvis::agent::costs::default_prices();
     let app = start(&config).await;
 
@@ -428,7 +399,7 @@ async fn model_replies_stream_over_the_websocket_piece_by_piece() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = util::config(&sim, dir.path());
-    config.llm = Some(local(&url));
+    config.llm = Some(local_settings(&url));
     let app = start(&config).await;
     let mut ws = util::ws_connect(app.side_port().expect("port")).await;
     for (id, t) in [("a", "tell me a joke"), ("b", "tell me another joke")] {

@@ -134,15 +134,7 @@ async fn a_real_llama_server_streams_to_every_surface_dies_and_comes_back() {
         .await
         .expect("starts");
     let addr = app.side_port().expect("side port");
-    let state = app.state.clone();
-    assert!(
-        util::eventually(Duration::from_secs(5), || !state
-            .get()
-            .cluster
-            .nodes
-            .is_empty())
-        .await
-    );
+    util::cluster_seen(&app).await;
 
     // REST: a whole answer from the real model, and its call in the ledger. This server reports no usage in its
     // stream, so the counts are Jarvis's estimate, and marked so.

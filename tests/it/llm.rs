@@ -155,6 +155,45 @@ fn provider(url: &str) -> OpenAi {
     .expect("provider")
 }
 
+/// A local model (llama-server) at `url` that gives up at once, so a failure shows without waiting.
+pub(crate) fn local_settings(url: &str) -> OpenAiSettings {
+    OpenAiSettings {
+        url: url.to_string(),
+        model: "qwen2.5-7b-instruct".into(),
+        api_key: None,
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            attempts: 1,
+            base: Duration::from_millis(10),
+            max_wait: Duration::from_millis(10),
+        },
+        max_tokens: 256,
+    }
+}
+
+/// Claude at `url`, with the default retry policy.
+pub(crate) fn claude_settings(url: &str) -> jarvis::agent::llm::anthropic::AnthropicSettings {
+    jarvis::agent::llm::anthropic::AnthropicSettings {
+        url: url.to_string(),
+        model: "claude-sonnet-4-5".into(),
+        api_key: jarvis::secret::Secret::new("sk-ant-test".to_string()),
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        retry: RetryPolicy::default(),
+        max_tokens: 512,
+    }
+}
+
+/// One Anthropic `tool_use` block at `index` whose input arrives in a single `input_json_delta`.
+pub(crate) fn a_tool_use(index: u64, id: &str, name: &str, input_json: &str) -> [Value; 3] {
+    [
+        json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+        json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": input_json}}),
+        json!({"type": "content_block_stop", "index": index}),
+    ]
+}
+
 pub(crate) fn text(piece: &str) -> Value {
     json!({"model": "qwen2.5-7b-instruct", "choices": [{"index": 0, "delta": {"content": piece}}]})
 }
@@ -225,15 +264,7 @@ async fn split_and_parallel_tool_calls_go_through_the_registry() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let app = util::app(&sim, dir.path()).await;
-    let state = app.state.clone();
-    assert!(
-        util::eventually(Duration::from_secs(5), || !state
-            .get()
-            .cluster
-            .nodes
-            .is_empty())
-        .await
-    );
+    util::cluster_seen(&app).await;
     // Two calls interleaved by index, each with its arguments split across chunks.
     let (url, script) = server(vec![
         Answer::Sse {
@@ -313,15 +344,8 @@ async fn writes_are_read_back_and_tier_two_waits_for_approval() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let app = util::app(&sim, dir.path()).await;
+    util::cluster_seen(&app).await;
     let state = app.state.clone();
-    assert!(
-        util::eventually(Duration::from_secs(5), || !state
-            .get()
-            .cluster
-            .nodes
-            .is_empty())
-        .await
-    );
     let stopped = state
         .get()
         .cluster
@@ -574,15 +598,7 @@ async fn what_the_offline_engine_does_not_know_goes_to_the_model_end_to_end() {
     let app = jarvis::app::App::start(&config, "test")
         .await
         .expect("starts");
-    let state = app.state.clone();
-    assert!(
-        util::eventually(Duration::from_secs(5), || !state
-            .get()
-            .cluster
-            .nodes
-            .is_empty())
-        .await
-    );
+    util::cluster_seen(&app).await;
     let addr = app.side_port().expect("side port");
     let resp = util::http()
         .post(format!("http://{addr}/api/v1/chat"))
@@ -661,15 +677,7 @@ async fn anthropic_tool_use_in_pieces_with_cached_system_prompt() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let app = util::app(&sim, dir.path()).await;
-    let state = app.state.clone();
-    assert!(
-        util::eventually(Duration::from_secs(5), || !state
-            .get()
-            .cluster
-            .nodes
-            .is_empty())
-        .await
-    );
+    util::cluster_seen(&app).await;
     let mut first = vec![
         a_start(2100, 0),
         json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
@@ -680,10 +688,8 @@ async fn anthropic_tool_use_in_pieces_with_cached_system_prompt() {
         json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"no"}}),
         json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "de\": \"pve\"}"}}),
         json!({"type": "content_block_stop", "index": 1}),
-        json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_2", "name": "storage_status", "input": {}}}),
-        json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": ""}}),
-        json!({"type": "content_block_stop", "index": 2}),
     ];
+    first.extend(a_tool_use(2, "toolu_2", "storage_status", ""));
     first.extend(a_end("tool_use", 60));
     let mut second = vec![
         a_start(300, 2000),
@@ -802,12 +808,8 @@ async fn the_router_sends_hard_questions_to_claude_records_costs_and_keeps_to_th
         },
     ])
     .await;
-    let mut hard = vec![
-        a_start(3000, 0),
-        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t1", "name": "node_status", "input": {}}}),
-        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"node\": \"pve\"}"}}),
-        json!({"type": "content_block_stop", "index": 0}),
-    ];
+    let mut hard = vec![a_start(3000, 0)];
+    hard.extend(a_tool_use(0, "t1", "node_status", r#"{"node": "pve"}"#));
     hard.extend(a_end("tool_use", 40));
     let mut answer = vec![
         a_start(200, 2900),
@@ -826,28 +828,8 @@ async fn the_router_sends_hard_questions_to_claude_records_costs_and_keeps_to_th
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = util::config(&sim, dir.path());
-    config.llm = Some(OpenAiSettings {
-        url: local_url,
-        model: "qwen2.5-7b-instruct".into(),
-        api_key: None,
-        connect_timeout: Duration::from_secs(5),
-        idle_timeout: Duration::from_secs(5),
-        retry: RetryPolicy {
-            attempts: 1,
-            base: Duration::from_millis(10),
-            max_wait: Duration::from_millis(10),
-        },
-        max_tokens: 256,
-    });
-    config.claude = Some(jarvis::agent::llm::anthropic::AnthropicSettings {
-        url: claude_url,
-        model: "claude-sonnet-4-5".into(),
-        api_key: jarvis::secret::Secret::new("sk-ant-test".to_string()),
-        connect_timeout: Duration::from_secs(5),
-        idle_timeout: Duration::from_secs(5),
-        retry: RetryPolicy::default(),
-        max_tokens: 512,
-    });
+    config.llm = Some(local_settings(&local_url));
+    config.claude = Some(claude_settings(&claude_url));
     config.prices = jarvis::agent::costs::default_prices();
     // Room for a little over one hard question today.
     config.route = jarvis::agent::router::RouteSettings {
@@ -859,15 +841,7 @@ async fn the_router_sends_hard_questions_to_claude_records_costs_and_keeps_to_th
     let app = jarvis::app::App::start(&config, "test")
         .await
         .expect("starts");
-    let state = app.state.clone();
-    assert!(
-        util::eventually(Duration::from_secs(5), || !state
-            .get()
-            .cluster
-            .nodes
-            .is_empty())
-        .await
-    );
+    util::cluster_seen(&app).await;
     let addr = app.side_port().expect("side port");
     let chat = |t: &'static str| {
         let url = format!("http://{addr}/api/v1/chat");

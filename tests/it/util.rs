@@ -107,6 +107,20 @@ pub async fn app(sim: &Simulator, dir: &Path) -> App {
 }
 
 /// Waits up to `limit` for `f` to hold, checking every 20 ms.
+/// Waits until the app's poller has seen the cluster's nodes (at most 5 s).
+pub async fn cluster_seen(app: &App) {
+    let state = app.state.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || !state
+            .get()
+            .cluster
+            .nodes
+            .is_empty())
+        .await,
+        "the poller saw no nodes"
+    );
+}
+
 pub async fn eventually<F: FnMut() -> bool>(limit: Duration, mut f: F) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
