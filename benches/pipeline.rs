@@ -68,7 +68,7 @@ async fn run(samples: usize, interval_ms: u64) {
             token: Secret::new(TOKEN),
             operator_token: Secret::new("bench-operator-0123456789abcdef"),
             max_body_bytes: 65536,
-            mcp_allowed_hosts: jarvis::config::loopback_hosts(),
+            mcp: Default::default(),
         },
         store_path: dir.path().join("bench.db"),
         log_level: "warn".into(),

@@ -179,7 +179,7 @@ impl App {
             let app = web::router(
                 ctx,
                 config.web.max_body_bytes,
-                &config.web.mcp_allowed_hosts,
+                &config.web.mcp,
                 shutdown.clone(),
             );
             let web_shutdown = shutdown.clone();

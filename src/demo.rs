@@ -72,7 +72,7 @@ impl Demo {
                 token: web_token.clone(),
                 operator_token: operator_token.clone(),
                 max_body_bytes: 64 * 1024,
-                mcp_allowed_hosts: crate::config::loopback_hosts(),
+                mcp: Default::default(),
             },
             store_path: opts.data_dir.join("jarvis-demo.db"),
             log_level: "info".into(),

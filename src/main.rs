@@ -224,7 +224,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 world.wait_for(|w| w.cluster.updated_at_ms > 0 || w.cluster.stale.is_some());
             let _ = tokio::time::timeout(Duration::from_secs(10), first_view).await;
             drop(world);
-            let handler = jarvis::mcp::JarvisMcp::new(app.tools.clone(), app.state.clone());
+            let handler = jarvis::mcp::JarvisMcp::new(
+                app.tools.clone(),
+                app.state.clone(),
+                config.web.mcp.client_confirmation,
+            );
             let served = rmcp::ServiceExt::serve(handler, rmcp::transport::stdio()).await;
             match served {
                 Ok(running) => {

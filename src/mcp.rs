@@ -1,9 +1,15 @@
 //! The tool registry served over MCP (rmcp): streamable HTTP at `/mcp` on the side port (behind the same bearer
-//! auth, with an explicit Host allowlist for LAN use) and stdio (`jarvis mcp`). Tier-3 tools are never listed;
-//! tier-2 tools say in their description that they need confirmation. A tool failure is an MCP tool error
-//! (`isError`), never a protocol error. A tier-2 call is confirmed through elicitation when the client supports it
-//! (an `InputRequiredResult` on protocol 2026-07-28, a server-to-client request on older sessions); otherwise the
-//! answer is the pending approval and where the operator approves it. The cluster snapshot is a resource.
+//! auth, with Host and Origin allowlists) and stdio (`jarvis mcp`). Tier-3 tools are never listed; tier-2 tools
+//! say in their description that they need confirmation. A tool failure is an MCP tool error (`isError`), never a
+//! protocol error.
+//!
+//! Who confirms a tier-2 call: by default only the operator (kiosk, operator token, CLI); the answer to an MCP
+//! client is the pending approval and where the operator approves it. Where config opts in
+//! (`[web] mcp_client_confirmation`), a client that declared elicitation has its own user asked: on protocol
+//! 2026-07-28 through an `InputRequiredResult` whose `requestState` is a server-made nonce bound to that approval,
+//! that session and that call, used once; on older sessions through a server-to-client request the server
+//! awaits. An `inputResponses` answer nobody asked for is ignored (docs/SECURITY.md). The cluster snapshot is a
+//! resource.
 
 use std::sync::Arc;
 
@@ -33,10 +39,24 @@ pub struct JarvisMcp {
     registry: Arc<Registry>,
     state: StateHandle,
     tools: Arc<Vec<Tool>>,
+    /// Whether an MCP client's own user may confirm tier-2 calls (`[web] mcp_client_confirmation`).
+    client_confirmation: bool,
+    /// The scope of confirmations asked outside an HTTP session (stdio: this process's connection).
+    process_scope: Arc<str>,
+}
+
+/// What the client sent alongside a call that claims to answer a confirmation.
+struct Answer<'a> {
+    nonce: Option<&'a str>,
+    response: &'a Value,
 }
 
 impl JarvisMcp {
-    pub fn new(registry: Arc<Registry>, state: StateHandle) -> JarvisMcp {
+    pub fn new(
+        registry: Arc<Registry>,
+        state: StateHandle,
+        client_confirmation: bool,
+    ) -> JarvisMcp {
         let tools = registry
             .list()
             .into_iter()
@@ -49,7 +69,34 @@ impl JarvisMcp {
             registry,
             state,
             tools: Arc::new(tools),
+            client_confirmation,
+            process_scope: format!("process:{}", hex::encode(rand::random::<[u8; 8]>())).into(),
         }
+    }
+
+    /// The session a confirmation is bound to: the HTTP session where there is one, every stateless HTTP request
+    /// alike (the nonce itself is then the binding), this process's connection over stdio.
+    fn scope(&self, ctx: &RequestContext<RoleServer>) -> String {
+        match ctx.extensions.get::<axum::http::request::Parts>() {
+            Some(parts) => match parts
+                .headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(id) => format!("session:{id}"),
+                None => "http".to_string(),
+            },
+            None => self.process_scope.to_string(),
+        }
+    }
+
+    /// Whether this request may be asked to confirm through its client's user: config opts in, and the client
+    /// declared elicitation.
+    fn may_elicit(&self, ctx: &RequestContext<RoleServer>) -> bool {
+        self.client_confirmation
+            && ctx
+                .client_capabilities()
+                .is_some_and(|c| c.elicitation.is_some())
     }
 
     async fn invoke(
@@ -64,24 +111,35 @@ impl JarvisMcp {
                 approval,
                 how_to_approve,
             }) => {
-                let can_elicit = ctx
-                    .client_capabilities()
-                    .is_some_and(|c| c.elicitation.is_some());
-                if !can_elicit {
+                if !self.may_elicit(ctx) {
                     return Ok(pending(&approval, &how_to_approve).into());
                 }
                 let params = confirm_params(&approval)?;
                 let modern = ctx.protocol_version().is_some_and(|v| !v.has_initialize());
                 if modern {
+                    let nonce = match self.registry.challenge(ACTOR, name, args, &self.scope(ctx)) {
+                        Ok(Some(n)) => n,
+                        Ok(None) => return Ok(pending(&approval, &how_to_approve).into()),
+                        Err(e) => return Ok(tool_error(e.to_string()).into()),
+                    };
                     let mut requests = InputRequests::new();
                     requests.insert(
                         CONFIRM_KEY.into(),
                         InputRequest::Elicitation(ElicitRequest::new(params)),
                     );
-                    return Ok(InputRequiredResult::new(Some(requests), None).into());
+                    return Ok(InputRequiredResult::new(Some(requests), Some(nonce)).into());
                 }
+                // Legacy sessions: the server asks and waits here, so the answer is the response to this very
+                // request (rmcp matches it by request id; an answer nobody asked for is dropped).
                 match ctx.peer.create_elicitation(params).await {
-                    Ok(answer) => self.confirmed(name, args, answer).await,
+                    Ok(answer) => {
+                        let approve = approves(&answer);
+                        if let Err(e) = self.registry.decide(&approval.id, approve) {
+                            return Ok(tool_error(e.to_string()).into());
+                        }
+                        self.after_answer(name, args, approve, &approval.summary)
+                            .await
+                    }
                     Err(e) => {
                         tracing::info!(
                             "elicitation failed, falling back to operator approval: {e}"
@@ -90,45 +148,67 @@ impl JarvisMcp {
                     }
                 }
             }
-            Err(e) => Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())]).into()),
+            Err(e) => Ok(tool_error(e.to_string()).into()),
         }
     }
 
-    /// The asking client's user answered the confirmation: approve (or deny) the pending call and run it.
-    async fn confirmed(
+    /// A call that carries `inputResponses`. They count only as the answer to the confirmation this server asked
+    /// for (the nonce it put in `requestState`), for this exact call, in this session, once, and only where
+    /// config lets clients confirm; anything else is ignored and the call goes through the gate as if plain.
+    async fn answered(
         &self,
         name: &str,
         args: Value,
-        answer: ElicitResult,
+        answer: Answer<'_>,
+        ctx: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let approve = matches!(answer.action, ElicitationAction::Accept)
-            && answer
-                .content
-                .as_ref()
-                .and_then(|c| c.get("approve"))
-                .and_then(Value::as_bool)
-                == Some(true);
-        let waiting = match self.registry.pending_for(ACTOR, name, args.clone()) {
-            Ok(Some(p)) => p,
-            Ok(None) => {
-                return Ok(CallToolResult::error(vec![ContentBlock::text(
-                    "no pending approval for this call (it may have expired): call the tool again",
-                )])
-                .into())
+        let modern = ctx.protocol_version().is_some_and(|v| !v.has_initialize());
+        let usable = self.may_elicit(ctx) && modern;
+        let parsed = serde_json::from_value::<ElicitResult>(answer.response.clone());
+        let decided = match (usable, answer.nonce, parsed) {
+            (true, Some(nonce), Ok(result)) => {
+                let approve = approves(&result);
+                match self.registry.answer_challenge(
+                    ACTOR,
+                    name,
+                    args.clone(),
+                    &self.scope(ctx),
+                    nonce,
+                    approve,
+                ) {
+                    Ok(a) => Some((approve, a.summary)),
+                    Err(e) => {
+                        tracing::warn!(tool = name, "ignored a confirmation: {e}");
+                        None
+                    }
+                }
             }
-            Err(e) => {
-                return Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())]).into())
+            _ => {
+                tracing::warn!(
+                    tool = name,
+                    "ignored a confirmation nobody asked for (client confirmation is {}; protocol {})",
+                    if self.client_confirmation { "on" } else { "off" },
+                    if modern { "stateless" } else { "session" },
+                );
+                None
             }
         };
-        if let Err(e) = self.registry.decide(&waiting.id, approve) {
-            return Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())]).into());
+        match decided {
+            Some((approve, summary)) => self.after_answer(name, args, approve, &summary).await,
+            None => self.invoke(name, args, ctx).await,
         }
+    }
+
+    /// Runs the call the client's user just approved (or says it was declined).
+    async fn after_answer(
+        &self,
+        name: &str,
+        args: Value,
+        approve: bool,
+        summary: &str,
+    ) -> Result<CallToolResponse, ErrorData> {
         if !approve {
-            return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
-                "Declined: nothing was done ({}).",
-                waiting.summary
-            ))])
-            .into());
+            return Ok(tool_error(format!("Declined: nothing was done ({summary}).")).into());
         }
         match self.registry.invoke(ACTOR, name, args).await {
             Ok(Outcome::Done { result }) => Ok(done(&result).into()),
@@ -136,9 +216,23 @@ impl JarvisMcp {
                 approval,
                 how_to_approve,
             }) => Ok(pending(&approval, &how_to_approve).into()),
-            Err(e) => Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())]).into()),
+            Err(e) => Ok(tool_error(e.to_string()).into()),
         }
     }
+}
+
+fn approves(answer: &ElicitResult) -> bool {
+    matches!(answer.action, ElicitationAction::Accept)
+        && answer
+            .content
+            .as_ref()
+            .and_then(|c| c.get("approve"))
+            .and_then(Value::as_bool)
+            == Some(true)
+}
+
+fn tool_error(text: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(text.into())])
 }
 
 fn done(result: &Value) -> CallToolResult {
@@ -205,15 +299,16 @@ impl ServerHandler for JarvisMcp {
     ) -> Result<CallToolResponse, ErrorData> {
         let args = Value::Object(req.arguments.clone().unwrap_or_default());
         let name = req.name.to_string();
-        if let Some(answer) = req
+        if let Some(response) = req
             .input_responses
             .as_ref()
             .and_then(|m| m.get(CONFIRM_KEY))
         {
-            let answer: ElicitResult = serde_json::from_value(answer.clone()).map_err(|e| {
-                ErrorData::invalid_params(format!("bad confirmation answer: {e}"), None)
-            })?;
-            return self.confirmed(&name, args, answer).await;
+            let answer = Answer {
+                nonce: req.request_state.as_deref(),
+                response,
+            };
+            return self.answered(&name, args, answer, &ctx).await;
         }
         self.invoke(&name, args, &ctx).await
     }

@@ -50,14 +50,8 @@ pub fn window_start(roles: &[Role], tokens: &[usize], budget: usize) -> usize {
 /// The memories for a turn about `query`: the relevant ones first, then what the operator is doing now (session
 /// notes), then standing facts (permanent notes), newest first within each, at most `limit`.
 pub fn select_memories<'m>(all: &'m [Memory], query: &str, limit: usize) -> Vec<&'m Memory> {
-    let terms = memory::terms(query);
-    let mut relevant: Vec<(f32, &Memory)> = all
-        .iter()
-        .map(|m| (memory::relevance(&terms, &m.text), m))
-        .filter(|(s, _)| *s > 0.0)
-        .collect();
-    relevant.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.id.cmp(&a.1.id)));
-    let mut out: Vec<&Memory> = relevant.into_iter().map(|(_, m)| m).take(limit).collect();
+    let mut out = memory::rank(all, query);
+    out.truncate(limit);
     for tier in [MemoryTier::Session, MemoryTier::Permanent] {
         for m in all.iter().filter(|m| m.tier == tier) {
             if out.len() >= limit {
@@ -90,7 +84,6 @@ pub fn memories_markdown(chosen: &[&Memory]) -> String {
 
 /// The inputs of a system prompt, compared to decide whether to rebuild it.
 struct Built {
-    voice: bool,
     world: Arc<World>,
     cluster: String,
     memories: String,
@@ -160,14 +153,12 @@ impl PromptCache {
             context: context.into(),
         };
         self.built[slot] = Some(Built {
-            voice,
             world: world.clone(),
             cluster,
             memories,
             summary: summary.to_string(),
             prompt: prompt.clone(),
         });
-        debug_assert!(self.built[slot].as_ref().is_some_and(|b| b.voice == voice));
         prompt
     }
 }

@@ -26,6 +26,18 @@ pub struct Turn {
     pub tokens: usize,
 }
 
+impl Turn {
+    /// A turn with its token estimate; `id` is the store's (0 when it could not be stored).
+    pub fn new(id: i64, ts_ms: u64, message: Message) -> Turn {
+        Turn {
+            id,
+            ts_ms,
+            tokens: context::tokens(&message),
+            message,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conversation {
     /// The store's id; 0 until the first turn is written.
@@ -81,22 +93,10 @@ impl Conversation {
             .collect();
         let ids = conversations::append(store, self.id, &rows)?;
         for (message, id) in messages.into_iter().zip(ids) {
-            self.turns.push(Turn {
-                id,
-                ts_ms: now_ms,
-                tokens: context::tokens(&message),
-                message,
-            });
+            self.turns.push(Turn::new(id, now_ms, message));
         }
         self.updated_ms = now_ms;
         Ok(())
-    }
-
-    /// The window of turns that fits `budget` tokens.
-    pub fn window(&self, budget: usize) -> &[Turn] {
-        let roles: Vec<Role> = self.turns.iter().map(|t| t.message.role).collect();
-        let tokens: Vec<usize> = self.turns.iter().map(|t| t.tokens).collect();
-        &self.turns[context::window_start(&roles, &tokens, budget)..]
     }
 
     /// Estimated tokens of the unfolded turns.
@@ -131,7 +131,7 @@ impl Conversation {
         count: usize,
         summary: String,
     ) -> Result<(), StoreError> {
-        let Some(last) = self.turns.get(count.checked_sub(1).unwrap_or(usize::MAX)) else {
+        let Some(last) = count.checked_sub(1).and_then(|i| self.turns.get(i)) else {
             return Ok(());
         };
         conversations::fold(store, self.id, &summary, last.id)?;
@@ -213,12 +213,7 @@ fn from_row(r: TurnRow) -> Turn {
         tool_calls,
         tool_call_id: r.tool_call_id,
     };
-    Turn {
-        id: r.id,
-        ts_ms: r.ts_ms,
-        tokens: context::tokens(&message),
-        message,
-    }
+    Turn::new(r.id, r.ts_ms, message)
 }
 
 #[cfg(test)]
@@ -298,12 +293,7 @@ mod tests {
         let turns: Vec<Turn> = [Message::user("reboot pve"), assistant_with_call()]
             .into_iter()
             .enumerate()
-            .map(|(i, m)| Turn {
-                id: i as i64 + 1,
-                ts_ms: 0,
-                tokens: context::tokens(&m),
-                message: m,
-            })
+            .map(|(i, m)| Turn::new(i as i64 + 1, 0, m))
             .collect();
         let (system, msgs) = fold_request("Earlier: backups.", &turns, "sir");
         assert!(system.stable.contains("running summary"));

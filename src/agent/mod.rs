@@ -200,14 +200,11 @@ impl Agent {
         let now = crate::time::now_ms();
         if let Err(e) = conv.append(&self.store, messages.clone(), now) {
             tracing::error!("cannot store the conversation: {e}");
-            for m in messages {
-                conv.turns.push(conversation::Turn {
-                    id: 0,
-                    ts_ms: now,
-                    tokens: context::tokens(&m),
-                    message: m,
-                });
-            }
+            conv.turns.extend(
+                messages
+                    .into_iter()
+                    .map(|m| conversation::Turn::new(0, now, m)),
+            );
         }
     }
 

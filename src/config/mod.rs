@@ -34,8 +34,37 @@ pub struct WebSettings {
     /// client can never approve its own call.
     pub operator_token: Secret,
     pub max_body_bytes: usize,
+    /// The MCP endpoint's guards and its confirmation policy.
+    pub mcp: McpSettings,
+}
+
+/// How `/mcp` is guarded and whether an MCP client's human may confirm tier-2 calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpSettings {
     /// Host names (or addresses) the MCP endpoint answers to; loopback only unless listed (DNS-rebinding guard).
-    pub mcp_allowed_hosts: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call `/mcp` (`scheme://host:port`); any other `Origin` header gets 403. Empty:
+    /// every request that carries an `Origin` is refused (MCP clients that are not browsers send none).
+    pub allowed_origins: Vec<String>,
+    /// Off by default: only the operator approves tier-2 calls. On: an MCP client that declared elicitation may
+    /// have its own user confirm, and only as the answer to the request the server issued for that approval.
+    pub client_confirmation: bool,
+    /// Most MCP sessions (legacy protocol) alive at once; a new one beyond it is refused.
+    pub max_sessions: usize,
+    /// A session unused for this long is closed.
+    pub session_idle: Duration,
+}
+
+impl Default for McpSettings {
+    fn default() -> McpSettings {
+        McpSettings {
+            allowed_hosts: loopback_hosts(),
+            allowed_origins: Vec::new(),
+            client_confirmation: false,
+            max_sessions: 32,
+            session_idle: Duration::from_secs(600),
+        }
+    }
 }
 
 /// The default MCP Host allowlist: loopback only.
@@ -517,14 +546,27 @@ fn read_web(
         }
     }
     let max_body_bytes = s.int_or("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024) as usize;
-    let mut mcp_allowed_hosts = loopback_hosts();
-    mcp_allowed_hosts.extend(s.string_list("mcp_allowed_hosts").unwrap_or_default());
+    let d = McpSettings::default();
+    let mut allowed_hosts = d.allowed_hosts;
+    allowed_hosts.extend(s.string_list("mcp_allowed_hosts").unwrap_or_default());
+    let mcp = McpSettings {
+        allowed_hosts,
+        allowed_origins: s.string_list("mcp_allowed_origins").unwrap_or_default(),
+        client_confirmation: s.bool_or("mcp_client_confirmation", d.client_confirmation),
+        max_sessions: s.int_or("mcp_max_sessions", d.max_sessions as u64, 1, 10_000) as usize,
+        session_idle: Duration::from_millis(s.int_or(
+            "mcp_session_idle_ms",
+            d.session_idle.as_millis() as u64,
+            1_000,
+            86_400_000,
+        )),
+    };
     Some(WebSettings {
         listen: listen?,
         token: token?,
         operator_token: operator_token?,
         max_body_bytes,
-        mcp_allowed_hosts,
+        mcp,
     })
 }
 
@@ -551,6 +593,21 @@ fn read_files(s: &mut Section<'_, '_>, base: &Path) -> crate::files::FileSetting
             .collect(),
         max_read_bytes: s.int_or("max_read_bytes", d.max_read_bytes as u64, 1024, 64 << 20)
             as usize,
+        copy_destinations: match s.string_list("copy_destinations") {
+            Some(list) => {
+                for d in list.iter().filter(|d| {
+                    !crate::ssh::safe_remote_path(d) || d.trim_end_matches('/').is_empty()
+                }) {
+                    s.fail(
+                        "copy_destinations",
+                        None,
+                        format!("`{d}` is not an absolute folder (letters, digits and / . _ - only; not /)"),
+                    );
+                }
+                list
+            }
+            None => d.copy_destinations,
+        },
     }
 }
 

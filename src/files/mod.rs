@@ -25,7 +25,14 @@ pub struct FileSettings {
     /// `read_file` and `list_dir` work only below these.
     pub roots: Vec<PathBuf>,
     pub max_read_bytes: usize,
+    /// Folders on the nodes that `copy_between_nodes` may write into as a routine action; a copy anywhere else
+    /// needs the operator's approval.
+    pub copy_destinations: Vec<String>,
 }
+
+/// Where Proxmox VE keeps ISO images and container templates: copies there are routine.
+pub const DEFAULT_COPY_DESTINATIONS: [&str; 2] =
+    ["/var/lib/vz/template/iso", "/var/lib/vz/template/cache"];
 
 impl Default for FileSettings {
     fn default() -> FileSettings {
@@ -36,6 +43,10 @@ impl Default for FileSettings {
             allow_hosts: Vec::new(),
             roots: Vec::new(),
             max_read_bytes: 1 << 20,
+            copy_destinations: DEFAULT_COPY_DESTINATIONS
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
         }
     }
 }

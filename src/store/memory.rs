@@ -160,14 +160,20 @@ pub fn recall(
     now_ms: u64,
     limit: usize,
 ) -> Result<Vec<Memory>, StoreError> {
+    let all = active(store, now_ms)?;
+    Ok(rank(&all, query).into_iter().take(limit).cloned().collect())
+}
+
+/// Those of `memories` that share words with `query`, most relevant first (the newer of two equals first).
+pub fn rank<'m>(memories: &'m [Memory], query: &str) -> Vec<&'m Memory> {
     let terms = terms(query);
-    let mut scored: Vec<(f32, Memory)> = active(store, now_ms)?
-        .into_iter()
+    let mut scored: Vec<(f32, &Memory)> = memories
+        .iter()
         .map(|m| (relevance(&terms, &m.text), m))
         .filter(|(s, _)| *s > 0.0)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.id.cmp(&a.1.id)));
-    Ok(scored.into_iter().take(limit).map(|(_, m)| m).collect())
+    scored.into_iter().map(|(_, m)| m).collect()
 }
 
 /// Forgets one memory by id; returns it if it existed.

@@ -85,4 +85,8 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX turns_by_conversation ON conversation_turns(conversation, id);",
     // 6: ledger rows whose token counts Jarvis estimated (the server reported none).
     "ALTER TABLE llm_calls ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0;",
+    // 7: a confirmation the server asked an MCP client's user for: a single-use nonce bound to one pending
+    // approval and to the asking session (see tools::gate::Approvals::challenge).
+    "ALTER TABLE approvals ADD COLUMN challenge TEXT;
+    ALTER TABLE approvals ADD COLUMN challenge_scope TEXT;",
 ];

@@ -171,7 +171,8 @@ impl Store {
         Ok(rows)
     }
 
-    pub fn append_audit(&self, row: &AuditRow) -> Result<(), StoreError> {
+    /// Appends one audit row; its id.
+    pub fn append_audit(&self, row: &AuditRow) -> Result<i64, StoreError> {
         let conn = lock(&self.writer);
         conn.prepare_cached(
             "INSERT INTO audit (ts_ms, actor, tool, tier, args_digest, outcome, detail, duration_ms)
@@ -187,7 +188,7 @@ impl Store {
             row.detail,
             row.duration_ms as i64
         ])?;
-        Ok(())
+        Ok(conn.last_insert_rowid())
     }
 
     /// The latest `limit` audit rows, oldest first.

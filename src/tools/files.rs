@@ -1,5 +1,6 @@
 //! File tools: download a URL into the configured directory (tier 1, SSRF-guarded), read a file and list a
-//! directory below the allowlisted roots (tier 0), copy a file between nodes over SFTP (tier 1).
+//! directory below the allowlisted roots (tier 0), copy a file between nodes over SFTP (tier 1 into the configured
+//! copy destinations, tier 2 anywhere else: the copy writes as the SSH user, root on Proxmox).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -55,10 +56,16 @@ pub fn register(r: &mut Registry) {
     r.register(
         TypedTool::<CopyArgs>::new(
             "copy_between_nodes",
-            Tier::Routine,
+            Tier::Confirm,
             "Copy a file from one node to another over SFTP, through Jarvis (e.g. an ISO from pve to agent1). Absolute \
-             paths only.",
-            |a, _| format!("Copy {}:{} to {}:{}", a.from_host, a.from_path, a.to_host, a.to_path),
+             paths only. Routine into the ISO and template folders (the configured copy destinations); anywhere else \
+             NEEDS THE OPERATOR'S CONFIRMATION.",
+            |a, _| {
+                format!(
+                    "Write {}:{} (overwriting it if it exists), copied from {}:{}",
+                    a.to_host, a.to_path, a.from_host, a.from_path
+                )
+            },
             |ctx, a| {
                 Box::pin(async move {
                     let out = executor(&ctx)?
@@ -73,6 +80,13 @@ pub fn register(r: &mut Registry) {
                 })
             },
         )
+        .with_tier(|a, settings| {
+            if inside_any(&a.to_path, &settings.files.copy_destinations) {
+                Tier::Routine
+            } else {
+                Tier::Confirm
+            }
+        })
         .with_check(|a, _| {
             for (field, p) in [("from_path", &a.from_path), ("to_path", &a.to_path)] {
                 if !safe_remote_path(p) {
@@ -86,6 +100,16 @@ pub fn register(r: &mut Registry) {
             Ok(())
         }),
     );
+}
+
+/// Whether `path` (absolute, no `..`: checked before) lies strictly inside one of `folders`, component-wise
+/// (`/var/lib/vz/template/iso-evil/x` is not inside `/var/lib/vz/template/iso`).
+fn inside_any(path: &str, folders: &[String]) -> bool {
+    let path = std::path::Path::new(path);
+    folders.iter().any(|f| {
+        let folder = std::path::Path::new(f.as_str());
+        path != folder && path.starts_with(folder)
+    })
 }
 
 fn file_error(e: FileError) -> ToolError {
@@ -126,4 +150,28 @@ pub struct CopyArgs {
     pub from_path: String,
     pub to_host: String,
     pub to_path: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_is_routine_only_strictly_inside_a_destination() {
+        let d: Vec<String> = crate::files::DEFAULT_COPY_DESTINATIONS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for (path, inside) in [
+            ("/var/lib/vz/template/iso/debian.iso", true),
+            ("/var/lib/vz/template/cache/ct.tar.zst", true),
+            ("/var/lib/vz/template/iso", false),
+            ("/var/lib/vz/template/iso-evil/x", false),
+            ("/root/.ssh/authorized_keys", false),
+            ("/etc/cron.d/job", false),
+            ("/var/lib/vz/template/isox", false),
+        ] {
+            assert_eq!(inside_any(path, &d), inside, "{path}");
+        }
+    }
 }

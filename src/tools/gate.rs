@@ -61,6 +61,8 @@ pub enum DecideError {
     Unknown(String),
     #[error("approval {0} was already approved")]
     AlreadyDecided(String),
+    #[error("no confirmation was asked for this call in this session (an answer counts only once, for the request the server issued)")]
+    Unsolicited,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -188,17 +190,79 @@ impl<'s> Approvals<'s> {
         })
     }
 
-    /// The pending request for exactly this call by this actor, if any.
-    pub fn find_pending(
+    /// Asks for a confirmation of the pending request for exactly this call by this actor: a fresh server-made
+    /// nonce, bound to that approval and to `scope` (the asking session), replacing any earlier one. `None` when
+    /// nothing is pending.
+    pub fn challenge(
         &self,
         actor: &str,
         digest: &str,
+        scope: &str,
         now_ms: u64,
-    ) -> Result<Option<Approval>, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         self.store.write(|tx| {
             sweep(tx, now_ms)?;
-            by_call(tx, digest, actor, ApprovalState::Pending)
+            let Some(a) = by_call(tx, digest, actor, ApprovalState::Pending)? else {
+                return Ok(None);
+            };
+            let nonce = hex::encode(rand::random::<[u8; 16]>());
+            tx.execute(
+                "UPDATE approvals SET challenge = ?1, challenge_scope = ?2 WHERE id = ?3",
+                params![nonce, scope, a.id],
+            )?;
+            Ok(Some(nonce))
         })
+    }
+
+    /// The answer to a challenge: counts only when `nonce` is the one issued for exactly this call (digest) by
+    /// this actor in this `scope`, still pending and unexpired. The nonce is used up whenever it is presented,
+    /// matching or not, so an answer can neither be replayed nor moved to another call or session.
+    pub fn answer(
+        &self,
+        actor: &str,
+        digest: &str,
+        scope: &str,
+        nonce: &str,
+        approve: bool,
+        now_ms: u64,
+    ) -> Result<Approval, DecideError> {
+        let result = self.store.write(|tx| {
+            sweep(tx, now_ms)?;
+            let found = tx
+                .query_row(
+                    &format!(
+                        "SELECT {COLUMNS}, challenge_scope FROM approvals WHERE challenge = ?1"
+                    ),
+                    params![nonce],
+                    |r| Ok((row(r)?, r.get::<_, Option<String>>(8)?)),
+                )
+                .optional()?;
+            let Some((mut a, issued_scope)) = found else {
+                return Ok(Err(DecideError::Unsolicited));
+            };
+            tx.execute(
+                "UPDATE approvals SET challenge = NULL, challenge_scope = NULL WHERE id = ?1",
+                params![a.id],
+            )?;
+            let bound = a.digest == digest
+                && a.actor == actor
+                && issued_scope.as_deref() == Some(scope)
+                && a.state == ApprovalState::Pending;
+            if !bound {
+                return Ok(Err(DecideError::Unsolicited));
+            }
+            if approve {
+                tx.execute(
+                    "UPDATE approvals SET state = 'approved' WHERE id = ?1",
+                    params![a.id],
+                )?;
+                a.state = ApprovalState::Approved;
+            } else {
+                tx.execute("DELETE FROM approvals WHERE id = ?1", params![a.id])?;
+            }
+            Ok(Ok(a))
+        })?;
+        result
     }
 
     /// Approvals waiting for a decision, oldest first.
@@ -297,6 +361,90 @@ mod tests {
             g.decide(&p.id, true, 7),
             Err(DecideError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn a_confirmation_counts_only_as_the_answer_to_its_own_challenge() {
+        let (_d, s) = store();
+        let g = Approvals::new(&s);
+        assert!(
+            g.challenge("mcp", "d1", "s1", 0)
+                .expect("challenge")
+                .is_none(),
+            "nothing pending, nothing to ask"
+        );
+        g.request("stop_guest", "mcp", "d1", "Stop VM 101".into(), TTL, 0)
+            .expect("request");
+        g.request("stop_guest", "mcp", "d2", "Stop VM 102".into(), TTL, 0)
+            .expect("request");
+        let unsolicited = g.answer("mcp", "d1", "s1", "made-up", true, 1);
+        assert!(matches!(unsolicited, Err(DecideError::Unsolicited)));
+        let n1 = g
+            .challenge("mcp", "d1", "s1", 1)
+            .expect("c")
+            .expect("pending");
+        // Moved to another call, another session or another actor: refused, and the nonce is spent.
+        for (actor, digest, scope) in [
+            ("mcp", "d2", "s1"),
+            ("mcp", "d1", "s2"),
+            ("agent", "d1", "s1"),
+        ] {
+            let n = g
+                .challenge("mcp", "d1", "s1", 2)
+                .expect("c")
+                .expect("pending");
+            assert!(matches!(
+                g.answer(actor, digest, scope, &n, true, 3),
+                Err(DecideError::Unsolicited)
+            ));
+            assert!(
+                matches!(
+                    g.answer("mcp", "d1", "s1", &n, true, 3),
+                    Err(DecideError::Unsolicited)
+                ),
+                "a presented nonce is used up"
+            );
+        }
+        assert!(
+            matches!(
+                g.answer("mcp", "d1", "s1", &n1, true, 4),
+                Err(DecideError::Unsolicited)
+            ),
+            "a newer challenge replaces the older"
+        );
+        assert!(
+            g.consume("mcp", "d1", 5).expect("consume").is_none(),
+            "still pending"
+        );
+        let n = g
+            .challenge("mcp", "d1", "s1", 6)
+            .expect("c")
+            .expect("pending");
+        assert_eq!(
+            g.answer("mcp", "d1", "s1", &n, true, 7)
+                .expect("answer")
+                .state,
+            ApprovalState::Approved
+        );
+        assert!(
+            matches!(
+                g.answer("mcp", "d1", "s1", &n, true, 8),
+                Err(DecideError::Unsolicited)
+            ),
+            "single use"
+        );
+        assert!(g.consume("mcp", "d1", 9).expect("consume").is_some());
+        let n2 = g
+            .challenge("mcp", "d2", "s1", 10)
+            .expect("c")
+            .expect("pending");
+        assert!(
+            matches!(
+                g.answer("mcp", "d2", "s1", &n2, true, 120_001),
+                Err(DecideError::Unsolicited)
+            ),
+            "expires with the approval"
+        );
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub enum ToolError {
     NotFound(String),
     #[error("{0}")]
     Failed(String),
+    #[error("the audit log cannot be written ({0}): the action was not taken")]
+    Unaudited(String),
 }
 
 impl ToolError {
@@ -85,7 +87,7 @@ impl ToolError {
             ToolError::UnknownTool(_)
             | ToolError::InvalidArguments { .. }
             | ToolError::TooLarge { .. } => "invalid",
-            ToolError::KillSwitch => "refused",
+            ToolError::KillSwitch | ToolError::Unaudited(_) => "refused",
             ToolError::NotFound(_) | ToolError::Failed(_) => "error",
         }
     }
@@ -155,7 +157,7 @@ pub trait Tool: Send + Sync {
     fn description(&self) -> &str;
     fn tier(&self) -> Tier;
     /// The tier of one call (a tool whose tier depends on its arguments lists its highest).
-    fn tier_for(&self, _canonical: &Value) -> Tier {
+    fn tier_for(&self, _canonical: &Value, _settings: &ToolSettings) -> Tier {
         self.tier()
     }
     /// JSON Schema of the arguments object.
@@ -300,28 +302,67 @@ impl Registry {
         Ok(a)
     }
 
-    /// The pending approval for exactly this call by this actor (used when the asking client's own user confirms it,
-    /// through MCP elicitation).
-    pub fn pending_for(
+    /// The digest of a call as the gate computes it (the arguments checked and canonicalised).
+    fn digest_of(&self, tool: &str, args: Value) -> Result<String, ToolError> {
+        let t = self
+            .tools
+            .get(tool)
+            .filter(|t| t.tier() < Tier::Forbidden)
+            .ok_or_else(|| ToolError::UnknownTool(tool.to_string()))?;
+        let prepared = t.prepare(args, &self.ctx.state.get())?;
+        Ok(call_digest(tool, &prepared.canonical))
+    }
+
+    /// Asks for a confirmation of this actor's pending call on behalf of the asking client's user (MCP
+    /// elicitation, where config allows it): a single-use nonce bound to that approval and to `scope` (the
+    /// session). `None` when nothing is pending.
+    pub fn challenge(
         &self,
         actor: &str,
         tool: &str,
         args: Value,
-    ) -> Result<Option<Approval>, ToolError> {
-        let t = self
-            .tools
-            .get(tool)
-            .ok_or_else(|| ToolError::UnknownTool(tool.to_string()))?;
-        let prepared = t.prepare(args, &self.ctx.state.get())?;
-        let digest = call_digest(tool, &prepared.canonical);
+        scope: &str,
+    ) -> Result<Option<String>, ToolError> {
+        let digest = self.digest_of(tool, args)?;
         Approvals::new(&self.store)
-            .find_pending(actor, &digest, crate::time::now_ms())
+            .challenge(actor, &digest, scope, crate::time::now_ms())
             .map_err(|e| ToolError::Failed(format!("the approval store failed: {e}")))
+    }
+
+    /// The client user's answer to a [`Registry::challenge`]: decides the approval only when `nonce` was issued
+    /// for exactly this call, actor and scope (see [`gate::Approvals::answer`]).
+    pub fn answer_challenge(
+        &self,
+        actor: &str,
+        tool: &str,
+        args: Value,
+        scope: &str,
+        nonce: &str,
+        approve: bool,
+    ) -> Result<Approval, DecideError> {
+        let digest = self
+            .digest_of(tool, args)
+            .map_err(|_| DecideError::Unsolicited)?;
+        let a = Approvals::new(&self.store).answer(
+            actor,
+            &digest,
+            scope,
+            nonce,
+            approve,
+            crate::time::now_ms(),
+        )?;
+        self.ctx.bus.publish(Event::ApprovalDecided {
+            id: a.id.clone(),
+            tool: a.tool.clone(),
+            approved: approve,
+        });
+        Ok(a)
     }
 
     /// Runs `tool` for `actor` through the gate. Every call, refused ones included, is audited.
     pub async fn invoke(&self, actor: &str, tool: &str, args: Value) -> Result<Outcome, ToolError> {
-        self.invoke_live(actor, tool, args, None).await
+        self.invoke_with(actor, tool, args, Invocation::default())
+            .await
     }
 
     /// [`Registry::invoke`], with a command's output also streamed to `live` as it arrives (tools that run
@@ -333,8 +374,24 @@ impl Registry {
         args: Value,
         live: Option<tokio::sync::mpsc::Sender<String>>,
     ) -> Result<Outcome, ToolError> {
+        let how = Invocation {
+            live,
+            ..Invocation::default()
+        };
+        self.invoke_with(actor, tool, args, how).await
+    }
+
+    /// [`Registry::invoke`] with the circumstances of the call (live output, taint).
+    pub async fn invoke_with(
+        &self,
+        actor: &str,
+        tool: &str,
+        args: Value,
+        how: Invocation,
+    ) -> Result<Outcome, ToolError> {
         let started = Instant::now();
-        let (tier, digest, result) = self.gate_and_run(actor, tool, args, live).await;
+        let gated = self.gate_and_run(actor, tool, args, how).await;
+        let (tier, digest, result) = (gated.tier, gated.digest, gated.result);
         let (outcome, detail) = match &result {
             Ok(Outcome::Done { .. }) => ("ok", String::new()),
             Ok(Outcome::PendingApproval { approval, .. }) => {
@@ -355,7 +412,7 @@ impl Registry {
         };
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.append_audit(&row)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!("cannot write the audit log: {e}"),
             Err(e) => tracing::error!("audit task: {e}"),
         }
@@ -370,47 +427,77 @@ impl Registry {
         result
     }
 
-    async fn gate_and_run(
+    /// Records that an action is about to run (tier ≥ 1; its outcome gets a row of its own, the log being
+    /// append-only): if that cannot be written, the action does not run.
+    async fn audit_intent(
         &self,
         actor: &str,
-        name: &str,
-        args: Value,
-        live: Option<tokio::sync::mpsc::Sender<String>>,
-    ) -> (Option<Tier>, String, Result<Outcome, ToolError>) {
+        tool: &str,
+        tier: Tier,
+        digest: &str,
+    ) -> Result<(), ToolError> {
+        let row = AuditRow {
+            ts_ms: crate::time::now_ms(),
+            actor: actor.to_string(),
+            tool: tool.to_string(),
+            tier: tier.number(),
+            args_digest: digest.to_string(),
+            outcome: "started".to_string(),
+            detail: String::new(),
+            duration_ms: 0,
+        };
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.append_audit(&row)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::error!(
+                    tool,
+                    "the audit log cannot be written, refusing the action: {e}"
+                );
+                Err(ToolError::Unaudited(e.to_string()))
+            }
+            Err(e) => Err(ToolError::Unaudited(e.to_string())),
+        }
+    }
+
+    async fn gate_and_run(&self, actor: &str, name: &str, args: Value, how: Invocation) -> Gated {
         let Some(tool) = self
             .tools
             .get(name)
             .filter(|t| t.tier() < Tier::Forbidden)
             .cloned()
         else {
-            return (
+            return Gated::refused(
                 None,
                 String::new(),
-                Err(ToolError::UnknownTool(name.to_string())),
+                ToolError::UnknownTool(name.to_string()),
             );
         };
-        let tier = Some(tool.tier());
         let size = args.to_string().len();
         if size > MAX_ARGS_BYTES {
-            return (
-                tier,
-                String::new(),
-                Err(ToolError::TooLarge {
-                    size,
-                    limit: MAX_ARGS_BYTES,
-                }),
-            );
+            let too_large = ToolError::TooLarge {
+                size,
+                limit: MAX_ARGS_BYTES,
+            };
+            return Gated::refused(Some(tool.tier()), String::new(), too_large);
         }
         let world = self.ctx.state.get();
-        let prepared = match tool.prepare(args, &world) {
+        let mut prepared = match tool.prepare(args, &world) {
             Ok(p) => p,
-            Err(e) => return (tier, String::new(), Err(e)),
+            Err(e) => return Gated::refused(Some(tool.tier()), String::new(), e),
         };
         let digest = call_digest(name, &prepared.canonical);
-        let call_tier = tool.tier_for(&prepared.canonical);
+        let mut call_tier = tool.tier_for(&prepared.canonical, &self.ctx.settings);
+        if call_tier == Tier::Routine {
+            if let Some(reason) = &how.taint {
+                // The taint rule: after outside text entered the turn, a routine action is the operator's call.
+                call_tier = Tier::Confirm;
+                prepared.summary = format!("{} (asked because {reason})", prepared.summary);
+            }
+        }
         let tier = Some(call_tier);
         if call_tier >= Tier::Routine && self.kill_switch() {
-            return (tier, digest, Err(ToolError::KillSwitch));
+            return Gated::refused(tier, digest, ToolError::KillSwitch);
         }
         if call_tier == Tier::Confirm {
             let now = crate::time::now_ms();
@@ -419,7 +506,7 @@ impl Registry {
                 |e: StoreError| ToolError::Failed(format!("the approval store failed: {e}"));
             let approved = match approvals.consume(actor, &digest, now) {
                 Ok(a) => a,
-                Err(e) => return (tier, digest, Err(store_err(e))),
+                Err(e) => return Gated::refused(tier, digest, store_err(e)),
             };
             if approved.is_none() {
                 let approval = match approvals.request(
@@ -431,7 +518,7 @@ impl Registry {
                     now,
                 ) {
                     Ok(a) => a,
-                    Err(e) => return (tier, digest, Err(store_err(e))),
+                    Err(e) => return Gated::refused(tier, digest, store_err(e)),
                 };
                 self.ctx.bus.publish(Event::ApprovalRequested {
                     id: approval.id.clone(),
@@ -446,22 +533,59 @@ impl Registry {
                     id = approval.id,
                     secs = self.approval_ttl.as_secs()
                 );
-                return (
+                let pending = Outcome::PendingApproval {
+                    approval,
+                    how_to_approve,
+                };
+                return Gated {
                     tier,
                     digest,
-                    Ok(Outcome::PendingApproval {
-                        approval,
-                        how_to_approve,
-                    }),
-                );
+                    result: Ok(pending),
+                };
+            }
+        }
+        if call_tier >= Tier::Routine {
+            if let Err(e) = self.audit_intent(actor, name, call_tier, &digest).await {
+                return Gated::refused(tier, digest, e);
             }
         }
         let ctx = ToolContext {
-            live,
+            live: how.live,
             store: Some(self.store.clone()),
             ..self.ctx.clone()
         };
         let result = tool.run(ctx, prepared.canonical).await;
-        (tier, digest, result.map(|result| Outcome::Done { result }))
+        Gated {
+            tier,
+            digest,
+            result: result.map(|result| Outcome::Done { result }),
+        }
+    }
+}
+
+/// The circumstances of one call.
+#[derive(Debug, Default)]
+pub struct Invocation {
+    /// Where a command's output goes as it arrives (the kiosk's terminal).
+    pub live: Option<tokio::sync::mpsc::Sender<String>>,
+    /// Why this call cannot be trusted as the operator's own wish (the turn read outside text): a routine action
+    /// then needs the operator's approval, and the card says why.
+    pub taint: Option<String>,
+}
+
+/// What the gate decided and did, for the audit row.
+struct Gated {
+    tier: Option<Tier>,
+    digest: String,
+    result: Result<Outcome, ToolError>,
+}
+
+impl Gated {
+    fn refused(tier: Option<Tier>, digest: String, error: ToolError) -> Gated {
+        Gated {
+            tier,
+            digest,
+            result: Err(error),
+        }
     }
 }

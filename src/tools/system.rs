@@ -30,7 +30,7 @@ pub fn register(r: &mut Registry) {
             |a, _| format!("Run `{}` on {}", a.command, a.host),
             |ctx, a| Box::pin(async move { run(&ctx, &a.host, &a.command).await }),
         )
-        .with_tier(|a| if allowlist::is_read_only(&a.command) { Tier::Read } else { Tier::Confirm }),
+        .with_tier(|a, _| if allowlist::is_read_only(&a.command) { Tier::Read } else { Tier::Confirm }),
     );
     r.register(
         TypedTool::<TempArgs>::new(

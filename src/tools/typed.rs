@@ -9,13 +9,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Prepared, Tier, Tool, ToolContext, ToolError};
+use super::{Prepared, Tier, Tool, ToolContext, ToolError, ToolSettings};
 use crate::state::World;
 
 pub type Summary<A> = fn(&A, &World) -> String;
 pub type Runner<A> = fn(ToolContext, A) -> BoxFuture<'static, Result<Value, ToolError>>;
 /// Checks arguments against the world before anything is asked or run (e.g. "that guest exists").
 pub type Check<A> = fn(&A, &World) -> Result<(), ToolError>;
+/// The tier of one call, from its arguments and the tools' settings.
+pub type TierOf<A> = fn(&A, &ToolSettings) -> Tier;
 
 pub struct TypedTool<A> {
     name: &'static str,
@@ -24,7 +26,7 @@ pub struct TypedTool<A> {
     schema: Value,
     summary: Summary<A>,
     check: Option<Check<A>>,
-    tier_of: Option<fn(&A) -> Tier>,
+    tier_of: Option<TierOf<A>>,
     run: Runner<A>,
     _args: PhantomData<fn() -> A>,
 }
@@ -60,7 +62,7 @@ impl<A: DeserializeOwned + Serialize + JsonSchema + Send + 'static> TypedTool<A>
     }
 
     /// Makes the tier depend on the arguments (at most the listed tier).
-    pub fn with_tier(mut self, tier_of: fn(&A) -> Tier) -> Self {
+    pub fn with_tier(mut self, tier_of: TierOf<A>) -> Self {
         self.tier_of = Some(tier_of);
         self
     }
@@ -118,9 +120,9 @@ impl<A: DeserializeOwned + Serialize + JsonSchema + Send + 'static> Tool for Typ
         &self.schema
     }
 
-    fn tier_for(&self, canonical: &Value) -> Tier {
+    fn tier_for(&self, canonical: &Value, settings: &ToolSettings) -> Tier {
         match (self.tier_of, self.parse(canonical.clone())) {
-            (Some(f), Ok(a)) => f(&a).min(self.tier),
+            (Some(f), Ok(a)) => f(&a, settings).min(self.tier),
             _ => self.tier,
         }
     }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod chat;
+pub mod mcp_sessions;
 pub mod tools;
 pub mod ws;
 
@@ -17,7 +18,6 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -44,15 +44,24 @@ pub struct WebContext {
 pub fn router(
     ctx: Arc<WebContext>,
     max_body_bytes: usize,
-    mcp_allowed_hosts: &[String],
+    mcp_settings: &crate::config::McpSettings,
     shutdown: CancellationToken,
 ) -> Router {
-    let handler = crate::mcp::JarvisMcp::new(ctx.tools.clone(), ctx.state.clone());
+    let handler = crate::mcp::JarvisMcp::new(
+        ctx.tools.clone(),
+        ctx.state.clone(),
+        mcp_settings.client_confirmation,
+    );
+    // Origin: any request that carries one must be listed (browsers send it; MCP clients do not), so a web page
+    // in the operator's browser can never drive the endpoint, token or not.
     let mcp = StreamableHttpService::new(
         move || Ok(handler.clone()),
-        LocalSessionManager::default().into(),
+        mcp_sessions::CappedSessions::new(mcp_settings).into(),
         StreamableHttpServerConfig::default()
-            .with_allowed_hosts(mcp_allowed_hosts.iter().cloned())
+            .with_allowed_hosts(mcp_settings.allowed_hosts.iter().cloned())
+            .with_allowed_origins(mcp_settings.allowed_origins.iter().cloned())
+            .enforce_origin_validation()
+            .with_max_request_body_bytes(max_body_bytes)
             .with_cancellation_token(shutdown.child_token()),
     );
     let protected = Router::new()

@@ -62,6 +62,7 @@ pub fn tool_error(e: &ToolError) -> Response {
         ToolError::KillSwitch => (StatusCode::FORBIDDEN, "kill_switch"),
         ToolError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         ToolError::Failed(_) => (StatusCode::BAD_GATEWAY, "tool_failed"),
+        ToolError::Unaudited(_) => (StatusCode::SERVICE_UNAVAILABLE, "unaudited"),
     };
     let mut body = json!({"error": code, "message": e.to_string()});
     if let ToolError::InvalidArguments { field, .. } = e {

@@ -61,6 +61,7 @@ fn settings(dir: &std::path::Path, allow: &[&str]) -> FileSettings {
         allow_hosts: allow.iter().map(|s| s.to_string()).collect(),
         roots: vec![],
         max_read_bytes: 1024 * 1024,
+        ..FileSettings::default()
     }
 }
 

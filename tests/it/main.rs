@@ -11,6 +11,7 @@ mod kiosk; // the HUD rendered headless at every size, and its callbacks through
 mod llama; // the agent against a real llama-server (llama-cpp-python, SmolLM2-135M): streaming, kill -9, recovery
 mod llm; // the OpenAI-compatible provider and the tool loop against a scripted SSE server
 mod mcp; // MCP with the official Python SDK, over streamable HTTP and stdio
+mod mcp_forgery; // MCP as an attacker speaks it: forged and replayed confirmations, foreign Origin, session flood
 mod poller; // events, staleness, back-off and recovery
 mod ssh; // SSH against a real sshd: commands, host keys, timeouts, temperatures
 mod tools; // the registry, the safety gate, approvals, kill switch, and the tools themselves

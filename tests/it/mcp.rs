@@ -78,7 +78,12 @@ fn check_common(out: &Value) {
 async fn the_python_sdk_uses_the_tools_over_streamable_http() {
     let sim = util::sim().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = util::app(&sim, dir.path()).await;
+    // Client confirmation opted in, so the SDK's elicitation paths are exercised.
+    let mut config = util::config(&sim, dir.path());
+    config.web.mcp.client_confirmation = true;
+    let app = jarvis::app::App::start(&config, "test")
+        .await
+        .expect("app starts");
     let state = app.state.clone();
     assert!(
         util::eventually(std::time::Duration::from_secs(10), || state
@@ -121,9 +126,46 @@ async fn the_python_sdk_uses_the_tools_over_streamable_http() {
         .is_some_and(|t| t.starts_with("Declined")));
     assert_eq!(out["no_token_status"], 401);
     let audit = app.store.audit(200).expect("audit");
-    assert!(audit
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.actor == "mcp" && r.tool == "stop_guest" && r.outcome == "ok"),
+        "{audit:#?}"
+    );
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_the_python_sdks_user_is_never_asked_and_the_call_waits_for_the_operator() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = util::app(&sim, dir.path()).await;
+    util::cluster_seen(&app).await;
+    let url = format!("http://{}/mcp", app.side_port().expect("side port"));
+    let out = tokio::task::spawn_blocking(move || {
+        run_client(&["http-operator-only", &url, util::WEB_TOKEN])
+    })
+    .await
+    .expect("client task");
+    for key in ["elicit_auto", "elicit_legacy"] {
+        let e = &out[key];
+        assert_eq!(
+            e["asked"],
+            serde_json::json!([]),
+            "{key}: nobody is asked: {e}"
+        );
+        assert!(
+            e["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("NOT DONE YET")),
+            "{key}: the call waits for the operator: {e}"
+        );
+    }
+    let audit = app.store.audit(200).expect("audit");
+    assert!(!audit
         .iter()
-        .any(|r| r.actor == "mcp" && r.tool == "stop_guest" && r.outcome == "ok"));
+        .any(|r| r.actor == "mcp" && r.tool == "reboot_guest" && r.outcome == "ok"));
     app.shutdown().await;
     sim.stop().await;
 }

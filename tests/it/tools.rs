@@ -181,18 +181,21 @@ async fn routine_actions_run_are_audited_and_published() {
         "{again:?}"
     );
     let audit = app.store.audit(5).expect("audit");
-    let last_two: Vec<(&str, &str, &str)> = audit
+    let last_four: Vec<(&str, &str, &str)> = audit
         .iter()
         .rev()
-        .take(2)
+        .take(4)
         .map(|r| (r.actor.as_str(), r.tool.as_str(), r.outcome.as_str()))
         .collect();
     assert_eq!(
-        last_two,
+        last_four,
         vec![
             ("agent", "start_guest", "error"),
-            ("agent", "start_guest", "ok")
-        ]
+            ("agent", "start_guest", "started"),
+            ("agent", "start_guest", "ok"),
+            ("agent", "start_guest", "started"),
+        ],
+        "an action is audited before it runs, and again with its outcome"
     );
     assert_eq!(audit.last().map(|r| r.args_digest.len()), Some(64));
     let mut saw = false;
@@ -204,6 +207,43 @@ async fn routine_actions_run_are_audited_and_published() {
         }
     }
     assert!(saw, "a ToolCalled event was published");
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+/// The audit log fails closed: with the database write-locked by another process, a routine action is refused
+/// (after the store's busy timeout) and nothing happens to the guest; reads still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_cannot_be_audited_does_not_run() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = ready(&sim, dir.path()).await;
+    let locker = rusqlite::Connection::open(app.store.path()).expect("second connection");
+    locker
+        .execute_batch("BEGIN EXCLUSIVE;")
+        .expect("write lock");
+    let refused = app
+        .tools
+        .invoke("agent", "start_guest", json!({"vmid": 113}))
+        .await;
+    assert!(
+        matches!(&refused, Err(ToolError::Unaudited(_))),
+        "{refused:?}"
+    );
+    let status = done(
+        app.tools
+            .invoke("agent", "guest_status", json!({"vmid": 113}))
+            .await,
+    );
+    assert_eq!(status["status"], "stopped", "the guest was not started");
+    locker.execute_batch("ROLLBACK;").expect("unlock");
+    drop(locker);
+    let r = done(
+        app.tools
+            .invoke("agent", "start_guest", json!({"vmid": 113}))
+            .await,
+    );
+    assert_eq!(r["exitstatus"], "OK", "with the log writable again it runs");
     app.shutdown().await;
     sim.stop().await;
 }
@@ -893,6 +933,24 @@ async fn tasks_suspend_resume_and_copies_work_through_their_tools() {
     match t.invoke("agent", "copy_between_nodes", json!({"from_host": "pve", "from_path": "/etc/../etc/shadow", "to_host": "agent1", "to_path": "/tmp/x"})).await {
         Err(ToolError::InvalidArguments { field, .. }) => assert_eq!(field, "from_path"),
         other => panic!("{other:?}"),
+    }
+    // Outside the copy destinations the copy writes as root wherever it is told: that is the operator's call.
+    for to_path in [
+        "/root/.ssh/authorized_keys",
+        "/var/lib/vz/template/iso-evil/x",
+        "/var/lib/vz/template/iso",
+    ] {
+        let args = json!({"from_host": "pve", "from_path": "/etc/hostname", "to_host": "agent1", "to_path": to_path});
+        match t.invoke("mcp", "copy_between_nodes", args).await {
+            Ok(Outcome::PendingApproval { approval, .. }) => assert!(
+                approval
+                    .summary
+                    .starts_with(&format!("Write agent1:{to_path} ")),
+                "the card names the destination: {}",
+                approval.summary
+            ),
+            other => panic!("{to_path}: {other:?}"),
+        }
     }
     app.shutdown().await;
     sim.stop().await;

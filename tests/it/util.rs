@@ -69,7 +69,7 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
             token: Secret::new(WEB_TOKEN),
             operator_token: Secret::new(OPERATOR_TOKEN),
             max_body_bytes: 4096,
-            mcp_allowed_hosts: jarvis::config::loopback_hosts(),
+            mcp: Default::default(),
         },
         store_path: dir.join("jarvis.db"),
         log_level: "info".into(),

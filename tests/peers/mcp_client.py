@@ -1,6 +1,7 @@
 """MCP client scenarios run by tests/it/mcp.rs with the official MCP Python SDK (mcp 2.x).
 
 Usage: mcp_client.py http URL TOKEN OPERATOR_TOKEN REST_BASE
+       mcp_client.py http-operator-only URL TOKEN
        mcp_client.py stdio JARVIS_BIN CONFIG OPERATOR_TOKEN REST_BASE
 Prints one JSON object with what each step saw; the Rust test asserts on it.
 """
@@ -93,6 +94,11 @@ async def main() -> None:
         await elicited(url, token, "legacy", True, out, "elicit_legacy", 121)
         await elicited(url, token, "auto", False, out, "elicit_declined", 122)
         out["no_token_status"] = unauthenticated(url)
+    elif kind == "http-operator-only":
+        # Client confirmation off (the default): a client that accepts every elicitation is never asked.
+        url, token = sys.argv[2:4]
+        await elicited(url, token, "auto", True, out, "elicit_auto", 120)
+        await elicited(url, token, "legacy", True, out, "elicit_legacy", 121)
     else:
         jarvis, config, operator_token, rest_base = sys.argv[2:6]
         params = StdioServerParameters(command=jarvis, args=["mcp", "--config", config], env={"RUST_LOG": "warn"})
