@@ -3,13 +3,17 @@
 //! explain and wait on; malformed arguments go back to the model as an error it can correct; after any
 //! successful write the affected guest or node is read again and its state attached, so the model can only claim
 //! what it has seen.
+//!
+//! The taint rule: once a turn has read text from outside (a file, a project, a log, a command's output, a
+//! download: [`crate::tools::OUTSIDE_TEXT_TOOLS`]), that text may be steering the model, so every routine call
+//! for the rest of the turn needs the operator's approval like a tier-2 one, and the card says why.
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::llm::{LlmError, Message, Provider, Role, SystemPrompt, ToolSpec, Usage};
 use super::offline::ACTOR;
-use crate::tools::{Outcome, Registry, Tier};
+use crate::tools::{Invocation, Outcome, Registry, Tier};
 
 /// How long a read-back waits for the next state update after a write.
 const READ_BACK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -55,6 +59,7 @@ pub async fn run(
 ) -> Result<TurnOutcome, LlmError> {
     let mut usage = Usage::default();
     let mut called = Vec::new();
+    let mut taint: Option<String> = None;
     for step in 1..=max_steps {
         let c = provider
             .complete(system, history, specs, deltas.clone())
@@ -80,7 +85,13 @@ pub async fn run(
         }
         for call in &c.tool_calls {
             called.push(call.name.clone());
-            let content = call_tool(tools, &call.name, &call.arguments).await;
+            let content = call_tool(tools, &call.name, &call.arguments, taint.clone()).await;
+            if taint.is_none() && crate::tools::reads_outside_text(&call.name) {
+                taint = Some(format!(
+                    "this turn read outside text ({}) that may be steering the model",
+                    call.name
+                ));
+            }
             history.push(Message::tool(&call.id, content.to_string()));
         }
     }
@@ -100,8 +111,14 @@ pub async fn run(
     })
 }
 
-/// One tool call as the model asked for it; the answer is what the model reads next.
-pub async fn call_tool(tools: &Registry, name: &str, raw_args: &str) -> Value {
+/// One tool call as the model asked for it; the answer is what the model reads next. `taint` says why the turn
+/// can no longer be trusted (routine calls then wait for the operator).
+pub async fn call_tool(
+    tools: &Registry,
+    name: &str,
+    raw_args: &str,
+    taint: Option<String>,
+) -> Value {
     let args: Value = if raw_args.trim().is_empty() {
         json!({})
     } else {
@@ -112,7 +129,11 @@ pub async fn call_tool(tools: &Registry, name: &str, raw_args: &str) -> Value {
             }
         }
     };
-    match tools.invoke(ACTOR, name, args.clone()).await {
+    let how = Invocation {
+        taint,
+        ..Invocation::default()
+    };
+    match tools.invoke_with(ACTOR, name, args.clone(), how).await {
         Ok(Outcome::Done { result }) => {
             let mut out = json!({ "result": result });
             if tools.tier_of(name).is_some_and(|t| t >= Tier::Routine) {

@@ -36,6 +36,25 @@ use crate::cluster::client::PveClient;
 use crate::state::{StateHandle, World};
 use crate::store::{AuditRow, Store, StoreError};
 
+/// Tools whose results carry text from outside Jarvis that anyone may have written (file and project contents and
+/// names, command output and logs, downloads). Once a model's turn has read one, its routine calls need the
+/// operator's approval for the rest of that turn (the taint rule, docs/SECURITY.md).
+pub const OUTSIDE_TEXT_TOOLS: &[&str] = &[
+    "read_file",
+    "list_dir",
+    "download_file",
+    "read_project_file",
+    "search_project",
+    "project_tree",
+    "docker_logs",
+    "run_command",
+];
+
+/// Whether a tool's result is text from outside (see [`OUTSIDE_TEXT_TOOLS`]).
+pub fn reads_outside_text(tool: &str) -> bool {
+    OUTSIDE_TEXT_TOOLS.contains(&tool)
+}
+
 /// Largest accepted argument object, serialised.
 pub const MAX_ARGS_BYTES: usize = 16 * 1024;
 const KILL_SWITCH_KEY: &str = "kill_switch";
