@@ -69,6 +69,7 @@ async fn run(samples: usize, interval_ms: u64) {
             operator_token: Secret::new("bench-operator-0123456789abcdef"),
             max_body_bytes: 65536,
             mcp: Default::default(),
+            limits: Default::default(),
         },
         store_path: dir.path().join("bench.db"),
         log_level: "warn".into(),

@@ -183,10 +183,11 @@ impl App {
                 shutdown.clone(),
             );
             let web_shutdown = shutdown.clone();
+            let limits = config.web.limits.clone();
             tasks.push((
                 "web",
                 tokio::spawn(async move {
-                    if let Err(e) = web::serve(listener, app, web_shutdown).await {
+                    if let Err(e) = web::serve(listener, app, limits, web_shutdown).await {
                         tracing::error!("side port stopped: {e}");
                     }
                 }),

@@ -73,6 +73,7 @@ impl Demo {
                 operator_token: operator_token.clone(),
                 max_body_bytes: 64 * 1024,
                 mcp: Default::default(),
+                limits: Default::default(),
             },
             store_path: opts.data_dir.join("jarvis-demo.db"),
             log_level: "info".into(),

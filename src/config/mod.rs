@@ -36,6 +36,8 @@ pub struct WebSettings {
     pub max_body_bytes: usize,
     /// The MCP endpoint's guards and its confirmation policy.
     pub mcp: McpSettings,
+    /// Connection deadlines and the ceiling on unauthenticated connections.
+    pub limits: crate::web::conn::ConnLimits,
 }
 
 /// How `/mcp` is guarded and whether an MCP client's human may confirm tier-2 calls.
@@ -561,12 +563,29 @@ fn read_web(
             86_400_000,
         )),
     };
+    let dl = crate::web::conn::ConnLimits::default();
+    let limits = crate::web::conn::ConnLimits {
+        header_timeout: Duration::from_millis(s.int_or(
+            "header_timeout_ms",
+            dl.header_timeout.as_millis() as u64,
+            100,
+            300_000,
+        )),
+        max_unauthenticated: s.int_or(
+            "max_unauthenticated_connections",
+            dl.max_unauthenticated as u64,
+            1,
+            100_000,
+        ) as usize,
+        ..dl
+    };
     Some(WebSettings {
         listen: listen?,
         token: token?,
         operator_token: operator_token?,
         max_body_bytes,
         mcp,
+        limits,
     })
 }
 

@@ -49,6 +49,9 @@ pub async fn require_bearer(
         }
     });
     if let Some(role) = role {
+        if let Some(conn) = req.extensions().get::<Arc<super::conn::ConnMark>>() {
+            conn.authenticated();
+        }
         req.extensions_mut().insert(role);
         return next.run(req).await;
     }

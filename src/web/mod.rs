@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod chat;
+pub mod conn;
 pub mod mcp_sessions;
 pub mod tools;
 pub mod ws;
@@ -96,22 +97,14 @@ pub fn router(
         .with_state(ctx)
 }
 
-/// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+/// Serves until `shutdown` is cancelled, then lets in-flight requests finish (see [`conn`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    limits: conn::ConnLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Small responses (SSE events, JSON) must not wait for Nagle's algorithm and the peer's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    conn::serve(listener, app, limits, shutdown).await
 }
 
 /// A JSON error body `{"error": code, "message": text}` with a status.

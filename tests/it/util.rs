@@ -70,6 +70,7 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
             operator_token: Secret::new(OPERATOR_TOKEN),
             max_body_bytes: 4096,
             mcp: Default::default(),
+            limits: Default::default(),
         },
         store_path: dir.join("jarvis.db"),
         log_level: "info".into(),

@@ -298,3 +298,57 @@ async fn oversized_bodies_and_unknown_paths_get_clear_errors() {
     app.shutdown().await;
     sim.stop().await;
 }
+
+/// Idle and half-sent connections are closed after the header timeout, and a flood of them (more than the
+/// unauthenticated ceiling, hundreds of sockets) does not stop a client that holds the token, nor /healthz.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_sockets_does_not_stop_an_authenticated_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = util::config(&sim, dir.path());
+    config.web.limits.header_timeout = Duration::from_secs(2);
+    config.web.limits.max_unauthenticated = 32;
+    let app = jarvis::app::App::start(&config, "test")
+        .await
+        .expect("app starts");
+    util::cluster_seen(&app).await;
+    let addr = app.side_port().expect("side port");
+    let mut idle = Vec::new();
+    for i in 0..700 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        if i % 2 == 1 {
+            // Half a request: headers that never end.
+            s.write_all(b"GET /api/v1/cluster HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .await
+                .expect("write");
+        }
+        idle.push(s);
+    }
+    let (status, body) = util::get_json(addr, "/api/v1/cluster").await;
+    assert_eq!(status, 200, "{body}");
+    let health = util::http()
+        .get(format!("http://{addr}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("healthz answers");
+    assert_eq!(health.status().as_u16(), 200);
+    // Every idle or half-sent socket is closed by the server (evicted, or at the header timeout).
+    let mut buf = [0u8; 256];
+    for (i, s) in idle.iter_mut().enumerate().rev().take(40) {
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => {}
+            // A half-sent request may get a 408 before the close.
+            Ok(Ok(n)) => assert!(
+                String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+                "socket {i}: {}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(_) => panic!("socket {i} is still open after the header timeout"),
+        }
+    }
+    app.shutdown().await;
+    sim.stop().await;
+}
