@@ -48,6 +48,7 @@ fn main() {
             sim_listen: loopback,
             data_dir: dir.clone(),
             poll: Default::default(),
+            limits: Default::default(),
         }))
         .expect("demo");
     while demo.app.state.get().cluster.nodes.is_empty() {

@@ -175,6 +175,10 @@ impl App {
                 agent: agent.clone(),
                 token: config.web.token.clone(),
                 operator_token: config.web.operator_token.clone(),
+                chat_limit: crate::web::chat::ChatLimiter::new(
+                    config.web.limits.chat_burst,
+                    config.web.limits.chat_per_minute,
+                ),
             });
             let app = web::router(
                 ctx,

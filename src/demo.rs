@@ -22,6 +22,8 @@ pub struct DemoOptions {
     pub sim_listen: SocketAddr,
     pub data_dir: PathBuf,
     pub poll: PollSettings,
+    /// The side port's connection limits and chat rate.
+    pub limits: crate::web::conn::ConnLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +75,7 @@ impl Demo {
                 operator_token: operator_token.clone(),
                 max_body_bytes: 64 * 1024,
                 mcp: Default::default(),
-                limits: Default::default(),
+                limits: opts.limits.clone(),
             },
             store_path: opts.data_dir.join("jarvis-demo.db"),
             log_level: "info".into(),

@@ -483,6 +483,7 @@ fn demo_options(
         sim_listen,
         data_dir,
         poll,
+        limits: Default::default(),
     }
 }
 

@@ -16,6 +16,8 @@ use crate::store::{Store, StoreError};
 
 /// Quiet after which the next utterance starts a new conversation (the old one stays in the store).
 pub const IDLE_MS: u64 = 6 * 3_600_000;
+/// Turns held in memory, at most: the newest (the store keeps more; a model only ever sees a window of them).
+pub const MAX_TURNS_IN_MEMORY: usize = 200;
 
 /// A turn as the agent keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,10 +58,11 @@ impl Conversation {
         if now_ms.saturating_sub(head.updated_ms) > IDLE_MS {
             return Ok(Conversation::default());
         }
-        let turns = conversations::turns_after(store, head.id, head.folded_upto)?
-            .into_iter()
-            .map(from_row)
-            .collect();
+        let turns =
+            conversations::turns_after(store, head.id, head.folded_upto, MAX_TURNS_IN_MEMORY)?
+                .into_iter()
+                .map(from_row)
+                .collect();
         Ok(Conversation {
             id: head.id,
             summary: head.summary,
@@ -97,6 +100,18 @@ impl Conversation {
         }
         self.updated_ms = now_ms;
         Ok(())
+    }
+
+    /// Drops the oldest turns from memory beyond [`MAX_TURNS_IN_MEMORY`] (they stay in the store), and gives the
+    /// room back when a flood has passed.
+    pub fn bound_memory(&mut self) {
+        if self.turns.len() > MAX_TURNS_IN_MEMORY {
+            let excess = self.turns.len() - MAX_TURNS_IN_MEMORY;
+            self.turns.drain(..excess);
+            if self.turns.capacity() > 2 * MAX_TURNS_IN_MEMORY {
+                self.turns.shrink_to_fit();
+            }
+        }
     }
 
     /// Estimated tokens of the unfolded turns.
@@ -281,7 +296,7 @@ mod tests {
         assert_eq!(c.summary, "The operator asked after Frigate: running.");
         assert_eq!(c.turns.len(), 1);
         assert_eq!(c.turns[0].message.content, "and the NAS?");
-        let all = conversations::turns_after(&store, c.id, 0).expect("turns");
+        let all = conversations::turns_after(&store, c.id, 0, 1000).expect("turns");
         assert_eq!(from_row(all[1].clone()).message, assistant_with_call());
         // Six hours and more of quiet: a new conversation.
         let later = Conversation::load(&store, t0 + IDLE_MS + 5000).expect("load");

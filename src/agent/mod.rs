@@ -206,6 +206,7 @@ impl Agent {
                     .map(|m| conversation::Turn::new(0, now, m)),
             );
         }
+        conv.bound_memory();
     }
 
     /// (spent today, spent this month) in USD, from the ledger.

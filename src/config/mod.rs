@@ -577,6 +577,9 @@ fn read_web(
             1,
             100_000,
         ) as usize,
+        chat_burst: s.int_or("chat_burst", u64::from(dl.chat_burst), 1, 10_000) as u32,
+        chat_per_minute: s.int_or("chat_per_minute", u64::from(dl.chat_per_minute), 1, 100_000)
+            as u32,
         ..dl
     };
     Some(WebSettings {

@@ -102,18 +102,19 @@ pub fn append(store: &Store, conversation: i64, turns: &[NewTurn]) -> Result<Vec
     })
 }
 
-/// The turns of a conversation after `after_id`, oldest first.
+/// The newest `limit` turns of a conversation after `after_id`, oldest first.
 pub fn turns_after(
     store: &Store,
     conversation: i64,
     after_id: i64,
+    limit: usize,
 ) -> Result<Vec<TurnRow>, StoreError> {
     store.read(|c| {
         let mut st = c.prepare_cached(
-            "SELECT id, ts_ms, role, content, tool_calls, tool_call_id FROM conversation_turns
-             WHERE conversation = ?1 AND id > ?2 ORDER BY id",
+            "SELECT * FROM (SELECT id, ts_ms, role, content, tool_calls, tool_call_id FROM conversation_turns
+             WHERE conversation = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3) ORDER BY id",
         )?;
-        let rows = st.query_map(params![conversation, after_id], |r| {
+        let rows = st.query_map(params![conversation, after_id, limit as i64], |r| {
             Ok(TurnRow {
                 id: r.get(0)?,
                 ts_ms: r.get::<_, i64>(1)? as u64,
@@ -135,6 +136,34 @@ pub fn fold(store: &Store, conversation: i64, summary: &str, upto: i64) -> Resul
             params![summary, upto, conversation],
         )?;
         Ok(())
+    })
+}
+
+/// Conversation turns kept in the store, at most (the newest; older ones are deleted by the sweep).
+pub const KEEP_TURNS: i64 = 20_000;
+/// Turns older than this are deleted by the sweep.
+pub const KEEP_MS: u64 = 90 * 24 * 3_600_000;
+
+/// Deletes turns beyond the newest `keep` or older than `max_age_ms`, and conversations left with none (except
+/// the newest); returns how many turns went.
+pub fn prune(store: &Store, now_ms: u64, keep: i64, max_age_ms: u64) -> Result<usize, StoreError> {
+    let cutoff = now_ms.saturating_sub(max_age_ms) as i64;
+    store.write(|tx| {
+        let mut n = tx.execute(
+            "DELETE FROM conversation_turns WHERE ts_ms < ?1",
+            params![cutoff],
+        )?;
+        n += tx.execute(
+            "DELETE FROM conversation_turns WHERE id <= (SELECT id FROM conversation_turns ORDER BY id DESC
+             LIMIT 1 OFFSET ?1)",
+            params![keep],
+        )?;
+        tx.execute(
+            "DELETE FROM conversations WHERE id < (SELECT max(id) FROM conversations)
+             AND NOT EXISTS (SELECT 1 FROM conversation_turns t WHERE t.conversation = conversations.id)",
+            [],
+        )?;
+        Ok(n)
     })
 }
 
@@ -181,9 +210,37 @@ mod tests {
         assert_eq!(head.id, conv);
         assert_eq!(head.updated_ms, 103);
         assert_eq!(head.summary, "The operator said hello.");
-        let rest = turns_after(&s, conv, head.folded_upto).expect("turns");
+        let rest = turns_after(&s, conv, head.folded_upto, 1000).expect("turns");
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].content, "status?");
-        assert_eq!(turns_after(&s, conv, 0).expect("turns").len(), 3);
+        assert_eq!(turns_after(&s, conv, 0, 1000).expect("turns").len(), 3);
+    }
+
+    #[test]
+    fn old_and_excess_turns_are_pruned_and_loading_takes_the_newest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("j.db")).expect("open");
+        let old = start(&s, 1).expect("start");
+        append(&s, old, &[turn(1, "user", "ancient")]).expect("append");
+        let conv = start(&s, 1_000).expect("start");
+        let many: Vec<NewTurn> = (0..30)
+            .map(|i| turn(1_000 + i, "user", &format!("n{i}")))
+            .collect();
+        append(&s, conv, &many).expect("append");
+        let newest = turns_after(&s, conv, 0, 5).expect("turns");
+        let texts: Vec<&str> = newest.iter().map(|t| t.content.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["n25", "n26", "n27", "n28", "n29"],
+            "the newest, oldest first"
+        );
+        let gone = prune(&s, 10_000, 10, 9_500).expect("prune");
+        assert_eq!(gone, 1 + 20, "one too old, twenty beyond the newest ten");
+        assert_eq!(turns_after(&s, conv, 0, 1000).expect("turns").len(), 10);
+        assert_eq!(latest(&s).expect("latest").map(|h| h.id), Some(conv));
+        let left: i64 = s
+            .read(|c| c.query_row("SELECT count(*) FROM conversations", [], |r| r.get(0)))
+            .expect("count");
+        assert_eq!(left, 1, "the emptied old conversation is gone");
     }
 }

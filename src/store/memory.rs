@@ -204,7 +204,8 @@ pub fn sweep(store: &Store, now_ms: u64) -> Result<usize, StoreError> {
 /// How often expired memories are deleted.
 pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Deletes expired memories now and every `every` until `shutdown`.
+/// Deletes expired memories, and conversation turns beyond the retention, now and every `every` until
+/// `shutdown`.
 pub async fn sweeper(
     store: std::sync::Arc<Store>,
     every: std::time::Duration,
@@ -222,6 +223,18 @@ pub async fn sweeper(
             Ok(Ok(n)) => tracing::info!(expired = n, "forgot expired memories"),
             Ok(Err(e)) => tracing::error!("cannot sweep expired memories: {e}"),
             Err(e) => tracing::error!("memory sweep task: {e}"),
+        }
+        let s = store.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            use crate::store::conversations::{prune, KEEP_MS, KEEP_TURNS};
+            prune(&s, crate::time::now_ms(), KEEP_TURNS, KEEP_MS)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(turns = n, "pruned old conversation turns"),
+            Ok(Err(e)) => tracing::error!("cannot prune conversations: {e}"),
+            Err(e) => tracing::error!("conversation prune task: {e}"),
         }
     }
 }

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use super::WebContext;
 
 /// Who presented the token: an API/MCP client, or the operator (who alone approves and lifts the kill switch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Client,
     Operator,

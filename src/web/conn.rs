@@ -18,7 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Deadlines and ceilings of the side port's connections.
+/// Deadlines and ceilings of the side port's connections, and chat's rate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnLimits {
     /// Time to send a request's headers (also the longest a kept-alive connection may sit idle).
@@ -27,6 +27,9 @@ pub struct ConnLimits {
     pub max_unauthenticated: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Chat questions per token at once, then per minute (REST and WebSocket together).
+    pub chat_burst: u32,
+    pub chat_per_minute: u32,
 }
 
 impl Default for ConnLimits {
@@ -35,6 +38,8 @@ impl Default for ConnLimits {
             header_timeout: Duration::from_secs(10),
             max_unauthenticated: 128,
             shutdown_grace: Duration::from_secs(5),
+            chat_burst: 10,
+            chat_per_minute: 20,
         }
     }
 }

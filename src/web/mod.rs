@@ -40,6 +40,8 @@ pub struct WebContext {
     pub agent: Arc<crate::agent::Agent>,
     pub token: Secret,
     pub operator_token: Secret,
+    /// Chat's rate per token, REST and WebSocket together.
+    pub chat_limit: chat::ChatLimiter,
 }
 
 pub fn router(

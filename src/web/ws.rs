@@ -6,6 +6,10 @@
 //! Each connection has its own bus receiver, so a client that never reads cannot slow anyone else: a send that
 //! does not complete in [`SEND_TIMEOUT`] closes that connection, and a client that falls behind the bus gets a
 //! `lagged` notice followed by a fresh snapshot.
+//!
+//! Chat on a socket is answered one question at a time by the connection's own worker, with at most
+//! [`CHAT_QUEUE`] waiting; more, or more than the token's rate ([`super::chat::ChatLimiter`]), get an error
+//! message at once and cost nothing. A frame is at most [`MAX_INBOUND`] bytes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,17 +29,20 @@ use crate::state::World;
 use tokio::sync::mpsc;
 
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_INBOUND: usize = 64 * 1024;
+/// Largest inbound frame: a chat message of [`super::chat::MAX_CHAT_CHARS`] characters fits with room to spare.
+pub const MAX_INBOUND: usize = 20 * 1024;
+/// Questions waiting on one socket while one is answered.
+pub const CHAT_QUEUE: usize = 4;
 
 pub async fn upgrade(
     State(ctx): State<Arc<WebContext>>,
     Extension(role): Extension<Role>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let operator = role == Role::Operator;
     ws.max_message_size(MAX_INBOUND)
+        .max_frame_size(MAX_INBOUND)
         .max_write_buffer_size(4 * 1024 * 1024)
-        .on_upgrade(move |socket| session(ctx, socket, operator))
+        .on_upgrade(move |socket| session(ctx, socket, role))
 }
 
 /// A client's chat message: `{"type": "chat", "text": "...", "id": "any"}`.
@@ -50,13 +57,31 @@ struct ChatIn {
     voice: bool,
 }
 
-/// Answers a chat message from the client; replies come back through `out` as `chat_delta` then `chat_done`.
-fn answer_chat(ctx: &Arc<WebContext>, raw: &str, operator: bool, out: &mpsc::Sender<String>) {
+/// A question checked and waiting for the connection's worker.
+struct Question {
+    id: String,
+    text: String,
+    voice: bool,
+}
+
+fn error_message(id: &str, message: impl Into<String>) -> String {
+    json!({"channel": "jarvis", "type": "error", "id": id, "message": message.into()}).to_string()
+}
+
+/// Checks a client's chat message and queues it for the connection's worker; what is refused is answered at
+/// once through `out`.
+fn accept_chat(
+    ctx: &WebContext,
+    raw: &str,
+    role: Role,
+    queue: &mpsc::Sender<Question>,
+    out: &mpsc::Sender<String>,
+) {
     let msg: ChatIn = match serde_json::from_str(raw) {
         Ok(m) => m,
         Err(e) => {
-            let err = json!({"channel": "jarvis", "type": "error", "message": format!("expected {{\"type\": \"chat\", \"text\": \"...\"}}: {e}")});
-            let _ = out.try_send(err.to_string());
+            let m = format!("expected {{\"type\": \"chat\", \"text\": \"...\"}}: {e}");
+            let _ = out.try_send(error_message("", m));
             return;
         }
     };
@@ -64,29 +89,53 @@ fn answer_chat(ctx: &Arc<WebContext>, raw: &str, operator: bool, out: &mpsc::Sen
     let text = match (msg.kind.as_str(), super::chat::check_text(&msg.text)) {
         ("chat", Ok(t)) => t.to_string(),
         (_, Err(m)) => {
-            let _ = out.try_send(
-                json!({"channel": "jarvis", "type": "error", "id": id, "message": m}).to_string(),
-            );
+            let _ = out.try_send(error_message(&id, m));
             return;
         }
         (other, _) => {
-            let m = format!("unknown message type `{other}`");
-            let _ = out.try_send(
-                json!({"channel": "jarvis", "type": "error", "id": id, "message": m}).to_string(),
-            );
+            let _ = out.try_send(error_message(
+                &id,
+                format!("unknown message type `{other}`"),
+            ));
             return;
         }
     };
-    let (ctx, out) = (ctx.clone(), out.clone());
-    tokio::spawn(async move {
+    if let Err(wait) = ctx.chat_limit.take(role) {
+        let m = format!(
+            "too many questions: ask again in {} s",
+            wait.as_secs().max(1)
+        );
+        let _ = out.try_send(error_message(&id, m));
+        return;
+    }
+    let question = Question {
+        id: id.clone(),
+        text,
+        voice: msg.voice,
+    };
+    if queue.try_send(question).is_err() {
+        let m = format!("busy: {CHAT_QUEUE} questions are already waiting on this connection");
+        let _ = out.try_send(error_message(&id, m));
+    }
+}
+
+/// Answers the connection's questions one at a time; replies go through `out` as `chat_delta`s then
+/// `chat_done`. Ends when the connection does.
+async fn chat_worker(
+    ctx: Arc<WebContext>,
+    role: Role,
+    mut questions: mpsc::Receiver<Question>,
+    out: mpsc::Sender<String>,
+) {
+    while let Some(q) = questions.recv().await {
         let asker = Asker {
-            operator,
-            voice: msg.voice,
+            operator: role == Role::Operator,
+            voice: q.voice,
         };
         // A model's reply goes out piece by piece as it arrives; a spoken one whole, once made speakable.
         let (tx, mut rx) = mpsc::channel::<String>(64);
         let forward = {
-            let (out, id) = (out.clone(), id.clone());
+            let (out, id) = (out.clone(), q.id.clone());
             tokio::spawn(async move {
                 let mut streamed = false;
                 while let Some(piece) = rx.recv().await {
@@ -100,7 +149,7 @@ fn answer_chat(ctx: &Arc<WebContext>, raw: &str, operator: bool, out: &mpsc::Sen
         };
         let reply = ctx
             .agent
-            .reply_streaming(&text, asker, (!msg.voice).then_some(tx))
+            .reply_streaming(&q.text, asker, (!q.voice).then_some(tx))
             .await;
         let streamed = forward.await.unwrap_or(false);
         if !streamed || reply.failed {
@@ -109,13 +158,16 @@ fn answer_chat(ctx: &Arc<WebContext>, raw: &str, operator: bool, out: &mpsc::Sen
             } else {
                 reply.text.clone()
             };
-            let delta = json!({"channel": "jarvis", "type": "chat_delta", "id": id, "text": text});
+            let delta =
+                json!({"channel": "jarvis", "type": "chat_delta", "id": q.id, "text": text});
             let _ = out.send(delta.to_string()).await;
         }
-        let done = json!({"channel": "jarvis", "type": "chat_done", "id": id, "engine": reply.engine,
+        let done = json!({"channel": "jarvis", "type": "chat_done", "id": q.id, "engine": reply.engine,
                           "intent": reply.intent, "tool": reply.tool, "failed": reply.failed});
-        let _ = out.send(done.to_string()).await;
-    });
+        if out.send(done.to_string()).await.is_err() {
+            return;
+        }
+    }
 }
 
 pub fn snapshot_message(world: &World) -> String {
@@ -126,8 +178,12 @@ pub fn event_message(e: &Stamped) -> String {
     json!({"channel": e.event.channel().as_str(), "type": "event", "ts_ms": e.ts_ms, "data": e.event}).to_string()
 }
 
-async fn session(ctx: Arc<WebContext>, mut socket: WebSocket, operator: bool) {
+async fn session(ctx: Arc<WebContext>, mut socket: WebSocket, role: Role) {
     let (chat_tx, mut chat_rx) = mpsc::channel::<String>(32);
+    let (question_tx, question_rx) = mpsc::channel::<Question>(CHAT_QUEUE);
+    // The worker ends with the connection: its queue closes (an answer in progress is finished, not cut off
+    // halfway through an action, and goes nowhere).
+    tokio::spawn(chat_worker(ctx.clone(), role, question_rx, chat_tx.clone()));
     let mut events = ctx.bus.subscribe();
     let mut world = ctx.state.subscribe();
     let first = snapshot_message(&world.borrow_and_update());
@@ -154,7 +210,7 @@ async fn session(ctx: Arc<WebContext>, mut socket: WebSocket, operator: bool) {
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(Message::Text(t))) => {
-                    answer_chat(&ctx, t.as_str(), operator, &chat_tx);
+                    accept_chat(&ctx, t.as_str(), role, &question_tx, &chat_tx);
                     continue;
                 }
                 Some(Ok(_)) => continue,

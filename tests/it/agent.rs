@@ -19,6 +19,12 @@ async fn demo(dir: &std::path::Path) -> Demo {
         sim_listen: loopback,
         data_dir: dir.to_path_buf(),
         poll: util::fast_poll(),
+        // The tables below ask far more than a person would: no chat rate here (tested in cli::a_chat_flood…).
+        limits: jarvis::web::conn::ConnLimits {
+            chat_burst: 10_000,
+            chat_per_minute: 10_000,
+            ..Default::default()
+        },
     })
     .await
     .expect("demo starts");

@@ -394,3 +394,119 @@ fn the_operator_approves_and_pulls_the_kill_switch_from_the_command_line() {
     let _ = demo.child.kill();
     let _ = demo.child.wait();
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+/// A chat flood against `jarvis demo` (the 1.3 MB of chat frames, over several sockets, and REST):
+/// the excess is refused at once (rate and queue), and the process's resident memory after the flood stays
+/// within 40 MiB of what it was before (it grew by ~300 MB before the bounds).
+#[test]
+fn a_chat_flood_is_refused_early_and_memory_stays_bounded() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut demo = start_demo(dir.path(), 500);
+    let pid = demo.child.id();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ws_url = format!(
+        "{}/ws?access_token={}",
+        demo.web.replacen("http", "ws", 1),
+        demo.token
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let before = rss_kib(pid);
+    let (answered, refused) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..5 {
+            let url = ws_url.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+                    .await
+                    .expect("ws connects");
+                let filler = "x".repeat(450);
+                for i in 0..560 {
+                    let m = serde_json::json!({"type": "chat", "id": format!("{c}-{i}"),
+                        "text": format!("how is pve doing {filler}")});
+                    if ws.send(Message::Text(m.to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
+                // Snapshots keep coming (the cluster changes): read until chat has been quiet for 3 s.
+                let (mut answered, mut refused) = (0, 0);
+                let mut last_chat = Instant::now();
+                let give_up = Instant::now() + Duration::from_secs(60);
+                while last_chat.elapsed() < Duration::from_secs(3) && Instant::now() < give_up {
+                    let Ok(Some(Ok(msg))) =
+                        tokio::time::timeout(Duration::from_millis(500), ws.next()).await
+                    else {
+                        continue;
+                    };
+                    if let Message::Text(t) = msg {
+                        let v: serde_json::Value =
+                            serde_json::from_str(t.as_str()).unwrap_or_default();
+                        match v["type"].as_str() {
+                            Some("chat_done") => answered += 1,
+                            Some("error") => refused += 1,
+                            _ => continue,
+                        }
+                        last_chat = Instant::now();
+                    }
+                }
+                (answered, refused)
+            }));
+        }
+        let mut totals = (0, 0);
+        for t in tasks {
+            let (a, r) = t.await.expect("client");
+            totals = (totals.0 + a, totals.1 + r);
+        }
+        totals
+    });
+    let http = blocking_http(None);
+    let statuses: Vec<u16> = (0..30)
+        .map(|_| {
+            http.post(format!("{}/api/v1/chat", demo.web))
+                .bearer_auth(&demo.token)
+                .json(&serde_json::json!({"text": "status of pve"}))
+                .send()
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss_kib(pid);
+    let _ = demo.child.kill();
+    let _ = demo.child.wait();
+    eprintln!(
+        "chat flood: answered {answered}, refused {refused}, RSS {before} KiB -> {after} KiB"
+    );
+    assert!(
+        answered >= 1 && answered <= 40,
+        "the burst is answered, the rest is not ({answered})"
+    );
+    // Refusals are best-effort: a client flooding faster than it reads loses some (nothing is buffered for it).
+    assert!(
+        refused >= 100,
+        "the excess was refused at once ({refused} of 2800)"
+    );
+    assert!(
+        statuses.contains(&429),
+        "REST shares the rate: {statuses:?}"
+    );
+    assert!(
+        after <= before + 40 * 1024,
+        "resident memory grew from {before} KiB to {after} KiB"
+    );
+}

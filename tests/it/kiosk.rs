@@ -57,6 +57,7 @@ impl Harness {
                 sim_listen: loopback,
                 data_dir: dir.path().to_path_buf(),
                 poll: util::fast_poll(),
+                limits: Default::default(),
             }))
             .expect("demo starts");
         let ctx = KioskContext::new(

@@ -70,7 +70,12 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
             operator_token: Secret::new(OPERATOR_TOKEN),
             max_body_bytes: 4096,
             mcp: Default::default(),
-            limits: Default::default(),
+            // Tests chat far more than a person: the chat rate is tested on its own (cli::a_chat_flood…).
+            limits: jarvis::web::conn::ConnLimits {
+                chat_burst: 10_000,
+                chat_per_minute: 10_000,
+                ..Default::default()
+            },
         },
         store_path: dir.join("jarvis.db"),
         log_level: "info".into(),
