@@ -493,7 +493,7 @@ fn a_chat_flood_is_refused_early_and_memory_stays_bounded() {
         "chat flood: answered {answered}, refused {refused}, RSS {before} KiB -> {after} KiB"
     );
     assert!(
-        answered >= 1 && answered <= 40,
+        (1..=40).contains(&answered),
         "the burst is answered, the rest is not ({answered})"
     );
     // Refusals are best-effort: a client flooding faster than it reads loses some (nothing is buffered for it).
