@@ -1,8 +1,12 @@
 //! The offline intent parser: a deterministic reading of the common commands, matched against the names in the
 //! state (nodes, guests) with exact matches first and fuzzy ones (Jaro-Winkler) after, so "start the frigate
-//! container", "reboot pve" or "how hot is agent one" resolve without a language model. Pure: text and names in,
-//! an [`Intent`] out.
+//! container", "reboot pve" or "how hot is agent one" resolve without a language model. An action is only ever
+//! an action said plainly, for now: a question about it ("is backup-pbs shut down?") is answered as a status, one
+//! said not to be done ("don't start win11-test", "stop win11-test from starting") is [`Intent::Declined`], one
+//! said for later or on a condition ("reboot pve at 3am", "after the backup") is [`Intent::Deferred`]; the words
+//! that decide are read in [`super::qualifiers`]. Pure: text and names in, an [`Intent`] out.
 
+use super::qualifiers;
 use crate::state::World;
 
 /// What was asked.
@@ -35,6 +39,26 @@ pub enum Intent {
     Recall(Option<String>),
     /// "forget (the note about) …"
     Forget(String),
+    /// An action the speaker said not to take ("don't start win11-test", "never wake agent", "stop win11-test
+    /// from starting"): acknowledged, never taken. Holds an intent that [`Intent::acts`].
+    Declined(Box<Intent>),
+    /// An action said for later or on a condition ("start backup-pbs in 10 minutes", "reboot pve at 3am", "after
+    /// the backup"): there is no scheduler, so it is not taken now. Holds an intent that [`Intent::acts`] and the
+    /// time or condition as said.
+    Deferred {
+        action: Box<Intent>,
+        when: String,
+    },
+}
+
+impl Intent {
+    /// Whether carrying it out changes something: a power action, a wake-up, setting the kill switch.
+    pub fn acts(&self) -> bool {
+        matches!(
+            self,
+            Intent::Power { .. } | Intent::Wake(_) | Intent::KillSwitch(Some(_))
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,21 +141,24 @@ const FILLER: &[&str] = &[
     "at",
 ];
 
-/// Lowercase words without punctuation (hyphens and digits kept), contractions opened.
+/// Lowercase words without punctuation (hyphens, dots and colons inside a word kept: "win11-test", "3.30pm",
+/// "15:30"), apostrophes dropped ("don't" → "dont").
 pub fn words(text: &str) -> Vec<String> {
     let lower = text.to_lowercase().replace(['’', '\''], "");
     lower
-        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '.'))
-        .map(|w| w.trim_matches(['.', '-']).to_string())
+        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '.' || c == ':'))
+        .map(|w| w.trim_matches(['.', '-', ':']).to_string())
         .filter(|w| !w.is_empty())
         .collect()
 }
 
-fn has(w: &[String], any: &[&str]) -> bool {
+/// Whether any word of `w` is one of `any`.
+pub(super) fn has(w: &[String], any: &[&str]) -> bool {
     w.iter().any(|x| any.contains(&x.as_str()))
 }
 
-fn has_seq(w: &[String], seq: &[&str]) -> bool {
+/// Whether `seq` occurs in `w`, word for word.
+pub(super) fn has_seq(w: &[String], seq: &[&str]) -> bool {
     w.windows(seq.len())
         .any(|win| win.iter().zip(seq).all(|(a, b)| a == b))
 }
@@ -313,55 +340,61 @@ pub fn parse(text: &str, world: &World) -> Option<Intent> {
     if let Some(i) = memory_intent(text) {
         return Some(i);
     }
-    let intent = parse_command(text, world)?;
-    // "reboot pve tomorrow", "remember to start win11 tonight": the engine acts now or not at all, so an action
-    // said for later is not one of its commands.
-    let w = words(text);
-    let later = has(
-        &w,
-        &[
-            "tomorrow",
-            "tonight",
-            "later",
-            "schedule",
-            "scheduled",
-            "remind",
-            "reminder",
-            "weekend",
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ],
-    ) || has_seq(&w, &["remember", "to"])
-        || has_seq(&w, &["in", "an", "hour"])
-        || has_seq(&w, &["next", "week"]);
-    let acts = matches!(
-        intent,
-        Intent::Power { .. } | Intent::Wake(_) | Intent::KillSwitch(Some(_))
-    );
-    if acts && later {
-        None
-    } else {
-        Some(intent)
+    let w = command_words(text);
+    if qualifiers::ceases_another_action(&w) {
+        // "stop rebooting pve", "stop win11-test from starting": the other action is the one refused.
+        return parse_command(&qualifiers::refused_command(&w), world).map(declined);
+    }
+    let negated = qualifiers::is_negated(&w);
+    let mut intent = parse_command(&w, world);
+    if negated && !intent.as_ref().is_some_and(Intent::acts) {
+        // "don't bother starting win11-test", "hold off on rebooting pve": the action is named in its -ing form.
+        intent = parse_command(&qualifiers::refused_command(&w), world)
+            .filter(Intent::acts)
+            .or(intent);
+    }
+    let intent = intent?;
+    if !intent.acts() {
+        return Some(intent);
+    }
+    // The engine acts now or not at all: an action said for later, or not to be done, is never carried out.
+    match qualifiers::deferral(&w) {
+        Some(later) if later.despite_negation || !negated => Some(Intent::Deferred {
+            action: Box::new(intent),
+            when: later.when,
+        }),
+        _ if negated => Some(declined(intent)),
+        _ => Some(intent),
     }
 }
 
-fn parse_command(text: &str, world: &World) -> Option<Intent> {
-    let mut w = words(text);
-    // The wake word and politeness in front carry nothing.
-    while w
-        .first()
-        .is_some_and(|x| ["hey", "ok", "jarvis", "please"].contains(&x.as_str()))
-    {
-        w.remove(0);
+/// An intent that acts, declined; anything else as it is.
+fn declined(intent: Intent) -> Intent {
+    if intent.acts() {
+        Intent::Declined(Box::new(intent))
+    } else {
+        intent
     }
+}
+
+/// The words of an utterance without the wake word and politeness in front, which carry nothing.
+fn command_words(text: &str) -> Vec<String> {
+    let mut w = words(text);
+    let spoken_to = w
+        .iter()
+        .take_while(|x| ["hey", "ok", "jarvis", "please"].contains(&x.as_str()))
+        .count();
+    w.drain(..spoken_to);
+    w
+}
+
+/// Reads the command in `w` (the words after the wake word). A question never reads as an action: "is
+/// backup-pbs shut down?" asks for its status, "is the kill switch on?" how the switch stands.
+fn parse_command(w: &[String], world: &World) -> Option<Intent> {
     if w.is_empty() {
         return None;
     }
+    let question = qualifiers::is_question(w);
     let joined = w.join(" ");
     // Questions that need reasoning are the language model's, not the template engine's.
     let reasoning = [
@@ -383,20 +416,20 @@ fn parse_command(text: &str, world: &World) -> Option<Intent> {
         "joke", "jokes", "poem", "story", "song", "riddle", "limerick",
     ];
     if reasoning.contains(&w[0].as_str())
-        || has(&w, &["why", "explain", "diagnose", "troubleshoot"])
-        || has(&w, &chatter)
+        || has(w, &["why", "explain", "diagnose", "troubleshoot"])
+        || has(w, &chatter)
     {
         return None;
     }
-    if (has(&w, &["kill"]) && has(&w, &["switch"])) || has(&w, &["killswitch"]) {
+    if (has(w, &["kill"]) && has(w, &["switch"])) || has(w, &["killswitch"]) {
         let on = has(
-            &w,
+            w,
             &[
                 "on", "engage", "activate", "enable", "arm", "hit", "pull", "throw",
             ],
         );
         let off = has(
-            &w,
+            w,
             &[
                 "off",
                 "release",
@@ -408,16 +441,17 @@ fn parse_command(text: &str, world: &World) -> Option<Intent> {
             ],
         );
         return Some(Intent::KillSwitch(match (on, off) {
+            _ if question => None,
             (true, false) => Some(true),
             (false, true) => Some(false),
             _ => None,
         }));
     }
     if w[0] == "when" && w.iter().any(|x| x == "did") {
-        let left = has(&w, &["leave", "left", "go", "went", "depart", "departed"])
-            && !has(&w, &["arrive", "come", "came", "get"]);
+        let left = has(w, &["leave", "left", "go", "went", "depart", "departed"])
+            && !has(w, &["arrive", "come", "came", "get"]);
         let arrived = has(
-            &w,
+            w,
             &[
                 "arrive", "arrived", "come", "came", "get", "got", "return", "returned",
             ],
@@ -432,11 +466,10 @@ fn parse_command(text: &str, world: &World) -> Option<Intent> {
             }
         }
     }
-    if w[0] == "who" && (has(&w, &["home", "here", "in", "around"]) || joined.contains("at home")) {
+    if w[0] == "who" && (has(w, &["home", "here", "in", "around"]) || joined.contains("at home")) {
         return Some(Intent::WhoIsHome);
     }
-    if has(&w, &["camera", "cam", "cameras"])
-        && has(&w, &["show", "display", "open", "view", "see"])
+    if has(w, &["camera", "cam", "cameras"]) && has(w, &["show", "display", "open", "view", "see"])
     {
         let name = w
             .iter()
@@ -449,17 +482,17 @@ fn parse_command(text: &str, world: &World) -> Option<Intent> {
             .join(" ");
         return Some(Intent::ShowCamera(name));
     }
-    if has(&w, &["wake", "wol"]) || has_seq(&w, &["wake-on-lan"]) {
-        if let Some(node) = node_of(&w, world, &["wake", "wol", "wake-on-lan", "lan"]) {
+    if !question && (has(w, &["wake", "wol"]) || has_seq(w, &["wake-on-lan"])) {
+        if let Some(node) = node_of(w, world, &["wake", "wol", "wake-on-lan", "lan"]) {
             return Some(Intent::Wake(node));
         }
     }
-    if let Some(action) = power_verb(&w) {
+    if let Some(action) = power_verb(w).filter(|_| !question) {
         let verbs = [
             "start", "boot", "power", "turn", "spin", "shutdown", "shut", "down", "stop", "halt",
             "off", "force", "kill", "reboot", "restart", "bounce", "cycle", "hard",
         ];
-        if let Some(target) = resolve(&w, world, &verbs) {
+        if let Some(target) = resolve(w, world, &verbs) {
             return Some(match (action, target) {
                 (Power::Start, Target::Node(n)) => Intent::Wake(n),
                 (action, target) => Intent::Power { action, target },
@@ -467,7 +500,7 @@ fn parse_command(text: &str, world: &World) -> Option<Intent> {
         }
     }
     if has(
-        &w,
+        w,
         &[
             "temperature",
             "temperatures",
@@ -480,7 +513,7 @@ fn parse_command(text: &str, world: &World) -> Option<Intent> {
         ],
     ) {
         return Some(Intent::Temperatures(node_of(
-            &w,
+            w,
             world,
             &[
                 "temperature",
@@ -495,7 +528,7 @@ fn parse_command(text: &str, world: &World) -> Option<Intent> {
         )));
     }
     if has(
-        &w,
+        w,
         &[
             "storage", "space", "disk", "disks", "pool", "pools", "full", "capacity",
         ],
@@ -504,13 +537,13 @@ fn parse_command(text: &str, world: &World) -> Option<Intent> {
     }
     // "status", "how is…" ask about the cluster or a named thing; "running", "up" only about a named thing.
     let strong = has(
-        &w,
+        w,
         &[
             "status", "state", "report", "doing", "ok", "okay", "healthy", "health",
         ],
     ) || w[0] == "how"
         || joined.starts_with("what is going on");
-    let weak = has(&w, &["running", "up", "online", "alive", "down", "offline"]);
+    let weak = has(w, &["running", "up", "online", "alive", "down", "offline"]);
     if strong || weak {
         let skip = [
             "running",
@@ -528,7 +561,7 @@ fn parse_command(text: &str, world: &World) -> Option<Intent> {
             "lab",
             "systems",
         ];
-        return match resolve(&w, world, &skip) {
+        return match resolve(w, world, &skip) {
             Some(Target::Node(n)) => Some(Intent::NodeStatus(n)),
             Some(Target::Guest(id)) => Some(Intent::GuestStatus(id)),
             None if strong => Some(Intent::ClusterStatus),
@@ -586,13 +619,30 @@ mod tests {
         email.name = "email-agent".into();
         let mut ha = guest(123, "pve", "running");
         ha.name = "home-assistant".into();
+        let named = |vmid, name: &str, status| {
+            let mut g = guest(vmid, "agent", status);
+            g.name = name.into();
+            g
+        };
         World {
             cluster: ClusterSnapshot {
                 nodes: ["Home", "pve", "agent1", "agent"]
                     .iter()
                     .map(|n| node(n, true))
                     .collect(),
-                guests: vec![frigate, jelly, email, ha],
+                guests: vec![
+                    frigate,
+                    jelly,
+                    email,
+                    ha,
+                    named(101, "llm-qwen", "running"),
+                    named(113, "win11-test", "stopped"),
+                    named(125, "ubuntu-dev", "stopped"),
+                    named(133, "backup-pbs", "stopped"),
+                    named(140, "nothing-server", "stopped"),
+                    named(141, "knot", "stopped"),
+                    named(142, "donut", "running"),
+                ],
                 ..Default::default()
             },
             ..Default::default()
@@ -727,9 +777,6 @@ mod tests {
                     tier: crate::store::memory::MemoryTier::Permanent,
                 }),
             ),
-            ("remember to reboot pve tomorrow", None),
-            ("start win11-test tonight", None),
-            ("wake node agent in an hour", None),
             (
                 "what do you remember about the printer?",
                 Some(Intent::Recall(Some("the printer".into()))),
@@ -766,5 +813,289 @@ mod tests {
         for (text, want) in table {
             assert_eq!(&parse(text, &w), want, "{text:?}");
         }
+    }
+
+    /// What the engine does with an utterance.
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        /// Carried out now through the registry (which may still ask the operator to approve it).
+        Acts(Intent),
+        /// Said not to be done: acknowledged, no tool called.
+        Declines(Intent),
+        /// Said for later or on a condition: not done now, no tool called, no approval card; the time as read.
+        Defers(Intent, String),
+        /// A question or a report, answered without acting.
+        Answers(Intent),
+        /// Not one of the engine's commands: a language model's when one is configured, else "beyond me".
+        NotUnderstood,
+    }
+
+    fn outcome(parsed: Option<Intent>) -> Outcome {
+        match parsed {
+            None => Outcome::NotUnderstood,
+            Some(Intent::Declined(action)) => Outcome::Declines(*action),
+            Some(Intent::Deferred { action, when }) => Outcome::Defers(*action, when),
+            Some(i) if i.acts() => Outcome::Acts(i),
+            Some(i) => Outcome::Answers(i),
+        }
+    }
+
+    fn defers(action: Intent, when: &str) -> Outcome {
+        Outcome::Defers(action, when.to_string())
+    }
+
+    fn start(vmid: u32) -> Intent {
+        power(Power::Start, Target::Guest(vmid))
+    }
+
+    fn power(action: Power, target: Target) -> Intent {
+        Intent::Power { action, target }
+    }
+
+    fn reboot_pve() -> Intent {
+        power(Power::Reboot, Target::Node("pve".into()))
+    }
+
+    #[test]
+    fn negations_times_and_questions_never_act() {
+        use Outcome::*;
+        let w = world();
+        let (win11, ubuntu, pbs) = (113, 125, 133);
+        let wake_agent = || Intent::Wake("agent".into());
+        let table: Vec<(&str, Outcome)> = vec![
+            // Commands, said plainly or politely, for now.
+            ("start win11-test", Acts(start(win11))),
+            ("please start ubuntu-dev", Acts(start(ubuntu))),
+            ("reboot pve", Acts(reboot_pve())),
+            ("reboot pve now", Acts(reboot_pve())),
+            ("reboot pve right now", Acts(reboot_pve())),
+            ("start backup-pbs immediately", Acts(start(pbs))),
+            ("start backup-pbs at once", Acts(start(pbs))),
+            ("start win11-test asap", Acts(start(win11))),
+            ("start win11-test as soon as possible", Acts(start(win11))),
+            ("Jarvis, start win11-test right away", Acts(start(win11))),
+            ("could you start win11-test?", Acts(start(win11))),
+            ("can you reboot pve please", Acts(reboot_pve())),
+            ("start win11-test if you can", Acts(start(win11))),
+            ("start win11-test at the moment", Acts(start(win11))),
+            // An -ing form is not a command ("I am rebooting pve" reports, it does not ask).
+            ("I am rebooting pve", NotUnderstood),
+            ("starting win11-test", NotUnderstood),
+            ("good morning jarvis, start win11-test", Acts(start(win11))),
+            ("wake node agent", Acts(wake_agent())),
+            (
+                "stop vm 101",
+                Acts(power(Power::Shutdown, Target::Guest(101))),
+            ),
+            (
+                "force stop win11-test",
+                Acts(power(Power::Stop, Target::Guest(win11))),
+            ),
+            (
+                "engage the kill switch",
+                Acts(Intent::KillSwitch(Some(true))),
+            ),
+            // Names that hold the letters of a negation are names.
+            ("start nothing-server", Acts(start(140))),
+            ("start knot", Acts(start(141))),
+            (
+                "shut down donut",
+                Acts(power(Power::Shutdown, Target::Guest(142))),
+            ),
+            // Negations.
+            ("don't start win11-test", Declines(start(win11))),
+            ("don’t start win11-test", Declines(start(win11))),
+            ("do not start ubuntu-dev", Declines(start(ubuntu))),
+            ("dont reboot pve", Declines(reboot_pve())),
+            ("never wake node agent", Declines(wake_agent())),
+            ("NEVER wake node agent", Declines(wake_agent())),
+            (
+                "no need to restart jellyfin",
+                Declines(power(Power::Reboot, Target::Guest(111))),
+            ),
+            ("you shouldn't start win11-test", Declines(start(win11))),
+            (
+                "please don't shut down frigate",
+                Declines(power(Power::Shutdown, Target::Guest(120))),
+            ),
+            ("stop win11-test from starting", Declines(start(win11))),
+            ("stop rebooting pve", Declines(reboot_pve())),
+            ("stop waking agent", Declines(wake_agent())),
+            ("halt the reboot of pve", Declines(reboot_pve())),
+            (
+                "stop restarting jellyfin",
+                Declines(power(Power::Reboot, Target::Guest(111))),
+            ),
+            ("cancel the reboot of pve", Declines(reboot_pve())),
+            (
+                "shut down frigate? no, don't",
+                Declines(power(Power::Shutdown, Target::Guest(120))),
+            ),
+            ("don't bother starting ubuntu-dev", Declines(start(ubuntu))),
+            ("hold off on rebooting pve", Declines(reboot_pve())),
+            ("start win11-test. never mind", Declines(start(win11))),
+            ("reboot pve without asking", Declines(reboot_pve())),
+            (
+                "do not engage the kill switch",
+                Declines(Intent::KillSwitch(Some(true))),
+            ),
+            (
+                "never release the kill switch",
+                Declines(Intent::KillSwitch(Some(false))),
+            ),
+            ("don't reboot pve tonight", Declines(reboot_pve())),
+            // Negation anywhere wins over the command: the engine says it will not, and a plain command does it.
+            ("reboot pve, it's not responding", Declines(reboot_pve())),
+            // Times and conditions.
+            (
+                "start backup-pbs in 10 minutes",
+                defers(start(pbs), "in 10 minutes"),
+            ),
+            (
+                "start backup-pbs in ten minutes",
+                defers(start(pbs), "in ten minutes"),
+            ),
+            ("reboot pve at 3am", defers(reboot_pve(), "at 3am")),
+            ("reboot pve at 3 am", defers(reboot_pve(), "at 3 am")),
+            (
+                "start win11-test at 15:30",
+                defers(start(win11), "at 15:30"),
+            ),
+            ("start win11-test at five", defers(start(win11), "at five")),
+            ("start win11-test tonight", defers(start(win11), "tonight")),
+            (
+                "restart jellyfin tomorrow",
+                defers(power(Power::Reboot, Target::Guest(111)), "tomorrow"),
+            ),
+            (
+                "reboot pve tomorrow at 3am",
+                defers(reboot_pve(), "tomorrow at 3am"),
+            ),
+            (
+                "start ubuntu-dev on Friday",
+                defers(start(ubuntu), "on friday"),
+            ),
+            ("reboot pve next week", defers(reboot_pve(), "next week")),
+            (
+                "shut down frigate this evening",
+                defers(power(Power::Shutdown, Target::Guest(120)), "this evening"),
+            ),
+            (
+                "reboot pve in the morning",
+                defers(reboot_pve(), "in the morning"),
+            ),
+            (
+                "start ubuntu-dev after the backup",
+                defers(start(ubuntu), "after the backup"),
+            ),
+            (
+                "when the backup finishes, reboot pve",
+                defers(reboot_pve(), "when the backup finishes"),
+            ),
+            (
+                "start win11-test once backup-pbs is done",
+                defers(start(win11), "once backup-pbs is done"),
+            ),
+            (
+                "start win11-test if the nas is idle",
+                defers(start(win11), "if the nas is idle"),
+            ),
+            ("reboot pve later", defers(reboot_pve(), "later")),
+            ("start win11-test by 5pm", defers(start(win11), "by 5pm")),
+            (
+                "start win11-test in a bit",
+                defers(start(win11), "in a bit"),
+            ),
+            (
+                "in half an hour, start win11-test",
+                defers(start(win11), "in half an hour"),
+            ),
+            ("start win11-test in 5min", defers(start(win11), "in 5min")),
+            (
+                "reboot pve at midnight",
+                defers(reboot_pve(), "at midnight"),
+            ),
+            ("start backup-pbs at noon", defers(start(pbs), "at noon")),
+            (
+                "start win11-test on the 5th",
+                defers(start(win11), "on the 5th"),
+            ),
+            (
+                "wake node agent in an hour",
+                defers(wake_agent(), "in an hour"),
+            ),
+            (
+                "remember to reboot pve tomorrow",
+                defers(reboot_pve(), "tomorrow"),
+            ),
+            ("schedule a reboot of pve", defers(reboot_pve(), "later")),
+            (
+                "engage the kill switch tonight",
+                defers(Intent::KillSwitch(Some(true)), "tonight"),
+            ),
+            (
+                "start win11-test, but not now",
+                defers(start(win11), "later"),
+            ),
+            (
+                "don't start win11-test until the backup is done",
+                defers(start(win11), "until the backup is done"),
+            ),
+            // Questions that mention a guest or an action.
+            (
+                "is win11-test running?",
+                Answers(Intent::GuestStatus(win11)),
+            ),
+            (
+                "what is ubuntu-dev doing",
+                Answers(Intent::GuestStatus(ubuntu)),
+            ),
+            (
+                "isn't ubuntu-dev running?",
+                Answers(Intent::GuestStatus(ubuntu)),
+            ),
+            (
+                "is backup-pbs shut down?",
+                Answers(Intent::GuestStatus(pbs)),
+            ),
+            (
+                "how do I start win11-test?",
+                Answers(Intent::GuestStatus(win11)),
+            ),
+            ("is the kill switch on?", Answers(Intent::KillSwitch(None))),
+            (
+                "remember that I never start win11-test on fridays",
+                Answers(Intent::Remember {
+                    text: "I never start win11-test on fridays".into(),
+                    tier: crate::store::memory::MemoryTier::Long,
+                }),
+            ),
+            ("is it not time to reboot pve?", NotUnderstood),
+            ("why did backup-pbs stop?", NotUnderstood),
+            ("should I start win11-test?", NotUnderstood),
+            ("did you start win11-test?", NotUnderstood),
+            ("is it safe to reboot pve?", NotUnderstood),
+            ("when did backup-pbs stop?", NotUnderstood),
+            ("when will you reboot pve?", NotUnderstood),
+            ("I wonder whether to reboot pve", NotUnderstood),
+            // Text whose lower case differs in length, or symbols beside the words.
+            ("Don't start \u{212A}NOT", Declines(start(141))),
+            (
+                "start win11-test in 10 minutes ⏰",
+                defers(start(win11), "in 10 minutes"),
+            ),
+            ("start win11-test — never mind", Declines(start(win11))),
+            ("İ said never start win11-test", Declines(start(win11))),
+            ("reboot pve at 3\u{00A0}am", defers(reboot_pve(), "at 3 am")),
+        ];
+        assert!(table.len() >= 60, "{} utterances", table.len());
+        let mut wrong = Vec::new();
+        for (text, want) in &table {
+            let got = outcome(parse(text, &w));
+            if &got != want {
+                wrong.push(format!("{text:?}: got {got:?}, want {want:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 }

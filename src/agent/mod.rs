@@ -1,7 +1,9 @@
 //! Jarvis the agent: understands what the operator says and acts through the tool registry as actor `agent`.
-//! Today this is the offline fast path: the deterministic [`intent`] parser and the [`offline`] engine that
-//! carries intents out and answers in the [`persona`]; it runs first and alone while no language model is
-//! configured. The language-model providers, the router and the tool loop plug in behind [`Agent::reply`].
+//! First comes the offline fast path: the deterministic [`intent`] parser (with [`qualifiers`], which reads
+//! questions, negations and times) and the [`offline`] engine that carries intents out and answers in the
+//! [`persona`]; it runs alone while no language model is configured. The language-model providers, the router
+//! and the tool loop plug in behind [`Agent::reply`] for what the engine does not understand and for actions said
+//! for later.
 //!
 //! Surfaces: the kiosk's chat ([`ChatBackend`]), `POST /api/v1/chat`, chat messages on the WebSocket, and
 //! `jarvis ask` against a running instance.
@@ -13,6 +15,7 @@ pub mod intent;
 pub mod llm;
 pub mod offline;
 pub mod persona;
+pub mod qualifiers;
 pub mod router;
 pub mod tool_loop;
 
@@ -148,7 +151,13 @@ impl Agent {
         deltas: Option<tokio::sync::mpsc::Sender<String>>,
     ) -> Reply {
         let world = self.tools.world();
+        let has_model = self.local.is_some() || self.claude.is_some();
         let mut reply = match intent::parse(text, &world) {
+            // An action for later is not the engine's to carry out: a model may answer it; without one the engine
+            // says it cannot schedule it.
+            Some(intent::Intent::Deferred { .. }) if has_model => {
+                self.ask_model(text, asker, deltas).await
+            }
             Some(intent) => {
                 let a = offline::carry_out(&intent, &self.tools, &self.persona, asker).await;
                 let reply = Reply {
@@ -169,9 +178,7 @@ impl Agent {
                 );
                 reply
             }
-            None if self.local.is_some() || self.claude.is_some() => {
-                self.ask_model(text, asker, deltas).await
-            }
+            None if has_model => self.ask_model(text, asker, deltas).await,
             None => self.beyond_me(),
         };
         if asker.voice {

@@ -1,6 +1,7 @@
 //! The offline fast path: an [`Intent`] carried out through the tool registry (actor `agent`) and answered in
 //! the persona from templates. Reads answer from the state the read tool saw; after a write the engine reads the
-//! affected guest again before it says it worked.
+//! affected guest again before it says it worked. A declined action is acknowledged and an action for later is
+//! answered honestly (there is no scheduler); neither calls a tool.
 
 use serde_json::{json, Value};
 
@@ -104,6 +105,10 @@ pub async fn carry_out(
             }
             other => failed("forget", other, p),
         },
+        Intent::Declined(action) => answer(declined(action, &tools.world(), p), None),
+        Intent::Deferred { action, when } => {
+            answer(deferred(action, when, &tools.world(), p), None)
+        }
         Intent::ShowCamera(name) => answer(
             p.addressed(&format!(
                 "No cameras are connected yet; {} will appear once Frigate or an RTSP stream is configured",
@@ -112,6 +117,63 @@ pub async fn carry_out(
             None,
         ),
     }
+}
+
+/// An action in words: "start" / "started" / "win11-test".
+struct ActionWords {
+    verb: &'static str,
+    done: &'static str,
+    object: String,
+}
+
+fn action_words(intent: &Intent, w: &World) -> ActionWords {
+    let words = |verb, done, object: &str| ActionWords {
+        verb,
+        done,
+        object: object.to_string(),
+    };
+    match intent {
+        Intent::Power { action, target } => {
+            let object = match target {
+                Target::Node(node) => node.clone(),
+                Target::Guest(vmid) => w
+                    .cluster
+                    .guest(*vmid)
+                    .map(|g| g.name.clone())
+                    .unwrap_or_else(|| format!("guest {vmid}")),
+            };
+            let (verb, done) = match action {
+                Power::Start => ("start", "started"),
+                Power::Shutdown => ("shut down", "shut down"),
+                Power::Stop => ("stop", "stopped"),
+                Power::Reboot => ("reboot", "rebooted"),
+            };
+            words(verb, done, &object)
+        }
+        Intent::Wake(node) => words("wake", "woken", node),
+        Intent::KillSwitch(Some(true)) => words("engage", "engaged", "the kill switch"),
+        Intent::KillSwitch(_) => words("release", "released", "the kill switch"),
+        _ => words("do", "done", "that"),
+    }
+}
+
+/// "Very well, sir — I shan't start win11-test."
+fn declined(action: &Intent, w: &World, p: &Persona) -> String {
+    let a = action_words(action, w);
+    format!(
+        "Very well, {} — I shan't {} {}.",
+        p.address, a.verb, a.object
+    )
+}
+
+/// The engine has no scheduler: it says so, repeats the time it was given and that nothing was done.
+fn deferred(action: &Intent, when: &str, w: &World, p: &Persona) -> String {
+    let a = action_words(action, w);
+    format!(
+        "I cannot schedule anything yet, {}: nothing is set for \"{when}\", and I have not {} {}. Ask me again \
+         when it is time.",
+        p.address, a.done, a.object
+    )
 }
 
 fn notes(list: &Value) -> Vec<String> {
@@ -496,4 +558,59 @@ fn kill_switch(tools: &Registry, want: Option<bool>, p: &Persona, asker: Asker) 
         },
     };
     answer(text, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::model::ClusterSnapshot;
+    use crate::kiosk::controllers::cluster::tests::{guest, node};
+
+    fn world() -> World {
+        let mut win11 = guest(113, "pve", "stopped");
+        win11.name = "win11-test".into();
+        World {
+            cluster: ClusterSnapshot {
+                nodes: vec![node("pve", true), node("agent", true)],
+                guests: vec![win11],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn declined_and_deferred_actions_are_said_plainly() {
+        let (w, p) = (world(), Persona::default());
+        let start = Intent::Power {
+            action: Power::Start,
+            target: Target::Guest(113),
+        };
+        assert_eq!(
+            declined(&start, &w, &p),
+            "Very well, sir — I shan't start win11-test."
+        );
+        assert_eq!(
+            declined(&Intent::Wake("agent".into()), &w, &p),
+            "Very well, sir — I shan't wake agent."
+        );
+        assert_eq!(
+            declined(&Intent::KillSwitch(Some(false)), &w, &p),
+            "Very well, sir — I shan't release the kill switch."
+        );
+        let reboot = Intent::Power {
+            action: Power::Reboot,
+            target: Target::Node("pve".into()),
+        };
+        assert_eq!(
+            deferred(&reboot, "at 3am", &w, &p),
+            "I cannot schedule anything yet, sir: nothing is set for \"at 3am\", and I have not rebooted pve. \
+             Ask me again when it is time."
+        );
+        let gone = Intent::Power {
+            action: Power::Shutdown,
+            target: Target::Guest(999),
+        };
+        assert!(declined(&gone, &w, &p).contains("shut down guest 999"));
+    }
 }

@@ -1,6 +1,8 @@
 //! The agent's offline fast path against the demo homelab, on every surface: `POST /api/v1/chat` (table-driven:
-//! utterance → tool in the audit log → reply), chat on the WebSocket (including a malformed message that gets a
-//! clear error and loses nothing), the kiosk's chat panel, and `jarvis ask` from the command line.
+//! utterance → tool in the audit log → reply; and what must never act — negations, times, questions — leaving
+//! the simulator's guests, the audit log and the approvals untouched), chat on the WebSocket (including a
+//! malformed message that gets a clear error and loses nothing), the kiosk's chat panel, and `jarvis ask` from
+//! the command line.
 
 use std::time::Duration;
 
@@ -215,6 +217,166 @@ async fn the_offline_engine_answers_through_the_registry() {
     assert_eq!(resp.status().as_u16(), 400);
     let (status, empty) = ask(&demo, &client, "   ").await;
     assert_eq!(status, 400, "{empty}");
+    demo.shutdown().await;
+}
+
+/// The power state of every guest in the simulator itself, by vmid.
+fn sim_power(demo: &Demo) -> Vec<(u32, &'static str)> {
+    demo.sim
+        .shared
+        .model_now()
+        .guests
+        .iter()
+        .map(|g| (g.vmid, g.power.as_str()))
+        .collect()
+}
+
+/// Tools that change a guest or a node.
+const ACTING_TOOLS: &[&str] = &[
+    "start_guest",
+    "shutdown_guest",
+    "stop_guest",
+    "reboot_guest",
+    "reboot_node",
+    "wake_on_lan",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negations_times_and_questions_never_act() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = demo(dir.path()).await;
+    let client = demo.web_token.expose().to_string();
+    let before = sim_power(&demo);
+    // (utterance, the intent read (the start of its name), the tool answered from, words the reply must contain)
+    let table: &[(&str, &str, Option<&str>, &str)] = &[
+        (
+            "don't start win11-test",
+            "Declined",
+            None,
+            "Very well, sir — I shan't start win11-test.",
+        ),
+        (
+            "do not start ubuntu-dev",
+            "Declined",
+            None,
+            "I shan't start ubuntu-dev.",
+        ),
+        (
+            "never wake node agent",
+            "Declined",
+            None,
+            "I shan't wake agent.",
+        ),
+        (
+            "stop win11-test from starting",
+            "Declined",
+            None,
+            "I shan't start win11-test.",
+        ),
+        (
+            "don’t reboot pve",
+            "Declined",
+            None,
+            "I shan't reboot pve.",
+        ),
+        (
+            "start backup-pbs in 10 minutes",
+            "Deferred",
+            None,
+            "I cannot schedule anything yet, sir: nothing is set for \"in 10 minutes\", and I have not started backup-pbs.",
+        ),
+        (
+            "reboot pve at 3am",
+            "Deferred",
+            None,
+            "nothing is set for \"at 3am\", and I have not rebooted pve.",
+        ),
+        (
+            "start ubuntu-dev after the backup",
+            "Deferred",
+            None,
+            "nothing is set for \"after the backup\"",
+        ),
+        (
+            "wake node agent tonight",
+            "Deferred",
+            None,
+            "I have not woken agent",
+        ),
+        (
+            "is win11-test running?",
+            "GuestStatus",
+            Some("guest_status"),
+            "win11-test (VM 113 on pve) is stopped",
+        ),
+        (
+            "what is ubuntu-dev doing",
+            "GuestStatus",
+            Some("guest_status"),
+            "ubuntu-dev (VM 125 on agent1) is stopped",
+        ),
+    ];
+    for (text, intent, tool, needle) in table {
+        let (status, reply) = ask(&demo, &client, text).await;
+        assert_eq!(status, 200, "{text}: {reply}");
+        let said = reply["text"].as_str().unwrap_or_default();
+        assert!(
+            said.contains(needle),
+            "{text:?} → {said:?} (wanted {needle:?})"
+        );
+        assert_eq!(reply["engine"], "offline", "{text:?} → {reply}");
+        assert!(
+            reply["intent"]
+                .as_str()
+                .is_some_and(|i| i.starts_with(intent)),
+            "{text:?} → {reply}"
+        );
+        assert_eq!(reply["tool"].as_str(), *tool, "{text:?} → {reply}");
+    }
+    // Questions the engine leaves to a model: with none, it says so and does nothing.
+    for text in ["why did backup-pbs stop?", "should I start win11-test?"] {
+        let (status, reply) = ask(&demo, &client, text).await;
+        assert_eq!(status, 200, "{text}: {reply}");
+        assert_eq!(reply["engine"], "none", "{text:?} → {reply}");
+        assert!(reply["tool"].is_null(), "{text:?} → {reply}");
+    }
+    // No acting tool was even asked for (refused calls are audited too), no approval waits, and after a few
+    // polls the simulator's guests are as they were.
+    let audit = demo.app.store.audit(200).expect("audit");
+    let acted: Vec<_> = audit
+        .iter()
+        .filter(|r| ACTING_TOOLS.contains(&r.tool.as_str()))
+        .map(|r| format!("{} {} {}", r.actor, r.tool, r.outcome))
+        .collect();
+    assert!(acted.is_empty(), "acting calls: {acted:?}");
+    let pending = demo.app.tools.pending_approvals().expect("approvals");
+    assert!(pending.is_empty(), "approvals: {pending:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sim_power(&demo), before, "the simulator's guests changed");
+    for vmid in [113, 125, 133] {
+        assert_eq!(
+            demo.sim
+                .shared
+                .model_now()
+                .guests
+                .iter()
+                .find(|g| g.vmid == vmid)
+                .map(|g| g.power.as_str()),
+            Some("stopped"),
+            "guest {vmid}"
+        );
+    }
+
+    // "now" is not a delay: the same reboot said for now goes to approval as before.
+    let (_, now) = ask(&demo, &client, "reboot pve now").await;
+    assert_eq!(now["tool"].as_str(), Some("reboot_node"), "{now}");
+    let pending = demo.app.tools.pending_approvals().expect("approvals");
+    assert!(
+        pending
+            .iter()
+            .any(|a| a.actor == "agent" && a.tool == "reboot_node"),
+        "{pending:?}"
+    );
     demo.shutdown().await;
 }
 

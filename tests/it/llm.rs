@@ -663,6 +663,13 @@ async fn what_the_offline_engine_does_not_know_goes_to_the_model_end_to_end() {
             ],
             cut: false,
         },
+        Answer::Sse {
+            events: vec![
+                text("I have no scheduler, sir; ask me tonight."),
+                usage(1800, 12, 1400),
+            ],
+            cut: false,
+        },
     ])
     .await;
     let sim = util::sim().await;
@@ -716,6 +723,34 @@ async fn what_the_offline_engine_does_not_know_goes_to_the_model_end_to_end() {
     let reply: Value = resp.json().await.expect("json");
     assert_eq!(reply["engine"], "offline");
     assert_eq!(script.requests.lock().expect("lock").len(), 2);
+    // An action for later goes to the model, as before; one said not to be done is declined offline.
+    for (text, engine, said) in [
+        (
+            "start win11-test tonight",
+            "local",
+            "I have no scheduler, sir; ask me tonight.",
+        ),
+        (
+            "don't start win11-test",
+            "offline",
+            "Very well, sir — I shan't start win11-test.",
+        ),
+    ] {
+        let resp = util::http()
+            .post(format!("http://{addr}/api/v1/chat"))
+            .bearer_auth(util::WEB_TOKEN)
+            .json(&json!({ "text": text }))
+            .send()
+            .await
+            .expect("request");
+        let reply: Value = resp.json().await.expect("json");
+        assert_eq!(
+            (reply["engine"].as_str(), reply["text"].as_str()),
+            (Some(engine), Some(said)),
+            "{text:?} → {reply}"
+        );
+    }
+    assert_eq!(script.requests.lock().expect("lock").len(), 3);
     app.shutdown().await;
 }
 
