@@ -171,6 +171,17 @@ impl PveClient {
         self.get("/version", &[]).await
     }
 
+    /// A cheap "is PVE answering?": `GET /version` within `limit` (shorter than the client's own timeout).
+    pub async fn probe(&self, limit: Duration) -> Result<(), PveError> {
+        match tokio::time::timeout(limit, self.version()).await {
+            Ok(answer) => answer.map(|_| ()),
+            Err(_) => Err(PveError::Timeout {
+                path: "/version".into(),
+                after_ms: limit.as_millis() as u64,
+            }),
+        }
+    }
+
     pub async fn cluster_status(&self) -> Result<Vec<ClusterStatusItem>, PveError> {
         self.get("/cluster/status", &[]).await
     }

@@ -1,7 +1,16 @@
 //! The cluster poller: `/cluster/resources` as the main poll, node status, disks, quorum and failed tasks at
 //! slower rates, a faster burst for a while after an action; every view is diffed into events and published to
-//! the state. When PVE fails the view is marked stale with the reason and polls back off exponentially (capped);
-//! the first good answer clears it and refreshes everything.
+//! the state. When PVE fails the view is marked stale with the reason and polls back off exponentially (capped at
+//! `backoff_max`, 30 s by default), so a struggling PVE is not hammered; the first good answer clears it and
+//! refreshes everything.
+//!
+//! Recovery probe: while backing off, a cheap `GET /version` (one small answer, at most [`PROBE_TIMEOUT`]) runs at
+//! most every `recovery_probe` (5 s by default) between the full polls. The first probe that gets an answer ends
+//! the back-off and the full poll runs at once, so PVE's return is seen within `recovery_probe` + the probe's time
+//! limit (7 s by default) rather than up to `backoff_max`. Only the first answer after a failure counts: if
+//! `/version` answers but the full poll still fails, later answers do not cut the back-off short again until a
+//! probe has failed in between, so a PVE that answers the probe but not `/cluster/resources` still gets the full
+//! back-off. Probes are not counted as failures and do not touch the state.
 //!
 //! Architecture invariant: the poller never blocks a reader; it only writes the state and publishes events.
 
@@ -33,6 +42,8 @@ pub struct PollSettings {
     /// ...for this long.
     pub burst_for: Duration,
     pub backoff_max: Duration,
+    /// While backing off, probe PVE this often (see the module doc).
+    pub recovery_probe: Duration,
     pub thresholds: Thresholds,
 }
 
@@ -48,6 +59,7 @@ impl Default for PollSettings {
             burst: Duration::from_millis(500),
             burst_for: Duration::from_secs(10),
             backoff_max: Duration::from_secs(30),
+            recovery_probe: Duration::from_secs(5),
             thresholds: Thresholds::default(),
         }
     }
@@ -75,6 +87,9 @@ impl Due {
 
 const MAX_SEEN_TASKS: usize = 2000;
 
+/// How long a recovery probe may take (or `recovery_probe`, if that is shorter).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct Poller {
     client: PveClient,
     settings: PollSettings,
@@ -86,6 +101,8 @@ pub struct Poller {
     memory: DiffMemory,
     failures: u32,
     stale_since: Option<u64>,
+    /// The last recovery probe in this outage got an answer.
+    probe_answered: bool,
     due: Due,
     burst_until: Option<Instant>,
     tasks_since: u64,
@@ -106,6 +123,7 @@ impl Poller {
             memory: DiffMemory::default(),
             failures: 0,
             stale_since: None,
+            probe_answered: false,
             due: Due::now(),
             burst_until: None,
             tasks_since: now_secs().saturating_sub(60),
@@ -120,10 +138,21 @@ impl Poller {
         loop {
             let wait = self.poll_once().await;
             let until = Instant::now() + wait;
+            let mut probe_at = self.next_probe(until);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = sleep_until(until) => break,
+                    _ = sleep_until(probe_at.unwrap_or(until)), if probe_at.is_some() => {
+                        let answered = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            answered = self.probe() => answered,
+                        };
+                        if answered {
+                            break;
+                        }
+                        probe_at = self.next_probe(until);
+                    },
                     ev = actions.recv() => match ev {
                         Ok(stamped) => if let Event::ActionStarted { .. } = stamped.event {
                             self.burst_until = Some(Instant::now() + self.settings.burst_for);
@@ -146,6 +175,7 @@ impl Poller {
         let recovered = self.stale_since.take().map(|since| {
             tracing::info!("Proxmox VE answers again");
             self.due = Due::now();
+            self.probe_answered = false;
             Event::PveRecovered {
                 after_ms: now_ms().saturating_sub(since),
             }
@@ -211,6 +241,33 @@ impl Poller {
             self.settings.backoff_max,
             self.failures,
         )
+    }
+
+    /// When to probe next while backing off: `recovery_probe` from now, if that comes before the next full poll.
+    fn next_probe(&self, next_poll: Instant) -> Option<Instant> {
+        self.stale_since?;
+        let at = Instant::now() + self.settings.recovery_probe;
+        (at < next_poll).then_some(at)
+    }
+
+    /// One recovery probe; true when its answer should end the back-off (the first answer after a failure).
+    async fn probe(&mut self) -> bool {
+        let limit = self.settings.recovery_probe.min(PROBE_TIMEOUT);
+        match self.client.probe(limit).await {
+            Ok(()) => {
+                let first = !self.probe_answered;
+                self.probe_answered = true;
+                if first {
+                    tracing::info!("Proxmox VE answers the recovery probe: polling now");
+                }
+                first
+            }
+            Err(e) => {
+                tracing::debug!(category = e.category(), "recovery probe: {e}");
+                self.probe_answered = false;
+                false
+            }
+        }
     }
 
     /// Node status, disks, quorum and failed tasks, each when due. A failure here keeps the last details.

@@ -479,6 +479,7 @@ fn read_poll(s: &mut Section<'_, '_>) -> PollSettings {
         burst: ms(s, "burst_ms", d.burst, 100, 60_000),
         burst_for: ms(s, "burst_for_ms", d.burst_for, 0, 600_000),
         backoff_max: ms(s, "backoff_max_ms", d.backoff_max, 1_000, 3_600_000),
+        recovery_probe: ms(s, "recovery_probe_ms", d.recovery_probe, 1_000, 600_000),
         thresholds: d.thresholds,
     }
 }
@@ -791,6 +792,23 @@ mod tests {
                 (7, "poll.resources_ms"),
                 (10, "web.listen")
             ]
+        );
+    }
+
+    #[test]
+    fn the_recovery_probe_is_read_and_checked() {
+        let src = format!("[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\nfingerprint = \"{FP}\"\n\n[poll]\nrecovery_probe_ms = 3000\n");
+        let c = Config::parse(&src, "j.toml", Path::new("."), &env).expect("valid");
+        assert_eq!(c.poll.recovery_probe, Duration::from_secs(3));
+        let bad = src.replace("= 3000", "= 10");
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::parse(&bad, "j.toml", Path::new("."), &env)
+        else {
+            panic!("expected a problem");
+        };
+        assert_eq!(
+            (problems[0].line, problems[0].field.as_str()),
+            (7, "poll.recovery_probe_ms")
         );
     }
 

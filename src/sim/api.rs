@@ -29,6 +29,8 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Answer every request with this HTTP status (e.g. 500, 503).
     pub fail_status: Option<u16>,
+    /// Apply `fail_status` only to this path below `/api2/json` (e.g. `/cluster/resources`); all paths when unset.
+    pub fail_path: Option<String>,
     /// Answer 200 with a body that is not valid JSON.
     pub malformed: bool,
     /// Refuse every token as if it were wrong.
@@ -261,7 +263,11 @@ async fn gate(State(s): State<Shared>, req: Request, next: Next) -> Response {
             message: "invalid token value!".into(),
         });
     }
-    if let Some(status) = faults.fail_status {
+    let path_fails = faults
+        .fail_path
+        .as_deref()
+        .is_none_or(|p| p == req.uri().path());
+    if let (Some(status), true) = (faults.fail_status, path_fails) {
         return failure(SimFailure {
             status,
             message: "simulated failure".into(),

@@ -1,7 +1,31 @@
 //! The production [`Executor`]: the system `ssh` client in batch mode with Jarvis's own key and known_hosts,
 //! strict host-key checking (`accept-new` only when trust-on-first-use is configured), a reused master connection
-//! per host (ControlMaster), a per-command timeout that kills the session, an output cap, and output streamed as it
-//! arrives.
+//! per host (ControlMaster), a per-command timeout that ends the command on the host too, an output cap, and
+//! output streamed as it arrives.
+//!
+//! # Ending a timed-out command on the host
+//!
+//! Killing the local `ssh` is not enough: without a tty, sshd sends no SIGHUP, and a command that does not write
+//! (`sleep 60; reboot`) goes on running after its channel closed. A tty (`-tt`) would fix that but merges stderr
+//! into stdout and turns `\n` into `\r\n`, which the tools and the exit-code handling rely on. So the command is
+//! sent wrapped ([`remote_command`]): a small POSIX `sh` script, with the command and the limit passed as
+//! positional parameters in single quotes (never spliced into the script, so a command cannot break out of it), that
+//!
+//! 1. keeps the channel's stdin for a watcher in the background, which reads it until EOF. Jarvis keeps its end
+//!    of stdin open (and never writes to it) while it waits, so EOF on the host means the session is gone: the
+//!    local `ssh` was killed at the timeout (the master then closes the channel), Jarvis died, or the connection
+//!    was closed. If the command still runs then, the watcher sends SIGTERM to the session's process group, and SIGKILL
+//!    a second later (a command that ignores SIGTERM dies too). sshd starts every session with `setsid`, so that
+//!    group is exactly this command and what it started (nothing that left it with `setsid` or a daemon's
+//!    double fork). After a normal end the watcher kills nothing: the session leader is gone, which it checks with
+//!    `kill -0 $$` (safe: the watcher itself keeps the group's id from being reused);
+//! 2. `exec`s coreutils `timeout -k 1 SECONDS` (the configured timeout, rounded up) with the user's login shell
+//!    running the command, exactly as sshd would have run it, stdin from /dev/null as before. That ends the
+//!    command even when the connection hangs instead of closing (a partition). Exit codes pass through; if the
+//!    host's `timeout` fires first (exit 124 after the limit), it is reported as [`SshError::Timeout`] like the
+//!    local one. A host without `timeout` runs the command under the watcher alone.
+//!
+//! stdout and stderr stay separate channels and are streamed and capped locally as before.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -221,8 +245,9 @@ fn ssh_command(s: &SshSettings, name: &str, target: &SshHost, command: &str) -> 
         .arg(&s.user)
         .arg(&target.address)
         .arg("--")
-        .arg(command)
-        .stdin(Stdio::null())
+        .arg(remote_command(command, s.timeout))
+        // Kept open and never written while the command runs: its EOF on the host ends the command.
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -253,6 +278,8 @@ async fn run(
         .stderr
         .take()
         .ok_or_else(|| SshError::Spawn("no stderr".into()))?;
+    // Dropped only after ssh has exited (or, with the child, at the timeout): see the module doc.
+    let session = child.stdin.take();
     let cap = s.max_output_bytes;
     let work = async {
         let (out, err) = tokio::join!(
@@ -262,22 +289,25 @@ async fn run(
         let status = child.wait().await;
         (out, err, status)
     };
-    let (out, err, status) = match tokio::time::timeout(s.timeout, work).await {
-        Ok(r) => r,
-        Err(_) => {
-            return Err(SshError::Timeout {
-                host: name.to_string(),
-                command: command.to_string(),
-                after_ms: s.timeout.as_millis() as u64,
-            });
-        }
+    let timed_out = || SshError::Timeout {
+        host: name.to_string(),
+        command: command.to_string(),
+        after_ms: s.timeout.as_millis() as u64,
     };
+    // On timeout `child` is dropped and killed (kill_on_drop) with `session`: the host sees EOF.
+    let (out, err, status) = tokio::time::timeout(s.timeout, work)
+        .await
+        .map_err(|_| timed_out())?;
+    drop(session);
     let (stdout, out_cut) = out;
     let (stderr, err_cut) = err;
     let code = status
         .map_err(|e| SshError::Spawn(e.to_string()))?
         .code()
         .unwrap_or(-1);
+    if code == REMOTE_TIMEOUT_EXIT && started.elapsed() >= s.timeout {
+        return Err(timed_out());
+    }
     if code == 255 {
         return Err(classify(name, &stderr));
     }
@@ -288,6 +318,39 @@ async fn run(
         truncated: out_cut || err_cut,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// What `timeout` exits with when it stopped the command.
+const REMOTE_TIMEOUT_EXIT: i32 = 124;
+
+/// Run by `/bin/sh` on the host as `sh -c WRAPPER jarvis-ssh COMMAND SECONDS` (see the module doc). The command
+/// and the limit are only ever expanded as quoted parameters. One line, so that even a login shell that does not
+/// allow newlines inside quotes (csh) passes it on.
+const WRAPPER: &str = concat!(
+    "exec 3<&0; ",
+    // The watcher: stdin's EOF while the command runs → SIGTERM, then SIGKILL, to the session's process group.
+    "(trap '' TERM; while read -r x; do :; done; kill -0 $$ 2>/dev/null || exit 0; ",
+    "kill -TERM 0; sleep 1; kill -KILL 0) <&3 >/dev/null 2>&1 & ",
+    "exec 3<&- </dev/null; ",
+    // The command, in the user's login shell as sshd would run it, under the host-side limit when possible.
+    r#"if command -v timeout >/dev/null 2>&1; then exec timeout -k 1 "$2" "${SHELL:-/bin/sh}" -c "$1"; fi; "#,
+    r#"exec "${SHELL:-/bin/sh}" -c "$1""#,
+);
+
+/// The command line sent to the host: `command` (exactly as given) under the wrapper, with `limit` rounded up to
+/// whole seconds (at least 1; `timeout 0` would mean no limit).
+pub fn remote_command(command: &str, limit: Duration) -> String {
+    let secs = limit.as_millis().div_ceil(1000).max(1);
+    format!(
+        "exec /bin/sh -c {} jarvis-ssh {} {secs}",
+        shell_quote(WRAPPER),
+        shell_quote(command)
+    )
+}
+
+/// `s` as one word for a POSIX shell: in single quotes, each `'` written as `'\''`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// Reads up to `cap` bytes (the rest is drained and dropped), forwarding chunks to `live`.
@@ -360,5 +423,79 @@ mod tests {
             classify("pve", "ssh: connect to host x port 22: Connection refused"),
             SshError::HostDown { .. }
         ));
+    }
+
+    /// Runs [`remote_command`] with a local `sh` the way sshd would (its own process group, stdin a pipe that
+    /// stays open until `close_stdin_after`), returning the exit code, stdout and stderr.
+    fn run_wrapped(
+        command: &str,
+        limit: Duration,
+        close_stdin_after: Option<Duration>,
+    ) -> (i32, String, String) {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(remote_command(command, limit))
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let mut stdin = child.stdin.take();
+        if let Some(after) = close_stdin_after {
+            let stdin = stdin.take();
+            std::thread::spawn(move || {
+                std::thread::sleep(after);
+                drop(stdin);
+            });
+        }
+        let out = child.wait_with_output().expect("wait");
+        drop(stdin);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn wrapped_commands_run_exactly_as_given() {
+        let command = r#"printf '%s\n' "it's" '$1 "$2" `id` \' "a'b'\''c"; echo err >&2; exit 7"#;
+        assert_eq!(
+            run_wrapped(command, Duration::from_secs(30), None),
+            (
+                7,
+                "it's\n$1 \"$2\" `id` \\\na'b'\\''c\n".to_string(),
+                "err\n".to_string()
+            )
+        );
+        assert!(remote_command("true", Duration::from_millis(1500)).ends_with(" 2"));
+        assert!(remote_command("true", Duration::from_millis(1)).ends_with(" 1"));
+    }
+
+    #[test]
+    fn the_host_ends_the_command_when_the_session_closes_or_the_limit_passes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("m");
+        // The session closes (stdin EOF) while a command that ignores SIGTERM runs: SIGKILL a second later.
+        let command = format!("trap '' TERM; sleep 3; touch {}", marker.display());
+        let started = Instant::now();
+        let (code, _, _) = run_wrapped(
+            &command,
+            Duration::from_secs(30),
+            Some(Duration::from_millis(200)),
+        );
+        assert!(started.elapsed() < Duration::from_millis(2500), "{code}");
+        // The session stays open but the host-side limit passes (a hung connection): `timeout` ends it.
+        let started = Instant::now();
+        let (code, _, _) = run_wrapped("sleep 5", Duration::from_secs(1), None);
+        assert_eq!(code, REMOTE_TIMEOUT_EXIT);
+        assert!(started.elapsed() < Duration::from_secs(3));
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            !marker.exists(),
+            "the command went on after the session closed"
+        );
     }
 }

@@ -1,12 +1,13 @@
 //! The poller against the simulator: the state fills in, changes become events, failures mark the view stale with
-//! the reason and back off, and the first good answer (also after the simulator dies and comes back) recovers.
+//! the reason and back off, the first good answer (also after the simulator dies and comes back) recovers, and
+//! after a long outage the recovery probe notices the return within 10 s without undoing the back-off.
 
 use std::time::Duration;
 
 use jarvis::bus::{Event, FillLevel, Stamped};
 use jarvis::cluster::client::{PowerAction, PveClient};
 use jarvis::cluster::model::GuestKind;
-use jarvis::cluster::poller::Poller;
+use jarvis::cluster::poller::{PollSettings, Poller};
 use jarvis::sim::api::Faults;
 use jarvis::sim::model::Power;
 use jarvis::sim::{SimOptions, Simulator};
@@ -313,7 +314,7 @@ async fn an_action_is_announced_followed_and_makes_the_poller_burst() {
     let mut events = bus.subscribe();
     let stop = CancellationToken::new();
     // A slow regular poll and a fast burst: the burst is the only way to poll often here.
-    let settings = jarvis::cluster::poller::PollSettings {
+    let settings = PollSettings {
         resources: Duration::from_secs(30),
         burst: Duration::from_millis(100),
         burst_for: Duration::from_secs(3),
@@ -380,6 +381,101 @@ async fn an_action_is_announced_followed_and_makes_the_poller_burst() {
         resource_polls() >= before + 3,
         "the poller burst after the action"
     );
+    stop.cancel();
+    sim.stop().await;
+}
+
+/// The outage, with production settings (back-off up to 30 s, not the fast test ones): PVE is gone for
+/// 45 s, long enough for the back-off to reach its cap. Its return must be noticed within 10 s, not at the next
+/// 30 s poll, while the full polls during the outage stay backed off.
+#[tokio::test]
+async fn after_a_long_outage_the_return_is_noticed_within_ten_seconds() {
+    let sim = util::sim().await;
+    let bus = jarvis::bus::Bus::new(4096);
+    let state = StateHandle::new(World::default());
+    let stop = CancellationToken::new();
+    let settings = PollSettings {
+        backoff_max: Duration::from_secs(30),
+        recovery_probe: Duration::from_secs(5),
+        ..PollSettings::default()
+    };
+    tokio::spawn(
+        Poller::new(util::client(&sim), settings, bus.clone(), state.clone()).run(stop.clone()),
+    );
+    assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
+    let (addr, identity) = (sim.addr, sim.identity.clone());
+    sim.stop().await;
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    let failures = state.get().cluster.stale.as_ref().map(|s| s.failures);
+    // 1.4, 2.8, 5.6, 11.2, 22.4, then 30 s apart: six full polls in 45 s (32 without back-off).
+    assert!(
+        failures.is_some_and(|f| (3..=8).contains(&f)),
+        "stale, with the full polls backed off: {failures:?} failures"
+    );
+    let sim = Simulator::start(SimOptions {
+        listen: addr,
+        identity: Some(identity),
+        ..SimOptions::loopback(util::PVE_SECRET)
+    })
+    .await
+    .expect("simulator restarts on the same port with the same certificate");
+    let back = jarvis::time::now_ms();
+    assert!(
+        util::eventually(Duration::from_secs(10), || {
+            let w = state.get();
+            w.cluster.stale.is_none() && w.cluster.updated_at_ms >= back
+        })
+        .await,
+        "the cluster is fresh again within 10 s of PVE's return: {:?}",
+        state.get().cluster.stale
+    );
+    stop.cancel();
+    sim.stop().await;
+}
+
+/// The recovery probe does not undo the back-off: when `/version` answers but `/cluster/resources` keeps failing,
+/// only the first answer after a failure triggers a full poll, and the full polls stay backed off.
+#[tokio::test]
+async fn a_pve_that_answers_the_probe_but_fails_the_poll_stays_backed_off() {
+    let sim = util::sim().await;
+    let bus = jarvis::bus::Bus::new(4096);
+    let state = StateHandle::new(World::default());
+    let stop = CancellationToken::new();
+    let settings = PollSettings {
+        backoff_max: Duration::from_secs(1),
+        recovery_probe: Duration::from_millis(200),
+        ..util::fast_poll()
+    };
+    tokio::spawn(
+        Poller::new(util::client(&sim), settings, bus.clone(), state.clone()).run(stop.clone()),
+    );
+    assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
+    let probes = || {
+        sim.shared
+            .request_counts()
+            .1
+            .get("/version")
+            .copied()
+            .unwrap_or(0)
+    };
+    sim.shared.set_faults(Faults {
+        fail_status: Some(500),
+        fail_path: Some("/cluster/resources".into()),
+        ..Faults::default()
+    });
+    let before = probes();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let probes = probes() - before;
+    // The failed full polls (refused requests are not in the simulator's counts, the staleness counts them).
+    let polls = state.get().cluster.stale.as_ref().map_or(0, |s| s.failures);
+    // Backed off (0.1, 0.2, 0.4, 0.8, then 1 s apart): about 7 full polls in 4 s, not one per answered probe
+    // (about 15) nor one per 100 ms (40).
+    assert!(
+        probes >= 4 && (1..=10).contains(&polls),
+        "{polls} full polls and {probes} probes in 4 s"
+    );
+    sim.shared.set_faults(Faults::default());
+    assert!(util::eventually(WAIT, || state.get().cluster.stale.is_none()).await);
     stop.cancel();
     sim.stop().await;
 }

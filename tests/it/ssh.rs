@@ -1,6 +1,7 @@
 //! SSH against a real OpenSSH server on 127.0.0.1 (a spare port, its own host key and authorized_keys in a temp
 //! dir, a fixture `sensors` on the session's PATH): commands, streaming, temperatures, the allowlist's tiers, host
-//! key checking (strict, trust-on-first-use, changed key), host down, timeouts and the output cap.
+//! key checking (strict, trust-on-first-use, changed key), host down, timeouts (the command stopped on the host
+//! too), quoting and the output cap.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -385,4 +386,58 @@ async fn files_are_copied_between_nodes_over_sftp() {
     assert!(!jarvis::ssh::safe_remote_path("/tmp/../etc/shadow"));
     assert!(!jarvis::ssh::safe_remote_path("relative/path"));
     assert!(!jarvis::ssh::safe_remote_path("/tmp/x;reboot"));
+}
+
+#[tokio::test]
+async fn a_timed_out_command_is_stopped_on_the_host_too() {
+    let sshd = Sshd::start();
+    let mut settings = sshd.trusted(&["pve"]);
+    settings.timeout = Duration::from_secs(1);
+    let ssh = OpenSsh::new(settings);
+    // The master connection is opened first, so the 1 s goes to the command and not to the handshake.
+    ssh.run("pve", "true", None).await.expect("warm-up");
+    let d = sshd.dir.path();
+    // The second command ignores SIGTERM (and `sleep` inherits that): only SIGKILL stops it.
+    let cases = [
+        ("started", "MARKER", ""),
+        ("started2", "MARKER2", "trap '' TERM; "),
+    ];
+    for (started, marker, prefix) in cases {
+        let command = format!(
+            "{prefix}touch {}; sleep 3; touch {}",
+            d.join(started).display(),
+            d.join(marker).display()
+        );
+        match ssh.run("pve", &command, None).await {
+            Err(SshError::Timeout { after_ms, .. }) => assert_eq!(after_ms, 1000),
+            other => panic!("expected a timeout for `{command}`, got {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (started, marker, _) in cases {
+        assert!(
+            d.join(started).exists(),
+            "{started}: the command had started"
+        );
+        assert!(
+            !d.join(marker).exists(),
+            "{marker}: the timed-out command went on running on the host"
+        );
+    }
+}
+
+#[tokio::test]
+async fn commands_with_quotes_and_specials_run_exactly_as_given() {
+    let sshd = Sshd::start();
+    let ssh = OpenSsh::new(sshd.trusted(&["pve"]));
+    let command = r#"printf '%s\n' "it's" 'say "hi"' '$HOME $(id) `id` \n' "a'b'\''c"; echo done >&2; exit 4"#;
+    let out = ssh.run("pve", command, None).await.expect("runs");
+    assert_eq!(
+        (out.exit_code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            4,
+            "it's\nsay \"hi\"\n$HOME $(id) `id` \\n\na'b'\\''c\n",
+            "done\n"
+        )
+    );
 }
