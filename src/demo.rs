@@ -28,6 +28,11 @@ pub struct DemoOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    #[error(
+        "{ENV_WEB_TOKEN} and {ENV_OPERATOR_TOKEN} hold the same value: the operator's token must differ, or a client \
+         could approve its own calls"
+    )]
+    SameTokens,
     #[error(transparent)]
     Sim(#[from] SimError),
     #[error(transparent)]
@@ -46,6 +51,14 @@ pub struct Demo {
 
 impl Demo {
     pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
+        if let (Ok(web), Ok(operator)) = (
+            std::env::var(ENV_WEB_TOKEN),
+            std::env::var(ENV_OPERATOR_TOKEN),
+        ) {
+            if web == operator {
+                return Err(DemoError::SameTokens);
+            }
+        }
         let pve_secret = Secret::random();
         let sim = Simulator::start(SimOptions {
             listen: opts.sim_listen,

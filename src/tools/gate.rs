@@ -28,6 +28,8 @@ pub fn call_digest(tool: &str, canonical_args: &serde_json::Value) -> String {
 pub enum ApprovalState {
     Pending,
     Approved,
+    /// The operator said no: the request is gone (reported once, never stored in this state).
+    Denied,
 }
 
 impl ApprovalState {
@@ -35,6 +37,7 @@ impl ApprovalState {
         match self {
             ApprovalState::Pending => "pending",
             ApprovalState::Approved => "approved",
+            ApprovalState::Denied => "denied",
         }
     }
 }
@@ -117,7 +120,7 @@ impl<'s> Approvals<'s> {
                 id: hex::encode(rand::random::<[u8; 6]>()),
                 tool: tool.to_string(),
                 actor: actor.to_string(),
-                summary,
+                summary: printable(&summary),
                 digest: digest.to_string(),
                 created_ms: now_ms,
                 expires_ms: now_ms + ttl.as_millis() as u64,
@@ -167,6 +170,7 @@ impl<'s> Approvals<'s> {
                 a.state = ApprovalState::Approved;
             } else {
                 tx.execute("DELETE FROM approvals WHERE id = ?1", params![id])?;
+                a.state = ApprovalState::Denied;
             }
             Ok(Ok(a))
         })?;
@@ -259,6 +263,7 @@ impl<'s> Approvals<'s> {
                 a.state = ApprovalState::Approved;
             } else {
                 tx.execute("DELETE FROM approvals WHERE id = ?1", params![a.id])?;
+                a.state = ApprovalState::Denied;
             }
             Ok(Ok(a))
         })?;
@@ -276,6 +281,24 @@ impl<'s> Approvals<'s> {
             rows.collect::<Result<Vec<_>, _>>()
         })
     }
+}
+
+/// A summary as the operator reads it on a card: one line, with no control characters (a newline could fake a
+/// second line) and no invisible or direction-changing ones (bidi overrides can make `rm -rf /` read as something
+/// else); each becomes a visible `?` or a space, so nothing is hidden by being dropped.
+pub fn printable(summary: &str) -> String {
+    summary
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}' => '?',
+            c if c.is_control() => '?',
+            c => c,
+        })
+        .collect()
 }
 
 /// The approval in `state` for exactly this call (digest) by this actor.
@@ -448,6 +471,38 @@ mod tests {
     }
 
     #[test]
+    fn summaries_are_one_visible_line() {
+        assert_eq!(
+            printable("Run `ls`\nApproved by the operator: yes"),
+            "Run `ls` Approved by the operator: yes"
+        );
+        assert_eq!(
+            printable("rm \u{202E}fdp.exe\u{202C} x\u{200B}y\u{7}"),
+            "rm ?fdp.exe? x?y?"
+        );
+        assert_eq!(
+            printable("Stop VM 101 'jellyfin' — café"),
+            "Stop VM 101 'jellyfin' — café"
+        );
+        let (_d, s) = store();
+        let a = Approvals::new(&s)
+            .request(
+                "run_command",
+                "mcp",
+                "d",
+                "echo a\u{2066}b\nc".into(),
+                TTL,
+                0,
+            )
+            .expect("request");
+        assert_eq!(a.summary, "echo a?b c");
+        assert_eq!(
+            Approvals::new(&s).pending(1).expect("pending")[0].summary,
+            "echo a?b c"
+        );
+    }
+
+    #[test]
     fn approvals_expire_and_denials_are_final() {
         let (_d, s) = store();
         let g = Approvals::new(&s);
@@ -474,7 +529,12 @@ mod tests {
             )
             .expect("request");
         assert_eq!(g.pending(200_000).expect("pending").len(), 1);
-        assert_eq!(g.decide(&q.id, false, 200_001).expect("deny").id, q.id);
+        let denied = g.decide(&q.id, false, 200_001).expect("deny");
+        assert_eq!(
+            (denied.id.as_str(), denied.state),
+            (q.id.as_str(), ApprovalState::Denied),
+            "a denial says so"
+        );
         assert!(g.consume("agent", "d", 200_002).expect("consume").is_none());
         assert!(g.pending(200_003).expect("pending").is_empty());
         assert!(matches!(

@@ -67,8 +67,15 @@ pub fn router(
             .with_max_request_body_bytes(max_body_bytes)
             .with_cancellation_token(shutdown.child_token()),
     );
-    let protected = Router::new()
+    // /mcp enforces the body limit itself while the body streams (413 even when chunked); the outer layer would
+    // turn an oversized chunked body into a 500 there.
+    let mcp_routes = Router::new()
         .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::require_bearer,
+        ));
+    let protected = Router::new()
         .route("/api/v1/cluster", get(api::cluster))
         .route("/api/v1/events", get(api::events))
         .route("/ws", get(ws::upgrade))
@@ -96,6 +103,7 @@ pub fn router(
             )
         })
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .merge(mcp_routes)
         .with_state(ctx)
 }
 

@@ -510,3 +510,27 @@ fn a_chat_flood_is_refused_early_and_memory_stays_bounded() {
         "resident memory grew from {before} KiB to {after} KiB"
     );
 }
+
+/// The demo refuses one value for both the clients' and the operator's token.
+#[test]
+fn the_demo_refuses_one_token_for_client_and_operator() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let same = "the-same-token-0123456789abcdef";
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("JARVIS_WEB_TOKEN", same)
+        .env("JARVIS_OPERATOR_TOKEN", same)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jarvis demo runs");
+    let status =
+        wait_with_timeout(&mut child, Duration::from_secs(20)).expect("it stops by itself");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("read");
+    assert!(!status.success(), "it must not start");
+    assert!(err.contains("must differ"), "{err}");
+}

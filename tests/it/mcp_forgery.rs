@@ -4,6 +4,7 @@
 //! foreign `Origin`, and a flood of sessions. Every forged path must leave the action pending: no `ok` audit row.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use jarvis::app::App;
 use serde_json::{json, Value};
@@ -367,6 +368,33 @@ async fn a_foreign_origin_is_refused_and_sessions_have_a_ceiling() {
         resp.headers().get("mcp-session-id").is_none(),
         "no session for a foreign origin"
     );
+
+    // An oversized body sent chunked (no Content-Length to refuse up front): 413, not a server error. Raw TCP, as
+    // the server may answer and close before the client has finished writing.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nAccept: application/json, \
+             text/event-stream\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            util::WEB_TOKEN
+        );
+        tcp.write_all(head.as_bytes()).await.expect("head");
+        let chunk = format!("400\r\n{}\r\n", " ".repeat(1024));
+        for _ in 0..64 {
+            if tcp.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        let _ = tcp.write_all(b"0\r\n\r\n").await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "64 KiB chunked over a 4 KiB limit: {answer}"
+        );
+    }
 
     // The ceiling (4 in this test): the fifth session is refused, closing one makes room.
     let mut sessions = Vec::new();
