@@ -86,6 +86,10 @@ impl Session {
     }
 
     async fn call(&self, n: u64) -> usize {
+        self.call_body(n).await.len()
+    }
+
+    async fn call_body(&self, n: u64) -> String {
         let body = self
             .post(json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": "cluster_status", "arguments": {}}}))
             .await;
@@ -93,13 +97,40 @@ impl Session {
             body.contains("\"result\"") && !body.contains("\"isError\":true"),
             "bad answer: {body}"
         );
-        body.len()
+        body
     }
 }
 
-async fn measure(t: &Target) -> (f64, f64, f64, usize) {
+/// The keys of a `tools/call` result and the kinds of its content blocks: both servers must answer alike.
+fn shape(body: &str) -> String {
+    let json = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(body))
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l.trim())
+                .ok()
+                .filter(|v| v.get("result").is_some())
+        })
+        .expect("a JSON-RPC result");
+    let result = &json["result"];
+    let mut keys: Vec<&str> = result
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.retain(|k| *k != "isError");
+    keys.sort();
+    let kinds: Vec<&str> = result["content"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|b| b["type"].as_str()).collect())
+        .unwrap_or_default();
+    format!("{keys:?} {kinds:?}")
+}
+
+async fn measure(t: &Target) -> (f64, f64, f64, usize, String) {
     let s = Session::open(t).await;
-    let bytes = s.call(0).await;
+    let first = s.call_body(0).await;
+    let (bytes, shape) = (first.len(), shape(&first));
     for i in 0..100 {
         s.call(i).await;
     }
@@ -132,7 +163,7 @@ async fn measure(t: &Target) -> (f64, f64, f64, usize) {
         w.await.expect("worker");
     }
     let rate = done.load(Ordering::Relaxed) as f64 / THROUGHPUT_SECS as f64;
-    (pct(0.5), pct(0.99), rate, bytes)
+    (pct(0.5), pct(0.99), rate, bytes, shape)
 }
 
 fn python() -> std::path::PathBuf {
@@ -226,11 +257,14 @@ fn main() {
             Target { name: "python MCPServer", url: format!("http://127.0.0.1:{port}/mcp"), token: None },
         ];
         let mut rates = Vec::new();
+        let mut shapes = Vec::new();
         for t in &targets {
-            let (p50, p99, rate, bytes) = measure(t).await;
-            println!("{:<18} tools/call cluster_status ({bytes} B answer): p50 {p50:.3} ms, p99 {p99:.3} ms, {rate:.0} calls/s with {CONCURRENCY} callers", t.name);
+            let (p50, p99, rate, bytes, shape) = measure(t).await;
+            println!("{:<18} tools/call cluster_status ({bytes} B answer, {shape}): p50 {p50:.3} ms, p99 {p99:.3} ms, {rate:.0} calls/s with {CONCURRENCY} callers", t.name);
             rates.push(rate);
+            shapes.push(shape);
         }
+        assert_eq!(shapes[0], shapes[1], "both servers must answer with the same content shape");
         println!("throughput ratio jarvis/python: {:.1}x", rates[0] / rates[1]);
         let _ = py.kill();
         let _ = py.wait();

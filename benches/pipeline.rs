@@ -1,5 +1,5 @@
-//! Change-to-screen latency: a guest changes state in the simulated PVE, and the time until the matching event
-//! arrives on a side-port WebSocket client is measured. The change is made at a random moment, so every phase of
+//! Change-to-WebSocket latency (not to the screen: the kiosk's render is not in this path): a guest changes state
+//! in the simulated PVE, and the time until the matching event arrives on a side-port WebSocket client is measured. The change is made at a random moment, so every phase of
 //! the poll cycle is sampled. Run: `cargo bench --bench pipeline` (optionally `-- SAMPLES INTERVAL_MS...`).
 //! Results and method: docs/BENCHMARKS.md.
 

@@ -155,6 +155,42 @@ fn provider(url: &str) -> OpenAi {
     .expect("provider")
 }
 
+/// A guest of the demo cluster that is stopped now.
+fn a_stopped_guest(app: &jarvis::app::App) -> u32 {
+    app.state
+        .get()
+        .cluster
+        .guests
+        .iter()
+        .find(|g| g.status == "stopped")
+        .map(|g| g.vmid)
+        .expect("a stopped guest")
+}
+
+/// One turn of the tool loop against the scripted server at `url`, the user asking `ask`: the outcome and the
+/// history it left.
+async fn one_turn(
+    url: &str,
+    app: &jarvis::app::App,
+    ask: &str,
+    max_steps: usize,
+) -> Result<(tool_loop::TurnOutcome, Vec<Message>), LlmError> {
+    let p = provider(url);
+    let specs = tool_loop::tool_specs(&app.tools);
+    let mut history = vec![Message::user(ask)];
+    let out = tool_loop::run(
+        &p,
+        &app.tools,
+        &"s".into(),
+        &mut history,
+        &specs,
+        max_steps,
+        None,
+    )
+    .await?;
+    Ok((out, history))
+}
+
 /// A local model (llama-server) at `url` that gives up at once, so a failure shows without waiting.
 pub(crate) fn local_settings(url: &str) -> OpenAiSettings {
     OpenAiSettings {
@@ -345,15 +381,7 @@ async fn writes_are_read_back_and_tier_two_waits_for_approval() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = util::app(&sim, dir.path()).await;
     util::cluster_seen(&app).await;
-    let state = app.state.clone();
-    let stopped = state
-        .get()
-        .cluster
-        .guests
-        .iter()
-        .find(|g| g.status == "stopped")
-        .map(|g| g.vmid)
-        .expect("a stopped guest");
+    let stopped = a_stopped_guest(&app);
     let (url, script) = server(vec![
         Answer::Sse {
             events: vec![tool_piece(
@@ -381,10 +409,7 @@ async fn writes_are_read_back_and_tier_two_waits_for_approval() {
         },
     ])
     .await;
-    let p = provider(&url);
-    let specs = tool_loop::tool_specs(&app.tools);
-    let mut history = vec![Message::user("start it, then reboot pve")];
-    let out = tool_loop::run(&p, &app.tools, &"s".into(), &mut history, &specs, 8, None)
+    let (out, history) = one_turn(&url, &app, "start it, then reboot pve", 8)
         .await
         .expect("turn");
     assert_eq!(out.tools_called, ["start_guest", "reboot_node"]);
@@ -413,15 +438,7 @@ async fn after_reading_outside_text_a_routine_call_needs_the_operator() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = util::app(&sim, dir.path()).await;
     util::cluster_seen(&app).await;
-    let stopped = app
-        .state
-        .get()
-        .cluster
-        .guests
-        .iter()
-        .find(|g| g.status == "stopped")
-        .map(|g| g.vmid)
-        .expect("a stopped guest");
+    let stopped = a_stopped_guest(&app);
     let share = dir.path().join("share");
     std::fs::create_dir_all(&share).expect("mkdir");
     let planted = share.join("notes.txt");
@@ -452,10 +469,7 @@ async fn after_reading_outside_text_a_routine_call_needs_the_operator() {
         },
     ])
     .await;
-    let p = provider(&url);
-    let specs = tool_loop::tool_specs(&app.tools);
-    let mut history = vec![Message::user("summarise notes.txt for me")];
-    let out = tool_loop::run(&p, &app.tools, &"s".into(), &mut history, &specs, 8, None)
+    let (out, history) = one_turn(&url, &app, "summarise notes.txt for me", 8)
         .await
         .expect("turn");
     assert_eq!(out.tools_called, ["read_file", "start_guest"]);
@@ -591,10 +605,7 @@ async fn malformed_tool_arguments_go_back_to_the_model_and_a_loop_is_stopped() {
         },
     ])
     .await;
-    let p = provider(&url);
-    let specs = tool_loop::tool_specs(&app.tools);
-    let mut history = vec![Message::user("how is pve")];
-    let out = tool_loop::run(&p, &app.tools, &"s".into(), &mut history, &specs, 8, None)
+    let (out, _) = one_turn(&url, &app, "how is pve", 8)
         .await
         .expect("no crash");
     assert_eq!(out.text, "My apologies, sir.");
@@ -620,11 +631,7 @@ async fn malformed_tool_arguments_go_back_to_the_model_and_a_loop_is_stopped() {
         events: vec![tool_piece(0, Some("again"), Some("cluster_status"), "{}")],
         cut: false,
     });
-    let p = provider(&url);
-    let mut history = vec![Message::user("loop")];
-    let out = tool_loop::run(&p, &app.tools, &"s".into(), &mut history, &specs, 4, None)
-        .await
-        .expect("stopped");
+    let (out, _) = one_turn(&url, &app, "loop", 4).await.expect("stopped");
     assert_eq!(out.steps, 4);
     assert_eq!(out.stopped.as_deref(), Some("step limit"));
     assert_eq!(script.requests.lock().expect("lock").len(), 4);

@@ -26,16 +26,16 @@ struct Rig {
 }
 
 async fn rig(sim: Simulator) -> Rig {
+    rig_with(sim, util::fast_poll()).await
+}
+
+/// A poller with `settings` running against `sim`, the events subscribed before it starts.
+async fn rig_with(sim: Simulator, settings: PollSettings) -> Rig {
     let bus = jarvis::bus::Bus::new(4096);
     let state = StateHandle::new(World::default());
     let events = bus.subscribe();
     let stop = CancellationToken::new();
-    let poller = Poller::new(
-        util::client(&sim),
-        util::fast_poll(),
-        bus.clone(),
-        state.clone(),
-    );
+    let poller = Poller::new(util::client(&sim), settings, bus.clone(), state.clone());
     tokio::spawn(poller.run(stop.clone()));
     Rig {
         sim,
@@ -309,10 +309,6 @@ async fn a_simulator_that_dies_and_comes_back_is_followed() {
 #[tokio::test]
 async fn an_action_is_announced_followed_and_makes_the_poller_burst() {
     let sim = util::sim().await;
-    let bus = jarvis::bus::Bus::new(4096);
-    let state = StateHandle::new(World::default());
-    let mut events = bus.subscribe();
-    let stop = CancellationToken::new();
     // A slow regular poll and a fast burst: the burst is the only way to poll often here.
     let settings = PollSettings {
         resources: Duration::from_secs(30),
@@ -320,9 +316,13 @@ async fn an_action_is_announced_followed_and_makes_the_poller_burst() {
         burst_for: Duration::from_secs(3),
         ..util::fast_poll()
     };
-    tokio::spawn(
-        Poller::new(util::client(&sim), settings, bus.clone(), state.clone()).run(stop.clone()),
-    );
+    let Rig {
+        sim,
+        state,
+        bus,
+        stop,
+        mut events,
+    } = rig_with(sim, settings).await;
     assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
     let resource_polls = || {
         sim.shared
@@ -391,17 +391,14 @@ async fn an_action_is_announced_followed_and_makes_the_poller_burst() {
 #[tokio::test]
 async fn after_a_long_outage_the_return_is_noticed_within_ten_seconds() {
     let sim = util::sim().await;
-    let bus = jarvis::bus::Bus::new(4096);
-    let state = StateHandle::new(World::default());
-    let stop = CancellationToken::new();
     let settings = PollSettings {
         backoff_max: Duration::from_secs(30),
         recovery_probe: Duration::from_secs(5),
         ..PollSettings::default()
     };
-    tokio::spawn(
-        Poller::new(util::client(&sim), settings, bus.clone(), state.clone()).run(stop.clone()),
-    );
+    let Rig {
+        sim, state, stop, ..
+    } = rig_with(sim, settings).await;
     assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
     let (addr, identity) = (sim.addr, sim.identity.clone());
     sim.stop().await;
@@ -438,17 +435,14 @@ async fn after_a_long_outage_the_return_is_noticed_within_ten_seconds() {
 #[tokio::test]
 async fn a_pve_that_answers_the_probe_but_fails_the_poll_stays_backed_off() {
     let sim = util::sim().await;
-    let bus = jarvis::bus::Bus::new(4096);
-    let state = StateHandle::new(World::default());
-    let stop = CancellationToken::new();
     let settings = PollSettings {
         backoff_max: Duration::from_secs(1),
         recovery_probe: Duration::from_millis(200),
         ..util::fast_poll()
     };
-    tokio::spawn(
-        Poller::new(util::client(&sim), settings, bus.clone(), state.clone()).run(stop.clone()),
-    );
+    let Rig {
+        sim, state, stop, ..
+    } = rig_with(sim, settings).await;
     assert!(util::eventually(WAIT, || state.get().cluster.updated_at_ms > 0).await);
     let probes = || {
         sim.shared
