@@ -155,8 +155,10 @@ impl Agent {
         let mut reply = match intent::parse(text, &world) {
             // An action for later is not the engine's to carry out: a model may answer it; without one the engine
             // says it cannot schedule it.
+            // It is offered only the read tools: "later" must not become "now" by the model's choice.
             Some(intent::Intent::Deferred { .. }) if has_model => {
-                self.ask_model(text, asker, deltas).await
+                self.ask_model(text, asker, deltas, tool_loop::Offer::ReadsOnly)
+                    .await
             }
             Some(intent) => {
                 let a = offline::carry_out(&intent, &self.tools, &self.persona, asker).await;
@@ -178,7 +180,10 @@ impl Agent {
                 );
                 reply
             }
-            None if has_model => self.ask_model(text, asker, deltas).await,
+            None if has_model => {
+                self.ask_model(text, asker, deltas, tool_loop::Offer::All)
+                    .await
+            }
             None => self.beyond_me(),
         };
         if asker.voice {
@@ -318,10 +323,11 @@ impl Agent {
         text: &str,
         asker: Asker,
         deltas: Option<tokio::sync::mpsc::Sender<String>>,
+        offer: tool_loop::Offer,
     ) -> Reply {
         let (today, month) = self.spent().await;
         let budget_ok = router::within_budget(&self.route, today, month);
-        let specs = tool_loop::tool_specs(&self.tools);
+        let specs = tool_loop::offered_specs(&self.tools, offer);
         let mut conv = self.conversation.lock().await;
         let (system, history) = self.context_for(&conv, text, asker.voice);
         let context_tokens: usize = history.iter().map(context::tokens).sum();

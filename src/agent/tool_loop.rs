@@ -34,11 +34,25 @@ pub struct TurnOutcome {
     pub stopped: Option<String>,
 }
 
+/// Which tools a turn offers the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    All,
+    /// Tier 0 only: for an utterance that must not lead to an action now (one said for later).
+    ReadsOnly,
+}
+
 /// Every tool an actor may use, as the model sees them.
 pub fn tool_specs(tools: &Registry) -> Vec<ToolSpec> {
+    offered_specs(tools, Offer::All)
+}
+
+/// The tools `offer` lets the model see (and call: a call of any other is refused in the loop).
+pub fn offered_specs(tools: &Registry, offer: Offer) -> Vec<ToolSpec> {
     tools
         .list()
         .into_iter()
+        .filter(|t| offer == Offer::All || t.tier == Tier::Read.number())
         .map(|t| ToolSpec {
             name: t.name,
             description: t.description,
@@ -85,7 +99,12 @@ pub async fn run(
         }
         for call in &c.tool_calls {
             called.push(call.name.clone());
-            let content = call_tool(tools, &call.name, &call.arguments, taint.clone()).await;
+            let content = if specs.iter().any(|s| s.name == call.name) {
+                call_tool(tools, &call.name, &call.arguments, taint.clone()).await
+            } else {
+                // A model may name any tool; only those offered this turn run.
+                json!({"error": format!("`{}` is not available in this turn; use only the tools offered", call.name)})
+            };
             if taint.is_none() && crate::tools::reads_outside_text(&call.name) {
                 taint = Some(format!(
                     "this turn read outside text ({}) that may be steering the model",

@@ -670,6 +670,14 @@ async fn what_the_offline_engine_does_not_know_goes_to_the_model_end_to_end() {
             ],
             cut: false,
         },
+        // Asked to start a guest tonight, the model tries to start it now: it was not offered the tool.
+        Answer::Sse {
+            events: vec![
+                tool_piece(0, Some("w1"), Some("start_guest"), "{\"vmid\": 113}"),
+                usage(1750, 10, 1400),
+            ],
+            cut: false,
+        },
         Answer::Sse {
             events: vec![
                 text("I have no scheduler, sir; ask me tonight."),
@@ -757,7 +765,32 @@ async fn what_the_offline_engine_does_not_know_goes_to_the_model_end_to_end() {
             "{text:?} → {reply}"
         );
     }
-    assert_eq!(script.requests.lock().expect("lock").len(), 3);
+    let requests = script.requests.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 4);
+    let offered: Vec<&str> = requests[2]["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["function"]["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        offered.contains(&"guest_status") && !offered.contains(&"start_guest"),
+        "a turn about later is offered reads only: {offered:?}"
+    );
+    let refused = requests[3]["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "tool"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(refused.contains("not available in this turn"), "{refused}");
+    let audit = app.store.audit(100).expect("audit");
+    assert!(
+        !audit.iter().any(|r| r.tool == "start_guest"),
+        "nothing was started: {audit:?}"
+    );
     app.shutdown().await;
 }
 
