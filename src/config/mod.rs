@@ -640,12 +640,19 @@ fn read_ssh(s: &mut Section<'_, '_>, base: &Path) -> SshSettings {
             .map(|(p, _)| resolve(base, &p))
             .unwrap_or_else(|| PathBuf::from(default))
     };
+    let key_file = path(s, "key_file", "/etc/jarvis/secrets/id_ed25519");
+    // The key may not exist yet (made at first boot); when it does, it must be private like every secret file.
+    if let Ok(meta) = std::fs::metadata(&key_file) {
+        if let Err(e) = crate::secret::check_private(&key_file, &meta) {
+            s.fail("key_file", None, e.to_string());
+        }
+    }
     SshSettings {
         user: s
             .string("user")
             .map(|(u, _)| u)
             .unwrap_or_else(|| "root".into()),
-        key_file: path(s, "key_file", "/etc/jarvis/secrets/id_ed25519"),
+        key_file,
         known_hosts: path(s, "known_hosts", "/etc/jarvis/known_hosts"),
         trust_on_first_use: s.bool_or("trust_on_first_use", false),
         timeout: Duration::from_millis(s.int_or("timeout_ms", 15_000, 500, 600_000)),
