@@ -121,13 +121,20 @@ impl Config {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&src, &path.display().to_string(), base, &|k| {
+        // Relative paths in the file are relative to its folder, made absolute now: whatever the working
+        // directory of the process (`jarvis mcp` is started by an agent from anywhere), they name the same files.
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+        Config::parse(&src, &path.display().to_string(), &base, &|k| {
             std::env::var(k).ok()
         })
     }
 
-    /// Validates `src`; relative secret paths are resolved against `base`.
+    /// Validates `src`; relative paths (secrets, the store, file roots, projects, SSH files) are resolved against
+    /// `base`, the config file's folder.
     pub fn parse(
         src: &str,
         name: &str,
@@ -156,7 +163,7 @@ impl Config {
         });
         let store_path = r.section("store", |s| {
             s.string("path")
-                .map(|(p, _)| PathBuf::from(p))
+                .map(|(p, _)| resolve(base, &p))
                 .unwrap_or_else(|| PathBuf::from("/var/lib/jarvis/jarvis.db"))
         });
         let log_level = r.section("log", |s| match s.string("level") {
@@ -851,5 +858,18 @@ mod tests {
         assert!(fields.contains(&"pve.fingerprint"));
         assert!(fields.contains(&"web.token_file"));
         assert!(fields.contains(&"web.operator_token_file"));
+    }
+
+    #[test]
+    fn a_relative_store_path_is_beside_the_config_file_not_the_working_directory() {
+        let src = format!("[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\nfingerprint = \"{FP}\"\n\n[store]\npath = \"data/jarvis.db\"\n");
+        let c = Config::parse(&src, "j.toml", Path::new("/etc/jarvis"), &env).expect("valid");
+        assert_eq!(c.store_path, PathBuf::from("/etc/jarvis/data/jarvis.db"));
+        let abs = src.replace("data/jarvis.db", "/var/lib/jarvis/j.db");
+        let c = Config::parse(&abs, "j.toml", Path::new("/etc/jarvis"), &env).expect("valid");
+        assert_eq!(c.store_path, PathBuf::from("/var/lib/jarvis/j.db"));
+        let default = src.replace("\n[store]\npath = \"data/jarvis.db\"\n", "");
+        let c = Config::parse(&default, "j.toml", Path::new("/etc/jarvis"), &env).expect("valid");
+        assert_eq!(c.store_path, PathBuf::from("/var/lib/jarvis/jarvis.db"));
     }
 }
