@@ -142,6 +142,13 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let mut r = Reader::parse(src);
+        if r.has_syntax_error() {
+            // Report the syntax error alone, and read no secret file named by a file that cannot be trusted.
+            return Err(ConfigError::Invalid {
+                path: name.to_string(),
+                problems: r.finish(),
+            });
+        }
         let pve = r.section("pve", |s| read_pve(s, base, env));
         let poll = r.section("poll", read_poll);
         let thresholds = r.section("alerts", read_alerts);
@@ -843,6 +850,20 @@ mod tests {
             (problems[0].line, problems[0].field.as_str()),
             (8, "wol.agent")
         );
+    }
+
+    #[test]
+    fn a_syntax_error_is_the_only_problem_reported() {
+        let src = format!("[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\nfingerprint = \"{FP}\"\n\n[web\n");
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::parse(&src, "j.toml", Path::new("."), &|_| None)
+        else {
+            panic!("expected the syntax error");
+        };
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert_eq!(problems[0].line, 6);
+        assert!(problems[0].message.starts_with("TOML syntax"), "{text:?}");
     }
 
     #[test]

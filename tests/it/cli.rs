@@ -145,6 +145,9 @@ fn check_config_reports_syntax_errors_and_missing_files() {
         stderr.contains(":3:") && stderr.contains("TOML syntax"),
         "{stderr}"
     );
+    // Only the syntax error: `url` is there, and what follows the error cannot be judged.
+    assert!(stderr.contains("1 problem(s)"), "{stderr}");
+    assert!(!stderr.contains("missing"), "{stderr}");
     let (code, _, stderr) = check_config(&dir.path().join("nope.toml"));
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read"), "{stderr}");
