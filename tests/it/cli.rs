@@ -153,6 +153,45 @@ fn check_config_reports_syntax_errors_and_missing_files() {
     assert!(stderr.contains("cannot read"), "{stderr}");
 }
 
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    // stderr is a pipe (as under an init system writing a log file), and NO_COLOR is not set.
+    let mut child = Command::new(BIN)
+        .args(["sim", "pve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jarvis sim pve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && !seen.iter().any(|l: &String| l.contains("PVE simulator listening")) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(line);
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = wait_with_timeout(&mut child, Duration::from_secs(10));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("PVE simulator listening"), "no log line seen: {text:?}");
+    assert!(text.contains("INFO"), "{text:?}");
+    assert!(!text.contains("\x1b["), "colour codes in a piped log: {text:?}");
+}
+
 /// A running `jarvis demo` and what its banner said.
 struct DemoProc {
     child: Child,
