@@ -16,7 +16,9 @@ pub enum SecretError {
     File { path: String, message: String },
     #[error("secret file {path} is empty")]
     Empty { path: String },
-    #[error("secret file {path} has mode {mode:04o}, open to its group or others: run chmod 600 {path}")]
+    #[error(
+        "secret file {path} has mode {mode:04o}, open to its group or others: run chmod 600 {path}"
+    )]
     Exposed { path: String, mode: u32 },
 }
 
@@ -118,8 +120,14 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
             let e = Secret::from_file(&p).expect_err("too open");
             let text = e.to_string();
-            assert!(matches!(e, SecretError::Exposed { mode: m, .. } if m == mode), "{text}");
-            assert!(text.contains(&format!("chmod 600 {}", p.display())), "{text}");
+            assert!(
+                matches!(e, SecretError::Exposed { mode: m, .. } if m == mode),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("chmod 600 {}", p.display())),
+                "{text}"
+            );
             assert!(!text.contains("hunter2"));
         }
         for mode in [0o600, 0o400] {

@@ -403,7 +403,8 @@ mod tests {
     #[test]
     fn after_a_syntax_error_nothing_else_is_reported() {
         // `url` and `token_id` are present above the error; they must not be reported missing, nor anything else.
-        let mut r = Reader::parse("[pve]\nurl = \"https://x:8006\"\ntoken_id = \"a@pve!b\"\n[poll\n");
+        let mut r =
+            Reader::parse("[pve]\nurl = \"https://x:8006\"\ntoken_id = \"a@pve!b\"\n[poll\n");
         r.section("pve", |s| {
             s.required_string("url");
             s.required_string("token_id");

@@ -142,7 +142,10 @@ mod tests {
             ("two plain spaces and a next line U+0085", " \u{85} "),
         ] {
             let line = format!("cat{sep}/proc/loadavg");
-            assert!(!is_read_only(&line), "{what}: {line:?} must not be read-only");
+            assert!(
+                !is_read_only(&line),
+                "{what}: {line:?} must not be read-only"
+            );
         }
         for (what, line) in [
             ("Cyrillic а in cat", "c\u{430}t /proc/loadavg"),
@@ -154,7 +157,10 @@ mod tests {
             ("DEL", "uptime\u{7f}"),
             ("ESC", "uptime \u{1b}[2J"),
         ] {
-            assert!(!is_read_only(line), "{what}: {line:?} must not be read-only");
+            assert!(
+                !is_read_only(line),
+                "{what}: {line:?} must not be read-only"
+            );
         }
         // A plain space, even repeated, still separates.
         assert!(is_read_only("cat  /proc/loadavg"));

@@ -112,7 +112,10 @@ fn check_config_refuses_secret_files_others_can_read() {
     let (code, stdout, stderr) = check_config(&file);
     assert_eq!(code, 0, "mode 0600 is fine: {stderr}");
     assert!(stdout.contains("OK"));
-    let loose = [("pve", 0o644, "pve.token_secret_file"), ("operator", 0o640, "web.operator_token_file")];
+    let loose = [
+        ("pve", 0o644, "pve.token_secret_file"),
+        ("operator", 0o640, "web.operator_token_file"),
+    ];
     for (name, mode, _) in loose {
         std::fs::set_permissions(secrets.join(name), std::fs::Permissions::from_mode(mode))
             .expect("chmod");
@@ -126,12 +129,17 @@ fn check_config_refuses_secret_files_others_can_read() {
             .find(|l| l.contains(field))
             .unwrap_or_else(|| panic!("no problem for {field} in:\n{stderr}"));
         assert!(
-            line.contains(&path) && line.contains(&format!("{mode:04o}")) && line.contains(&format!("chmod 600 {path}")),
+            line.contains(&path)
+                && line.contains(&format!("{mode:04o}"))
+                && line.contains(&format!("chmod 600 {path}")),
             "{line}"
         );
     }
     assert!(stderr.contains("2 problem(s)"), "{stderr}");
-    assert!(!stderr.contains("11111111") && !stderr.contains("operators-own"), "never print secrets");
+    assert!(
+        !stderr.contains("11111111") && !stderr.contains("operators-own"),
+        "never print secrets"
+    );
 }
 
 #[test]
@@ -175,7 +183,11 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
     });
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline && !seen.iter().any(|l: &String| l.contains("PVE simulator listening")) {
+    while Instant::now() < deadline
+        && !seen
+            .iter()
+            .any(|l: &String| l.contains("PVE simulator listening"))
+    {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
             seen.push(line);
         }
@@ -187,9 +199,15 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
     let _ = child.kill();
     let _ = child.wait();
     let text = seen.join("\n");
-    assert!(text.contains("PVE simulator listening"), "no log line seen: {text:?}");
+    assert!(
+        text.contains("PVE simulator listening"),
+        "no log line seen: {text:?}"
+    );
     assert!(text.contains("INFO"), "{text:?}");
-    assert!(!text.contains("\x1b["), "colour codes in a piped log: {text:?}");
+    assert!(
+        !text.contains("\x1b["),
+        "colour codes in a piped log: {text:?}"
+    );
 }
 
 /// A running `jarvis demo` and what its banner said.
