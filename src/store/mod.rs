@@ -285,8 +285,17 @@ impl Store {
     }
 }
 
+/// The database file and the files SQLite keeps beside it (`-wal`, `-shm`, `-journal`).
+pub fn files_of(path: &Path) -> [PathBuf; 4] {
+    ["", "-wal", "-shm", "-journal"].map(|suffix| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
 /// Creates the database file mode 0600 if it is missing (SQLite then creates `-wal` and `-shm` with the same mode),
-/// and tightens the database, `-wal` and `-shm` to 0600 where they exist with group or other bits set.
+/// and tightens the database, `-wal`, `-shm` and `-journal` to 0600 where they exist with group or other bits set.
 fn make_private(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let err = |p: &Path| {
@@ -303,10 +312,7 @@ fn make_private(path: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(err(path)(e)),
     }
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let file = PathBuf::from(name);
+    for file in files_of(path) {
         let meta = match std::fs::metadata(&file) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -476,7 +482,11 @@ mod tests {
         let path = dir.path().join("j.db");
         let store = Store::open(&path).expect("open");
         store.append_events(&[ev(1, "a")]).expect("append");
-        for p in [path.clone(), with_suffix(&path, "-wal"), with_suffix(&path, "-shm")] {
+        for p in [
+            path.clone(),
+            with_suffix(&path, "-wal"),
+            with_suffix(&path, "-shm"),
+        ] {
             assert_eq!(format!("{:04o}", mode(&p)), "0600", "{}", p.display());
         }
     }
@@ -490,7 +500,11 @@ mod tests {
         let old = Connection::open(&path).expect("old open");
         old.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);")
             .expect("old write");
-        let files = [path.clone(), with_suffix(&path, "-wal"), with_suffix(&path, "-shm")];
+        let files = [
+            path.clone(),
+            with_suffix(&path, "-wal"),
+            with_suffix(&path, "-shm"),
+        ];
         for p in &files {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         }

@@ -94,6 +94,7 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
             )]
             .into_iter()
             .collect(),
+            protected: Vec::new(),
         },
         ssh: None,
         kiosk: Default::default(),
