@@ -18,7 +18,7 @@ use crate::ssh::openssh::OpenSsh;
 use crate::ssh::Executor;
 use crate::state::{JarvisStatus, StateHandle, World};
 use crate::store::{Store, StoreError};
-use crate::tools::{Registry, ToolContext};
+use crate::tools::{Registry, ToolContext, ToolSettings};
 use crate::web::{self, WebContext};
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -99,7 +99,15 @@ impl App {
                 pve: client.clone(),
                 bus: bus.clone(),
                 state: state.clone(),
-                settings: Arc::new(config.tools.clone()),
+                settings: Arc::new(ToolSettings {
+                    // Whoever built the config, no tool reads the database (`jarvis demo` keeps it in its file root).
+                    protected: [
+                        config.tools.protected.clone(),
+                        crate::store::files_of(&config.store_path).to_vec(),
+                    ]
+                    .concat(),
+                    ..config.tools.clone()
+                }),
                 executor: executor.clone(),
                 live: None,
                 store: None,

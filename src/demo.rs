@@ -116,6 +116,8 @@ impl Demo {
                 )]
                 .into_iter()
                 .collect(),
+                // The database (in the data directory, a file root) is added by `App::start`.
+                protected: Vec::new(),
             },
             ssh: None,
             kiosk: Default::default(),

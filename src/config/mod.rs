@@ -121,13 +121,24 @@ impl Config {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&src, &path.display().to_string(), base, &|k| {
+        // Relative paths in the file are relative to its folder, made absolute now: whatever the working
+        // directory of the process (`jarvis mcp` is started by an agent from anywhere), they name the same files.
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+        let mut config = Config::parse(&src, &path.display().to_string(), &base, &|k| {
             std::env::var(k).ok()
-        })
+        })?;
+        // The config file names the secrets and the database: no tool reads it either.
+        let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        config.tools.protected.push(file);
+        Ok(config)
     }
 
-    /// Validates `src`; relative secret paths are resolved against `base`.
+    /// Validates `src`; relative paths (secrets, the store, file roots, projects, SSH files) are resolved against
+    /// `base`, the config file's folder.
     pub fn parse(
         src: &str,
         name: &str,
@@ -135,10 +146,19 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let mut r = Reader::parse(src);
-        let pve = r.section("pve", |s| read_pve(s, base, env));
+        // Every secret file the config names, as resolved: their folders are protected from the file tools.
+        let mut secrets: Vec<PathBuf> = Vec::new();
+        if r.has_syntax_error() {
+            // Report the syntax error alone, and read no secret file named by a file that cannot be trusted.
+            return Err(ConfigError::Invalid {
+                path: name.to_string(),
+                problems: r.finish(),
+            });
+        }
+        let pve = r.section("pve", |s| read_pve(s, base, env, &mut secrets));
         let poll = r.section("poll", read_poll);
         let thresholds = r.section("alerts", read_alerts);
-        let web = r.section("web", |s| read_web(s, base, env));
+        let web = r.section("web", |s| read_web(s, base, env, &mut secrets));
         let follow_limit = r.section("tools", |s| {
             Duration::from_millis(s.int_or("follow_limit_ms", 120_000, 1_000, 3_600_000))
         });
@@ -156,7 +176,7 @@ impl Config {
         });
         let store_path = r.section("store", |s| {
             s.string("path")
-                .map(|(p, _)| PathBuf::from(p))
+                .map(|(p, _)| resolve(base, &p))
                 .unwrap_or_else(|| PathBuf::from("/var/lib/jarvis/jarvis.db"))
         });
         let log_level = r.section("log", |s| match s.string("level") {
@@ -191,10 +211,14 @@ impl Config {
         });
         let keys = r.section("keys", read_keys);
         let has_llm = src.lines().any(|l| l.trim() == "[llm]");
-        let llm = r.section("llm", |s| has_llm.then(|| read_llm(s, base)).flatten());
+        let llm = r.section("llm", |s| {
+            has_llm.then(|| read_llm(s, base, &mut secrets)).flatten()
+        });
         let has_claude = src.lines().any(|l| l.trim() == "[claude]");
         let claude = r.section("claude", |s| {
-            has_claude.then(|| read_claude(s, base, env)).flatten()
+            has_claude
+                .then(|| read_claude(s, base, env, &mut secrets))
+                .flatten()
         });
         let (long_chars, extra_words, local_words) = r.section("route", |s| {
             let d = crate::agent::router::RouteSettings::default();
@@ -242,6 +266,7 @@ impl Config {
                     docker_host,
                     files,
                     projects,
+                    protected: protected_paths(&secrets, ssh.as_ref()),
                 },
                 ssh: ssh.map(|s| SshSettings { hosts, ..s }),
                 kiosk: KioskSettings { keys, ..kiosk },
@@ -264,6 +289,7 @@ fn read_pve(
     s: &mut Section<'_, '_>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: &mut Vec<PathBuf>,
 ) -> Option<PveEndpoint> {
     let url = s.required_string("url");
     if let Some((u, span)) = &url {
@@ -288,7 +314,7 @@ fn read_pve(
             );
         }
     }
-    let secret = read_secret(s, "token_secret_file", ENV_PVE_SECRET, base, env);
+    let secret = read_secret(s, "token_secret_file", ENV_PVE_SECRET, base, env, secrets);
     let fingerprint = s.string("fingerprint");
     let ca_file = s.string("ca_file");
     let trust = match (fingerprint, ca_file) {
@@ -358,11 +384,12 @@ fn read_kiosk(s: &mut Section<'_, '_>) -> KioskSettings {
 fn read_llm(
     s: &mut Section<'_, '_>,
     base: &Path,
+    secrets: &mut Vec<PathBuf>,
 ) -> Option<crate::agent::llm::openai::OpenAiSettings> {
     let url = s.required_string("url");
     let model = s.required_string("model");
     let api_key = match s.string("api_key_file") {
-        Some((file, span)) => match Secret::from_file(&resolve(base, &file)) {
+        Some((file, span)) => match Secret::from_file(&remember(secrets, resolve(base, &file))) {
             Ok(k) => Some(k),
             Err(e) => {
                 s.fail("api_key_file", Some(span), e.to_string());
@@ -400,6 +427,7 @@ fn read_claude(
     s: &mut Section<'_, '_>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: &mut Vec<PathBuf>,
 ) -> Option<crate::agent::llm::anthropic::AnthropicSettings> {
     let url = s
         .string("url")
@@ -409,7 +437,7 @@ fn read_claude(
         .string("model")
         .map(|(m, _)| m)
         .unwrap_or_else(|| "claude-sonnet-4-5".into());
-    let api_key = read_secret(s, "api_key_file", ENV_ANTHROPIC_KEY, base, env);
+    let api_key = read_secret(s, "api_key_file", ENV_ANTHROPIC_KEY, base, env, secrets);
     let timeout = Duration::from_millis(s.int_or("timeout_ms", 60_000, 1_000, 600_000));
     let max_tokens = s.int_or("max_tokens", 2048, 16, 64_000) as u32;
     Some(crate::agent::llm::anthropic::AnthropicSettings {
@@ -506,6 +534,7 @@ fn read_web(
     s: &mut Section<'_, '_>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: &mut Vec<PathBuf>,
 ) -> Option<WebSettings> {
     let listen = match s.string("listen") {
         Some((l, span)) => match l.parse::<SocketAddr>() {
@@ -521,7 +550,7 @@ fn read_web(
         },
         None => Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
     };
-    let token = read_secret(s, "token_file", ENV_WEB_TOKEN, base, env);
+    let token = read_secret(s, "token_file", ENV_WEB_TOKEN, base, env, secrets);
     if let Some(t) = &token {
         if t.expose().len() < 16 {
             s.fail(
@@ -531,7 +560,14 @@ fn read_web(
             );
         }
     }
-    let operator_token = read_secret(s, "operator_token_file", ENV_OPERATOR_TOKEN, base, env);
+    let operator_token = read_secret(
+        s,
+        "operator_token_file",
+        ENV_OPERATOR_TOKEN,
+        base,
+        env,
+        secrets,
+    );
     if let (Some(t), Some(o)) = (&token, &operator_token) {
         if o.expose().len() < 16 {
             s.fail(
@@ -640,12 +676,19 @@ fn read_ssh(s: &mut Section<'_, '_>, base: &Path) -> SshSettings {
             .map(|(p, _)| resolve(base, &p))
             .unwrap_or_else(|| PathBuf::from(default))
     };
+    let key_file = path(s, "key_file", "/etc/jarvis/secrets/id_ed25519");
+    // The key may not exist yet (made at first boot); when it does, it must be private like every secret file.
+    if let Ok(meta) = std::fs::metadata(&key_file) {
+        if let Err(e) = crate::secret::check_private(&key_file, &meta) {
+            s.fail("key_file", None, e.to_string());
+        }
+    }
     SshSettings {
         user: s
             .string("user")
             .map(|(u, _)| u)
             .unwrap_or_else(|| "root".into()),
-        key_file: path(s, "key_file", "/etc/jarvis/secrets/id_ed25519"),
+        key_file,
         known_hosts: path(s, "known_hosts", "/etc/jarvis/known_hosts"),
         trust_on_first_use: s.bool_or("trust_on_first_use", false),
         timeout: Duration::from_millis(s.int_or("timeout_ms", 15_000, 500, 600_000)),
@@ -704,16 +747,17 @@ fn read_wol(s: &mut Section<'_, '_>) -> Vec<WolTarget> {
     out
 }
 
-/// A secret from the file named by `key`, else from the environment variable `env_name`.
+/// A secret from the file named by `key` (remembered in `secrets`), else from the environment variable `env_name`.
 fn read_secret(
     s: &mut Section<'_, '_>,
     key: &str,
     env_name: &str,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: &mut Vec<PathBuf>,
 ) -> Option<Secret> {
     match s.string(key) {
-        Some((file, span)) => match Secret::from_file(&resolve(base, &file)) {
+        Some((file, span)) => match Secret::from_file(&remember(secrets, resolve(base, &file))) {
             Ok(secret) => Some(secret),
             Err(e) => {
                 s.fail(key, Some(span), e.to_string());
@@ -732,6 +776,25 @@ fn read_secret(
             }
         },
     }
+}
+
+/// Notes a secret file's path in `secrets` and returns it.
+fn remember(secrets: &mut Vec<PathBuf>, path: PathBuf) -> PathBuf {
+    secrets.push(path.clone());
+    path
+}
+
+/// What the tools must never read: the folder of every secret file and of the SSH key. (The config file itself
+/// is added by [`Config::load`], the database by `App::start`.)
+fn protected_paths(secrets: &[PathBuf], ssh: Option<&SshSettings>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let files = secrets.iter().chain(ssh.map(|s| &s.key_file));
+    for folder in files.filter_map(|f| f.parent()) {
+        if !folder.as_os_str().is_empty() && !out.iter().any(|p| p == folder) {
+            out.push(folder.to_path_buf());
+        }
+    }
+    out
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -832,6 +895,20 @@ mod tests {
     }
 
     #[test]
+    fn a_syntax_error_is_the_only_problem_reported() {
+        let src = format!("[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\nfingerprint = \"{FP}\"\n\n[web\n");
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::parse(&src, "j.toml", Path::new("."), &|_| None)
+        else {
+            panic!("expected the syntax error");
+        };
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert_eq!(problems[0].line, 6);
+        assert!(problems[0].message.starts_with("TOML syntax"), "{text:?}");
+    }
+
+    #[test]
     fn missing_secrets_and_trust_are_problems() {
         let src = "[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\n";
         let Err(ConfigError::Invalid { problems, .. }) =
@@ -844,5 +921,64 @@ mod tests {
         assert!(fields.contains(&"pve.fingerprint"));
         assert!(fields.contains(&"web.token_file"));
         assert!(fields.contains(&"web.operator_token_file"));
+    }
+
+    #[test]
+    fn a_relative_store_path_is_beside_the_config_file_not_the_working_directory() {
+        let src = format!("[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\nfingerprint = \"{FP}\"\n\n[store]\npath = \"data/jarvis.db\"\n");
+        let c = Config::parse(&src, "j.toml", Path::new("/etc/jarvis"), &env).expect("valid");
+        assert_eq!(c.store_path, PathBuf::from("/etc/jarvis/data/jarvis.db"));
+        let abs = src.replace("data/jarvis.db", "/var/lib/jarvis/j.db");
+        let c = Config::parse(&abs, "j.toml", Path::new("/etc/jarvis"), &env).expect("valid");
+        assert_eq!(c.store_path, PathBuf::from("/var/lib/jarvis/j.db"));
+        let default = src.replace("\n[store]\npath = \"data/jarvis.db\"\n", "");
+        let c = Config::parse(&default, "j.toml", Path::new("/etc/jarvis"), &env).expect("valid");
+        assert_eq!(c.store_path, PathBuf::from("/var/lib/jarvis/jarvis.db"));
+    }
+
+    #[test]
+    fn the_secret_folders_the_ssh_key_and_the_config_file_are_protected() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path();
+        std::fs::create_dir_all(base.join("secrets")).expect("mkdir");
+        std::fs::create_dir_all(base.join("web")).expect("mkdir");
+        for (f, v) in [
+            ("secrets/pve", "pve-secret"),
+            ("web/token", "0123456789abcdef0123"),
+        ] {
+            std::fs::write(base.join(f), v).expect("write");
+            std::fs::set_permissions(base.join(f), std::fs::Permissions::from_mode(0o600))
+                .expect("chmod");
+        }
+        let src = format!(
+            "[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\nfingerprint = \"{FP}\"\n\
+             token_secret_file = \"secrets/pve\"\n\n[web]\ntoken_file = \"web/token\"\n\n\
+             [ssh]\nkey_file = \"/srv/keys/id_ed25519\"\n"
+        );
+        let file = base.join("jarvis.toml");
+        std::fs::write(&file, &src).expect("write");
+        let c = Config::parse(&src, "j.toml", base, &env).expect("valid");
+        assert_eq!(
+            c.tools.protected,
+            [
+                base.join("secrets"),
+                base.join("web"),
+                PathBuf::from("/srv/keys")
+            ]
+        );
+        // Loaded from its file, the config file itself is protected too. `load` reads the real environment, so
+        // the operator token gets a file as well.
+        let src = src.replace("[web]\n", "[web]\noperator_token_file = \"web/operator\"\n");
+        std::fs::write(&file, &src).expect("write");
+        std::fs::write(base.join("web/operator"), "operator-0123456789abcdef").expect("write");
+        std::fs::set_permissions(
+            base.join("web/operator"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+        let c = Config::load(&file).expect("valid");
+        assert_eq!(c.tools.protected.last(), Some(&file));
+        assert!(c.tools.protected.contains(&base.join("web")));
     }
 }

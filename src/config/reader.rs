@@ -40,7 +40,8 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// Parses `src`; a syntax error becomes the only problem (nothing after it can be trusted).
+    /// Parses `src`; a syntax error becomes the only problem (nothing after it can be trusted): section readers
+    /// then see empty sections, and what they would report — "missing" keys that are in fact present — is dropped.
     pub fn parse(src: &'a str) -> Reader<'a> {
         let mut r = Reader {
             src,
@@ -71,7 +72,15 @@ impl<'a> Reader<'a> {
         (line, column)
     }
 
+    /// True when the file is not valid TOML; its one problem is the syntax error.
+    pub fn has_syntax_error(&self) -> bool {
+        self.root.is_none()
+    }
+
     fn problem(&mut self, span: Range<usize>, field: &str, message: String) {
+        if self.has_syntax_error() {
+            return;
+        }
         let (line, column) = self.line_col(span.start);
         self.problems.push(Problem {
             line,
@@ -389,6 +398,25 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].line, 2);
         assert!(p[0].message.starts_with("TOML syntax"));
+    }
+
+    #[test]
+    fn after_a_syntax_error_nothing_else_is_reported() {
+        // `url` and `token_id` are present above the error; they must not be reported missing, nor anything else.
+        let mut r =
+            Reader::parse("[pve]\nurl = \"https://x:8006\"\ntoken_id = \"a@pve!b\"\n[poll\n");
+        r.section("pve", |s| {
+            s.required_string("url");
+            s.required_string("token_id");
+            s.required_string("fingerprint");
+            s.fail("token_secret_file", None, "missing".into());
+        });
+        r.section("web", |s| s.int_or("max_body_bytes", 1, 1, 10));
+        let p = r.finish();
+        let text: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert_eq!((p[0].line, p[0].field.as_str()), (4, ""));
+        assert!(p[0].message.starts_with("TOML syntax"), "{text:?}");
     }
 
     #[test]

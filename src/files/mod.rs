@@ -1,6 +1,7 @@
 //! Files: downloads into the configured directory behind the SSRF guard ([`ssrf`]), with size and time caps and an
 //! atomic rename; reading files and listing directories only below allowlisted roots, after resolving `..` and
-//! symlinks (so neither can escape).
+//! symlinks (so neither can escape), and never inside Jarvis's own data ([`protected_by`]: its database, the folders
+//! of its secrets, its config file), even below a root.
 
 pub mod ssrf;
 
@@ -251,6 +252,33 @@ pub fn inside_roots(s: &FileSettings, path: &str) -> Result<PathBuf, FileError> 
     }
 }
 
+/// The entry of `protected` that `real` (a canonical path) is, or lies below, if any. Protected paths are
+/// canonicalised here, at the time of the check (a database's `-wal` appears and disappears; a missing file is
+/// compared through its canonical folder), so `..`, symlinks and relative spellings cannot slip past.
+pub fn protected_by<'p>(protected: &'p [PathBuf], real: &Path) -> Option<&'p Path> {
+    protected
+        .iter()
+        .find(|p| {
+            let canonical = std::fs::canonicalize(p).ok().or_else(|| {
+                let parent = std::fs::canonicalize(p.parent()?).ok()?;
+                Some(parent.join(p.file_name()?))
+            });
+            real.starts_with(canonical.as_deref().unwrap_or(p))
+        })
+        .map(PathBuf::as_path)
+}
+
+/// Refuses `real` when it is Jarvis's own data; `shown` is the path as the caller gave it.
+pub fn refuse_protected(protected: &[PathBuf], real: &Path, shown: &str) -> Result<(), FileError> {
+    match protected_by(protected, real) {
+        Some(p) => Err(FileError::Refused(format!(
+            "{shown} is Jarvis's own data ({}: its database, secrets or config), never read through a tool",
+            p.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct FileContent {
     pub path: String,
@@ -259,8 +287,14 @@ pub struct FileContent {
     pub text: String,
 }
 
-pub fn read_file(s: &FileSettings, path: &str) -> Result<FileContent, FileError> {
+/// Reads a file below the roots (the first `max_read_bytes`), refusing `protected` paths (see [`protected_by`]).
+pub fn read_file(
+    s: &FileSettings,
+    protected: &[PathBuf],
+    path: &str,
+) -> Result<FileContent, FileError> {
     let real = inside_roots(s, path)?;
+    refuse_protected(protected, &real, path)?;
     let io = |e: std::io::Error| FileError::Io {
         path: path.to_string(),
         message: e.to_string(),
@@ -291,8 +325,14 @@ pub struct Entry {
     pub size: u64,
 }
 
-pub fn list_dir(s: &FileSettings, path: &str) -> Result<Vec<Entry>, FileError> {
+/// Lists a directory below the roots, refusing `protected` ones (see [`protected_by`]).
+pub fn list_dir(
+    s: &FileSettings,
+    protected: &[PathBuf],
+    path: &str,
+) -> Result<Vec<Entry>, FileError> {
     let real = inside_roots(s, path)?;
+    refuse_protected(protected, &real, path)?;
     let io = |e: std::io::Error| FileError::Io {
         path: path.to_string(),
         message: e.to_string(),
@@ -346,29 +386,65 @@ mod tests {
             ..FileSettings::default()
         };
         assert_eq!(
-            read_file(&s, &root.join("docs/readme.txt").display().to_string())
+            read_file(&s, &[], &root.join("docs/readme.txt").display().to_string())
                 .expect("read")
                 .text,
             "hello"
         );
         let traversal = format!("{}/docs/../../secret.txt", root.display());
         assert!(matches!(
-            read_file(&s, &traversal),
+            read_file(&s, &[], &traversal),
             Err(FileError::Refused(_))
         ));
         assert!(matches!(
-            read_file(&s, &root.join("escape").display().to_string()),
+            read_file(&s, &[], &root.join("escape").display().to_string()),
             Err(FileError::Refused(_))
         ));
-        let names: Vec<String> = list_dir(&s, &root.display().to_string())
+        let names: Vec<String> = list_dir(&s, &[], &root.display().to_string())
             .expect("list")
             .into_iter()
             .map(|e| e.name)
             .collect();
         assert_eq!(names, ["docs", "escape"]);
         assert!(matches!(
-            list_dir(&s, &dir.path().display().to_string()),
+            list_dir(&s, &[], &dir.path().display().to_string()),
             Err(FileError::Refused(_))
         ));
+    }
+
+    #[test]
+    fn protected_paths_are_refused_below_a_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("secrets")).expect("mkdir");
+        std::fs::write(root.join("secrets/web-token"), "t").expect("write");
+        std::fs::write(root.join("j.db"), "db").expect("write");
+        std::fs::write(root.join("notes"), "fine").expect("write");
+        let s = FileSettings {
+            roots: vec![root.clone()],
+            ..FileSettings::default()
+        };
+        // Spelled unlike the real paths: through `..`, and a -wal that does not exist yet.
+        let protected = vec![
+            root.join("secrets/../secrets"),
+            root.join("j.db"),
+            root.join("j.db-wal"),
+        ];
+        let p = |rel: &str| root.join(rel).display().to_string();
+        assert_eq!(
+            read_file(&s, &protected, &p("notes")).expect("read").text,
+            "fine"
+        );
+        for rel in ["secrets/web-token", "j.db", "./secrets/../j.db"] {
+            let e = read_file(&s, &protected, &p(rel)).expect_err(rel);
+            assert!(
+                matches!(&e, FileError::Refused(m) if m.contains("Jarvis's own data")),
+                "{e}"
+            );
+        }
+        std::fs::write(root.join("j.db-wal"), "wal").expect("write");
+        assert!(read_file(&s, &protected, &p("j.db-wal")).is_err());
+        assert!(list_dir(&s, &protected, &p("secrets")).is_err());
+        assert!(list_dir(&s, &protected, &p(".")).is_ok());
     }
 }

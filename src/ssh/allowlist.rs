@@ -1,5 +1,7 @@
 //! Which shell commands are harmless reads that may run without confirmation (tier 0). Anything else — including
-//! any shell metacharacter, so nothing can be chained onto an allowed command — needs the operator (tier 2).
+//! any shell metacharacter, so nothing can be chained onto an allowed command, and any character outside printable
+//! ASCII (tabs, no-break and other Unicode spaces, zero-width characters, homoglyph letters), so words are split
+//! only at a plain space — needs the operator (tier 2).
 
 /// Characters that would let a command do more than it says.
 const META: &[char] = &[
@@ -20,12 +22,18 @@ fn is_small_number(s: &str) -> bool {
     s.parse::<u32>().is_ok_and(|n| (1..=5000).contains(&n))
 }
 
+/// Printable ASCII, the plain space included: the only characters a tier-0 line may hold.
+fn is_plain(c: char) -> bool {
+    matches!(c, ' '..='~')
+}
+
 /// True when `command` is one of the read-only commands that run at once.
 pub fn is_read_only(command: &str) -> bool {
-    if command.contains(META) {
+    if !command.chars().all(is_plain) || command.contains(META) {
         return false;
     }
-    let words: Vec<&str> = command.split_whitespace().collect();
+    // Only plain spaces are left to separate words: the shell on the node must split exactly as this does.
+    let words: Vec<&str> = command.split(' ').filter(|w| !w.is_empty()).collect();
     match words.as_slice() {
         ["uptime"]
         | ["uptime", "-p"]
@@ -108,5 +116,53 @@ mod tests {
         ] {
             assert!(!is_read_only(c), "{c:?} must not be read-only");
         }
+    }
+
+    #[test]
+    fn any_separator_but_a_plain_space_or_any_non_ascii_character_needs_confirmation() {
+        // Each of these splits like a space under `split_whitespace`, or looks like a letter it is not.
+        for (what, sep) in [
+            ("no-break space U+00A0", "\u{a0}"),
+            ("en quad U+2000", "\u{2000}"),
+            ("em quad U+2001", "\u{2001}"),
+            ("en space U+2002", "\u{2002}"),
+            ("em space U+2003", "\u{2003}"),
+            ("three-per-em space U+2004", "\u{2004}"),
+            ("four-per-em space U+2005", "\u{2005}"),
+            ("six-per-em space U+2006", "\u{2006}"),
+            ("figure space U+2007", "\u{2007}"),
+            ("punctuation space U+2008", "\u{2008}"),
+            ("thin space U+2009", "\u{2009}"),
+            ("hair space U+200A", "\u{200a}"),
+            ("ideographic space U+3000", "\u{3000}"),
+            ("tab", "\t"),
+            ("vertical tab", "\u{b}"),
+            ("form feed", "\u{c}"),
+            ("zero-width space U+200B", " \u{200b}"),
+            ("two plain spaces and a next line U+0085", " \u{85} "),
+        ] {
+            let line = format!("cat{sep}/proc/loadavg");
+            assert!(
+                !is_read_only(&line),
+                "{what}: {line:?} must not be read-only"
+            );
+        }
+        for (what, line) in [
+            ("Cyrillic а in cat", "c\u{430}t /proc/loadavg"),
+            ("Cyrillic е in uptime", "uptim\u{435}"),
+            ("zero-width space inside a word", "upt\u{200b}ime"),
+            ("trailing no-break space", "uptime\u{a0}"),
+            ("leading tab", "\tuptime"),
+            ("NUL", "uptime\0"),
+            ("DEL", "uptime\u{7f}"),
+            ("ESC", "uptime \u{1b}[2J"),
+        ] {
+            assert!(
+                !is_read_only(line),
+                "{what}: {line:?} must not be read-only"
+            );
+        }
+        // A plain space, even repeated, still separates.
+        assert!(is_read_only("cat  /proc/loadavg"));
     }
 }

@@ -4,6 +4,10 @@
 //! Durability: WAL with `synchronous=NORMAL` keeps every committed transaction across a crash or `kill -9` of the
 //! process (only a power cut can lose the last few); a write and a read use separate connections so readers never
 //! wait on the writer.
+//!
+//! Privacy: the database holds the audit log, approvals and conversations, so it is created mode 0600 (SQLite gives
+//! its `-wal` and `-shm` files the database's mode), and an existing one its group or others may open is tightened
+//! to 0600, with a warning, before it is opened.
 
 pub mod conversations;
 pub mod memory;
@@ -24,6 +28,11 @@ pub enum StoreError {
     Open {
         path: String,
         source: rusqlite::Error,
+    },
+    #[error("cannot make the store file {path} private (mode 0600): {source}")]
+    Private {
+        path: String,
+        source: std::io::Error,
     },
     #[error("cannot create the store's directory {path}: {source}")]
     Dir {
@@ -94,6 +103,7 @@ impl Store {
                 source,
             })?;
         }
+        make_private(path)?;
         let mut writer = Connection::open(path).map_err(open_err)?;
         writer
             .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")
@@ -275,6 +285,52 @@ impl Store {
     }
 }
 
+/// The database file and the files SQLite keeps beside it (`-wal`, `-shm`, `-journal`).
+pub fn files_of(path: &Path) -> [PathBuf; 4] {
+    ["", "-wal", "-shm", "-journal"].map(|suffix| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
+/// Creates the database file mode 0600 if it is missing (SQLite then creates `-wal` and `-shm` with the same mode),
+/// and tightens the database, `-wal`, `-shm` and `-journal` to 0600 where they exist with group or other bits set.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let err = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| StoreError::Private { path, source }
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err(path)(e)),
+    }
+    for file in files_of(path) {
+        let meta = match std::fs::metadata(&file) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(err(&file)(e)),
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(err(&file))?;
+            tracing::warn!(
+                file = %file.display(),
+                "the store file had mode {mode:04o}, open to its group or others; tightened to 0600"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -407,5 +463,55 @@ mod tests {
             Store::open(&path),
             Err(StoreError::TooNew { found: 99, .. })
         ));
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777
+    }
+
+    fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    }
+
+    #[test]
+    fn the_database_and_its_wal_and_shm_are_created_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        let store = Store::open(&path).expect("open");
+        store.append_events(&[ev(1, "a")]).expect("append");
+        for p in [
+            path.clone(),
+            with_suffix(&path, "-wal"),
+            with_suffix(&path, "-shm"),
+        ] {
+            assert_eq!(format!("{:04o}", mode(&p)), "0600", "{}", p.display());
+        }
+    }
+
+    #[test]
+    fn a_database_others_can_read_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        // An older Jarvis left the database (and, while it runs, its -wal and -shm) readable by everyone.
+        let old = Connection::open(&path).expect("old open");
+        old.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .expect("old write");
+        let files = [
+            path.clone(),
+            with_suffix(&path, "-wal"),
+            with_suffix(&path, "-shm"),
+        ];
+        for p in &files {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+        let store = Store::open(&path).expect("open");
+        for p in &files {
+            assert_eq!(format!("{:04o}", mode(p)), "0600", "{}", p.display());
+        }
+        drop((store, old));
     }
 }

@@ -36,7 +36,7 @@ pub fn register(r: &mut Registry) {
         |a, _| format!("Read {}", a.path),
         |ctx, a| {
             Box::pin(async move {
-                let c = files::read_file(&ctx.settings.files, &a.path).map_err(file_error)?;
+                let c = files::read_file(&ctx.settings.files, &ctx.settings.protected, &a.path).map_err(file_error)?;
                 serde_json::to_value(c).map_err(|e| ToolError::Failed(e.to_string()))
             })
         },
@@ -48,7 +48,9 @@ pub fn register(r: &mut Registry) {
         |a, _| format!("List {}", a.path),
         |ctx, a| {
             Box::pin(async move {
-                let entries = files::list_dir(&ctx.settings.files, &a.path).map_err(file_error)?;
+                let entries =
+                    files::list_dir(&ctx.settings.files, &ctx.settings.protected, &a.path)
+                        .map_err(file_error)?;
                 Ok(json!({ "path": a.path, "entries": entries }))
             })
         },

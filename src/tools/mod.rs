@@ -160,6 +160,10 @@ pub struct ToolSettings {
     pub files: crate::files::FileSettings,
     /// Indexed project directories by name.
     pub projects: std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// Jarvis's own data, which no tool reads, lists or searches even below a root or inside a project: the
+    /// folders of the secret files and the SSH key and the config file (from the config loader), the database
+    /// and its `-wal`, `-shm`, `-journal` (added by `App::start`). See [`crate::files::protected_by`].
+    pub protected: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,8 @@
 //! Project tools (tier 0): the indexed project directories from `[projects]` — list them, show a tree, read a file
 //! and search text, honouring .gitignore (the `ignore` crate) and searching with ripgrep's engine (`grep`). Paths
-//! are resolved inside the project: `..` and symlinks cannot leave it.
+//! are resolved inside the project: `..` and symlinks cannot leave it. What they resolve to is then refused, never
+//! listed and never searched when it is inside `.git/` or `.ssh/`, looks like a key or secrets file
+//! ([`is_key_file`]), or is Jarvis's own data ([`crate::files::protected_by`]).
 
 use std::path::{Path, PathBuf};
 
@@ -39,9 +41,10 @@ pub fn register(r: &mut Registry) {
         |ctx, a| {
             Box::pin(async move {
                 let root = project_root(&ctx, &a.project)?;
-                let start = inside(&root, a.path.as_deref().unwrap_or("."))?;
+                let protected = ctx.settings.protected.clone();
+                let start = inside(&root, &protected, a.path.as_deref().unwrap_or("."))?;
                 let depth = a.depth.unwrap_or(3).clamp(1, 8) as usize;
-                tokio::task::spawn_blocking(move || tree(&root, &start, depth)).await.map_err(|e| ToolError::Failed(e.to_string()))?
+                tokio::task::spawn_blocking(move || tree(&root, &protected, &start, depth)).await.map_err(|e| ToolError::Failed(e.to_string()))?
             })
         },
     ));
@@ -53,7 +56,7 @@ pub fn register(r: &mut Registry) {
         |ctx, a| {
             Box::pin(async move {
                 let root = project_root(&ctx, &a.project)?;
-                let file = inside(&root, &a.path)?;
+                let file = inside(&root, &ctx.settings.protected, &a.path)?;
                 let meta = std::fs::metadata(&file).map_err(|e| ToolError::NotFound(format!("{}: {e}", a.path)))?;
                 if !meta.is_file() {
                     return Err(ToolError::NotFound(format!("{} is not a file", a.path)));
@@ -83,7 +86,8 @@ pub fn register(r: &mut Registry) {
                     message: e.to_string(),
                 })?;
                 let max = a.max_results.unwrap_or(50).clamp(1, 500) as usize;
-                tokio::task::spawn_blocking(move || search(&root, &matcher, max)).await.map_err(|e| ToolError::Failed(e.to_string()))?
+                let protected = ctx.settings.protected.clone();
+                tokio::task::spawn_blocking(move || search(&root, &protected, &matcher, max)).await.map_err(|e| ToolError::Failed(e.to_string()))?
             })
         },
     ));
@@ -131,16 +135,65 @@ fn project_root(ctx: &ToolContext, name: &str) -> Result<PathBuf, ToolError> {
         .map_err(|e| ToolError::Failed(format!("project {name} ({}): {e}", path.display())))
 }
 
-/// `rel` resolved inside `root` (after `..` and symlinks), or refused.
-fn inside(root: &Path, rel: &str) -> Result<PathBuf, ToolError> {
+/// `rel` resolved inside `root` (after `..` and symlinks), or refused: outside the project, or (as resolved) a
+/// path the project tools never touch ([`why_refused`]).
+fn inside(root: &Path, protected: &[PathBuf], rel: &str) -> Result<PathBuf, ToolError> {
     let joined = root.join(rel.trim_start_matches('/'));
     let real =
         std::fs::canonicalize(&joined).map_err(|e| ToolError::NotFound(format!("{rel}: {e}")))?;
-    if real.starts_with(root) {
-        Ok(real)
-    } else {
-        Err(ToolError::Failed(format!("{rel} is outside the project")))
+    if !real.starts_with(root) {
+        return Err(ToolError::Failed(format!("{rel} is outside the project")));
     }
+    match why_refused(root, protected, &real) {
+        Some(why) => Err(ToolError::Failed(format!("refused: {rel} {why}"))),
+        None => Ok(real),
+    }
+}
+
+/// Folders whose contents the project tools never read, list or search.
+const SECRET_DIRS: [&str; 2] = [".git", ".ssh"];
+
+/// Why the project tools must not touch `real` (canonical, inside `root`), if they must not.
+fn why_refused(root: &Path, protected: &[PathBuf], real: &Path) -> Option<String> {
+    if let Some(p) = crate::files::protected_by(protected, real) {
+        return Some(format!(
+            "is Jarvis's own data ({}: its database, secrets or config)",
+            p.display()
+        ));
+    }
+    let rel = real.strip_prefix(root).unwrap_or(real);
+    let names: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+    if let Some(dir) = names.iter().find(|n| SECRET_DIRS.contains(n)) {
+        return Some(format!("is inside {dir}/, which project tools never read"));
+    }
+    match rel.file_name().and_then(|n| n.to_str()) {
+        Some(name) if is_key_file(name) => Some(format!(
+            "looks like a key or secrets file ({name}), which project tools never read"
+        )),
+        _ => None,
+    }
+}
+
+/// A file name that usually holds a private key or secrets: `id_rsa*`, `id_dsa*`, `id_ecdsa*`, `id_ed25519*`,
+/// `.env` and `.env.*`, and `*.pem`, `*.key`, `*.p12`, `*.pfx`, `*.kdbx` (case-insensitive).
+pub fn is_key_file(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let key_prefix = ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"]
+        .iter()
+        .any(|p| name.starts_with(p));
+    let env = name == ".env" || name.starts_with(".env.");
+    let extension = name
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| ["pem", "key", "p12", "pfx", "kdbx"].contains(&ext));
+    key_prefix || env || extension
+}
+
+/// A walk below `start` that never enters `.git/` or `.ssh/` and never yields a key file or Jarvis's own data.
+fn walk(root: &Path, protected: &[PathBuf], start: &Path) -> WalkBuilder {
+    let mut walk = WalkBuilder::new(start);
+    let (root, protected) = (root.to_path_buf(), protected.to_vec());
+    walk.filter_entry(move |e| why_refused(&root, &protected, e.path()).is_none());
+    walk
 }
 
 /// `path` relative to the project root, as shown to the caller.
@@ -151,10 +204,15 @@ fn relative(root: &Path, path: &Path) -> String {
         .to_string()
 }
 
-fn tree(root: &Path, start: &Path, depth: usize) -> Result<Value, ToolError> {
+fn tree(
+    root: &Path,
+    protected: &[PathBuf],
+    start: &Path,
+    depth: usize,
+) -> Result<Value, ToolError> {
     let mut entries = Vec::new();
     let mut truncated = false;
-    for item in WalkBuilder::new(start)
+    for item in walk(root, protected, start)
         .max_depth(Some(depth))
         .sort_by_file_name(|a, b| a.cmp(b))
         .build()
@@ -174,10 +232,15 @@ fn tree(root: &Path, start: &Path, depth: usize) -> Result<Value, ToolError> {
     Ok(json!({ "entries": entries, "truncated": truncated }))
 }
 
-fn search(root: &Path, matcher: &RegexMatcher, max: usize) -> Result<Value, ToolError> {
+fn search(
+    root: &Path,
+    protected: &[PathBuf],
+    matcher: &RegexMatcher,
+    max: usize,
+) -> Result<Value, ToolError> {
     let mut hits: Vec<Value> = Vec::new();
     let mut searcher = SearcherBuilder::new().line_number(true).build();
-    for item in WalkBuilder::new(root).build() {
+    for item in walk(root, protected, root).build() {
         if hits.len() >= max {
             break;
         }
@@ -197,4 +260,43 @@ fn search(root: &Path, matcher: &RegexMatcher, max: usize) -> Result<Value, Tool
     }
     let full = hits.len() >= max;
     Ok(json!({ "matches": hits, "truncated": full }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_files_are_recognised() {
+        for name in [
+            "id_rsa",
+            "id_rsa.pub",
+            "id_dsa",
+            "id_ecdsa",
+            "id_ed25519",
+            "id_ed25519_sk",
+            "ID_RSA",
+            "server.pem",
+            "tls.KEY",
+            "client.p12",
+            "client.pfx",
+            "vault.kdbx",
+            ".env",
+            ".env.local",
+        ] {
+            assert!(is_key_file(name), "{name}");
+        }
+        for name in [
+            "README.md",
+            "keys.rs",
+            "monkey",
+            "pem",
+            "environment",
+            ".envrc",
+            "id.txt",
+            "key",
+        ] {
+            assert!(!is_key_file(name), "{name}");
+        }
+    }
 }

@@ -37,18 +37,14 @@ fn the_commented_example_config_is_valid_once_its_secrets_exist() {
     .expect("example");
     let secrets = dir.path().join("secrets");
     std::fs::create_dir_all(&secrets).expect("mkdir");
-    std::fs::write(
-        secrets.join("pve-token"),
-        "11111111-2222-3333-4444-555555555555\n",
-    )
-    .expect("write");
-    std::fs::write(secrets.join("web-token"), "a-long-enough-side-port-token\n").expect("write");
-    std::fs::write(
-        secrets.join("operator-token"),
-        "the-operators-own-long-token\n",
-    )
-    .expect("write");
-    std::fs::write(secrets.join("anthropic-key"), "sk-ant-example\n").expect("write");
+    for (name, value) in [
+        ("pve-token", "11111111-2222-3333-4444-555555555555\n"),
+        ("web-token", "a-long-enough-side-port-token\n"),
+        ("operator-token", "the-operators-own-long-token\n"),
+        ("anthropic-key", "sk-ant-example\n"),
+    ] {
+        crate::util::write_secret(&secrets.join(name), value);
+    }
     let text = example.replace("/etc/jarvis/secrets", &secrets.display().to_string());
     let file = dir.path().join("jarvis.toml");
     std::fs::write(&file, text).expect("write");
@@ -93,6 +89,60 @@ fn check_config_lists_every_problem_with_file_line_and_field() {
 }
 
 #[test]
+fn check_config_refuses_secret_files_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    for (name, value) in [
+        ("pve", "11111111-2222-3333-4444-555555555555\n"),
+        ("web", "a-long-enough-side-port-token\n"),
+        ("operator", "the-operators-own-long-token\n"),
+    ] {
+        crate::util::write_secret(&secrets.join(name), value);
+    }
+    let file = dir.path().join("jarvis.toml");
+    std::fs::write(
+        &file,
+        "[pve]\nurl = \"https://10.0.0.2:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\ntoken_secret_file = \"secrets/pve\"\n\
+         fingerprint = \"AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\"\n\n\
+         [web]\ntoken_file = \"secrets/web\"\noperator_token_file = \"secrets/operator\"\n\n[store]\npath = \"j.db\"\n",
+    )
+    .expect("write");
+    let (code, stdout, stderr) = check_config(&file);
+    assert_eq!(code, 0, "mode 0600 is fine: {stderr}");
+    assert!(stdout.contains("OK"));
+    let loose = [
+        ("pve", 0o644, "pve.token_secret_file"),
+        ("operator", 0o640, "web.operator_token_file"),
+    ];
+    for (name, mode, _) in loose {
+        std::fs::set_permissions(secrets.join(name), std::fs::Permissions::from_mode(mode))
+            .expect("chmod");
+    }
+    let (code, _, stderr) = check_config(&file);
+    assert_eq!(code, 1, "{stderr}");
+    for (name, mode, field) in loose {
+        let path = secrets.join(name).display().to_string();
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(field))
+            .unwrap_or_else(|| panic!("no problem for {field} in:\n{stderr}"));
+        assert!(
+            line.contains(&path)
+                && line.contains(&format!("{mode:04o}"))
+                && line.contains(&format!("chmod 600 {path}")),
+            "{line}"
+        );
+    }
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+    assert!(
+        !stderr.contains("11111111") && !stderr.contains("operators-own"),
+        "never print secrets"
+    );
+}
+
+#[test]
 fn check_config_reports_syntax_errors_and_missing_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("broken.toml");
@@ -103,9 +153,61 @@ fn check_config_reports_syntax_errors_and_missing_files() {
         stderr.contains(":3:") && stderr.contains("TOML syntax"),
         "{stderr}"
     );
+    // Only the syntax error: `url` is there, and what follows the error cannot be judged.
+    assert!(stderr.contains("1 problem(s)"), "{stderr}");
+    assert!(!stderr.contains("missing"), "{stderr}");
     let (code, _, stderr) = check_config(&dir.path().join("nope.toml"));
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read"), "{stderr}");
+}
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    // stderr is a pipe (as under an init system writing a log file), and NO_COLOR is not set.
+    let mut child = Command::new(BIN)
+        .args(["sim", "pve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jarvis sim pve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && !seen
+            .iter()
+            .any(|l: &String| l.contains("PVE simulator listening"))
+    {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(line);
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = wait_with_timeout(&mut child, Duration::from_secs(10));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    assert!(
+        text.contains("PVE simulator listening"),
+        "no log line seen: {text:?}"
+    );
+    assert!(text.contains("INFO"), "{text:?}");
+    assert!(
+        !text.contains("\x1b["),
+        "colour codes in a piped log: {text:?}"
+    );
 }
 
 /// A running `jarvis demo` and what its banner said.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
+use jarvis::app::App;
 use jarvis::files::{download, FileError, FileSettings};
 use jarvis::tools::{Outcome, ToolError};
 use serde_json::json;
@@ -221,6 +222,128 @@ async fn file_tools_go_through_the_gate() {
         .await,
         Err(ToolError::KillSwitch)
     ));
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn jarvis_own_data_is_never_read_through_the_file_tools() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().canonicalize().expect("canonical");
+    std::fs::write(data.join("notes.txt"), "shopping list").expect("write");
+    std::os::unix::fs::symlink(data.join("jarvis.db"), data.join("innocent.txt")).expect("symlink");
+    // A root that holds Jarvis's own database (as `jarvis demo`'s data directory does).
+    let mut config = util::config(&sim, &data);
+    config.tools.files.roots = vec![data.clone()];
+    let app = App::start(&config, "test").await.expect("app starts");
+    app.store
+        .set_setting("probe", "x")
+        .expect("write, so the -wal exists");
+    let t = &app.tools;
+    let ok = t
+        .invoke(
+            "agent",
+            "read_file",
+            json!({"path": data.join("notes.txt")}),
+        )
+        .await;
+    assert!(
+        matches!(&ok, Ok(Outcome::Done { result }) if result["text"] == "shopping list"),
+        "{ok:?}"
+    );
+    for (what, path) in [
+        ("the database", data.join("jarvis.db").display().to_string()),
+        (
+            "its write-ahead log",
+            data.join("jarvis.db-wal").display().to_string(),
+        ),
+        (
+            "its shared memory",
+            data.join("jarvis.db-shm").display().to_string(),
+        ),
+        (
+            "the database by traversal",
+            format!("{}/./sub/../jarvis.db", data.display()),
+        ),
+        (
+            "the database through a symlink",
+            data.join("innocent.txt").display().to_string(),
+        ),
+    ] {
+        if what.contains("traversal") {
+            std::fs::create_dir_all(data.join("sub")).expect("mkdir");
+        }
+        let read = t
+            .invoke("agent", "read_file", json!({ "path": path }))
+            .await;
+        assert!(
+            matches!(&read, Err(ToolError::Failed(m)) if m.contains("Jarvis's own data")),
+            "{what}: {read:?}"
+        );
+    }
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn the_config_file_and_the_secrets_folder_are_never_read_even_below_a_root() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().canonicalize().expect("canonical");
+    let secrets = data.join("secrets");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    util::write_secret(&secrets.join("pve"), util::PVE_SECRET);
+    util::write_secret(&secrets.join("web"), util::WEB_TOKEN);
+    util::write_secret(&secrets.join("operator"), util::OPERATOR_TOKEN);
+    std::fs::write(data.join("notes.txt"), "shopping list").expect("write");
+    let config = data.join("jarvis.toml");
+    // The whole folder is a file root: the config, its secrets and the database are in it.
+    std::fs::write(
+        &config,
+        format!(
+            "[pve]\nurl = \"{url}\"\ntoken_id = \"{id}\"\ntoken_secret_file = \"secrets/pve\"\nfingerprint = \"{fp}\"\n\n\
+             [web]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"secrets/web\"\noperator_token_file = \"secrets/operator\"\n\n\
+             [files]\nroots = [\".\"]\n\n[store]\npath = \"jarvis.db\"\n",
+            url = sim.url(),
+            id = jarvis::sim::DEMO_TOKEN_ID,
+            fp = sim.identity.fingerprint(),
+        ),
+    )
+    .expect("write config");
+    let config = jarvis::config::Config::load(&config).expect("valid config");
+    let app = App::start(&config, "test").await.expect("app starts");
+    let t = &app.tools;
+    let ok = t
+        .invoke(
+            "agent",
+            "read_file",
+            json!({"path": data.join("notes.txt")}),
+        )
+        .await;
+    assert!(matches!(&ok, Ok(Outcome::Done { .. })), "{ok:?}");
+    for path in [
+        data.join("secrets/web"),
+        data.join("secrets/operator"),
+        data.join("jarvis.toml"),
+        data.join("jarvis.db"),
+    ] {
+        let read = t
+            .invoke("agent", "read_file", json!({ "path": path }))
+            .await;
+        assert!(
+            matches!(&read, Err(ToolError::Failed(m)) if m.contains("Jarvis's own data")),
+            "{}: {read:?}",
+            path.display()
+        );
+    }
+    let listed = t
+        .invoke("agent", "list_dir", json!({"path": secrets}))
+        .await;
+    assert!(
+        matches!(&listed, Err(ToolError::Failed(m)) if m.contains("Jarvis's own data")),
+        "{listed:?}"
+    );
     app.shutdown().await;
     sim.stop().await;
 }

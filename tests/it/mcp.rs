@@ -179,9 +179,9 @@ async fn the_python_sdk_uses_jarvis_mcp_over_stdio() {
     let base = format!("http://{}", app.side_port().expect("side port"));
     let secrets = dir.path().join("secrets");
     std::fs::create_dir_all(&secrets).expect("mkdir");
-    std::fs::write(secrets.join("pve"), util::PVE_SECRET).expect("write");
-    std::fs::write(secrets.join("web"), util::WEB_TOKEN).expect("write");
-    std::fs::write(secrets.join("operator"), util::OPERATOR_TOKEN).expect("write");
+    util::write_secret(&secrets.join("pve"), util::PVE_SECRET);
+    util::write_secret(&secrets.join("web"), util::WEB_TOKEN);
+    util::write_secret(&secrets.join("operator"), util::OPERATOR_TOKEN);
     let config = dir.path().join("jarvis.toml");
     std::fs::write(
         &config,

@@ -342,6 +342,7 @@ async fn approvals_expire() {
             docker_host: None,
             files: Default::default(),
             projects: Default::default(),
+            protected: Vec::new(),
         }),
         executor: None,
         live: None,
@@ -858,6 +859,119 @@ async fn projects_are_listed_browsed_read_and_searched() {
             .await,
         Err(ToolError::NotFound(_))
     ));
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn project_tools_never_show_git_internals_or_key_files() {
+    let sim = util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("homelab");
+    for d in [".git/refs", ".ssh", "certs", "docs"] {
+        std::fs::create_dir_all(project.join(d)).expect("mkdir");
+    }
+    let secret_files = [
+        ".git/config",
+        ".git/refs/needle",
+        ".ssh/authorized_keys",
+        ".ssh/config",
+        "id_rsa",
+        "id_ed25519",
+        "id_ed25519.pub",
+        "certs/server.pem",
+        "certs/server.key",
+        "certs/client.p12",
+        "certs/CLIENT.PFX",
+        ".env",
+        ".env.local",
+        "docs/passwords.kdbx",
+    ];
+    for f in secret_files {
+        std::fs::write(project.join(f), "needle: secret\n").expect("write");
+    }
+    std::fs::write(project.join("docs/notes.md"), "needle: fine\n").expect("write");
+    std::os::unix::fs::symlink(
+        project.join(".git/config"),
+        project.join("docs/innocent.md"),
+    )
+    .expect("symlink");
+    let mut config = util::config(&sim, dir.path());
+    config.tools.projects = [("homelab".to_string(), project.clone())]
+        .into_iter()
+        .collect();
+    let app = App::start(&config, "test").await.expect("app starts");
+    let t = &app.tools;
+    let read = |path: &str| {
+        t.invoke(
+            "agent",
+            "read_project_file",
+            json!({"project": "homelab", "path": path}),
+        )
+    };
+    assert_eq!(done(read("docs/notes.md").await)["text"], "needle: fine\n");
+    for f in secret_files
+        .iter()
+        .chain(&["docs/innocent.md", "./.git/../.git/config"])
+    {
+        let r = read(f).await;
+        assert!(
+            matches!(&r, Err(ToolError::Failed(m)) if m.contains("refused")),
+            "{f}: {r:?}"
+        );
+    }
+    for path in [".git", ".git/refs", ".ssh"] {
+        let r = t
+            .invoke(
+                "agent",
+                "project_tree",
+                json!({"project": "homelab", "path": path}),
+            )
+            .await;
+        assert!(
+            matches!(&r, Err(ToolError::Failed(m)) if m.contains("refused")),
+            "{path}: {r:?}"
+        );
+    }
+    let tree = done(
+        t.invoke(
+            "agent",
+            "project_tree",
+            json!({"project": "homelab", "depth": 8}),
+        )
+        .await,
+    );
+    let entries: Vec<&str> = tree["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(entries.contains(&"docs/notes.md"), "{entries:?}");
+    for f in secret_files {
+        assert!(!entries.contains(&f), "{f} listed: {entries:?}");
+    }
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.starts_with(".git") || e.starts_with(".ssh")),
+        "{entries:?}"
+    );
+    let found = done(
+        t.invoke(
+            "agent",
+            "search_project",
+            json!({"project": "homelab", "pattern": "needle"}),
+        )
+        .await,
+    );
+    let paths: Vec<&str> = found["matches"]
+        .as_array()
+        .expect("matches")
+        .iter()
+        .filter_map(|m| m["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["docs/notes.md"], "{found}");
     app.shutdown().await;
     sim.stop().await;
 }

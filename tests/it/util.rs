@@ -94,6 +94,7 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
             )]
             .into_iter()
             .collect(),
+            protected: Vec::new(),
         },
         ssh: None,
         kiosk: Default::default(),
@@ -237,4 +238,18 @@ pub fn peer_python() -> std::path::PathBuf {
         python.display()
     );
     python
+}
+
+/// Writes a secret file as an operator should: readable by its owner only (mode 0600).
+pub fn write_secret(path: &Path, value: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create secret file");
+    f.write_all(value.as_bytes()).expect("write secret file");
 }
