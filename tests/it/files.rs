@@ -18,6 +18,8 @@ use crate::util;
 const ISO: &[u8] = b"not really an ISO, but the bytes are checked";
 
 async fn server() -> SocketAddr {
+    // Downloads build a TLS-capable client: the process's crypto provider must be set, whichever test runs first.
+    jarvis::tls::install_crypto_provider();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
