@@ -5,6 +5,9 @@
 //! loop would wake at once). The change is made at a spread-out moment, so every phase of the poll cycle is
 //! sampled. Run: `cargo bench --bench kiosk_frame` (optionally `-- SAMPLES`). Results: docs/BENCHMARKS.md.
 
+#[path = "support/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use jarvis::demo::{Demo, DemoOptions};
@@ -72,7 +75,8 @@ fn main() {
     let mut running = status_shown(&hud).as_deref() == Some("running");
     for i in 0..samples {
         // Idle like a kiosk for a spread-out time: take updates, render what changed.
-        let idle_until = Instant::now() + Duration::from_millis(spread_ms(interval_ms, i as u64));
+        let idle_until =
+            Instant::now() + Duration::from_millis(common::spread_ms(interval_ms, i as u64));
         while Instant::now() < idle_until {
             drain(&rx);
             hud.render_if_needed();
@@ -122,13 +126,4 @@ fn main() {
         pct(&mut renders, 1.0),
     );
     rt.block_on(demo.shutdown());
-}
-
-/// A deterministic spread of delays over one poll interval (the same LCG as the pipeline bench).
-fn spread_ms(interval_ms: u64, i: u64) -> u64 {
-    let x = i
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407)
-        >> 33;
-    200 + x % interval_ms.max(1)
 }

@@ -3,6 +3,9 @@
 //! the poll cycle is sampled. Run: `cargo bench --bench pipeline` (optionally `-- SAMPLES INTERVAL_MS...`).
 //! Results and method: docs/BENCHMARKS.md.
 
+#[path = "support/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -98,7 +101,7 @@ async fn run(samples: usize, interval_ms: u64) {
     let mut latencies = Vec::with_capacity(samples);
     let mut running = false;
     for i in 0..samples {
-        let jitter = rand_ms(interval_ms, i as u64);
+        let jitter = common::spread_ms(interval_ms, i as u64);
         tokio::time::sleep(Duration::from_millis(jitter)).await;
         running = !running;
         let target = if running {
@@ -143,13 +146,4 @@ async fn run(samples: usize, interval_ms: u64) {
     );
     app.shutdown().await;
     sim.stop().await;
-}
-
-/// A deterministic spread of delays over one poll interval (a simple LCG, so runs are comparable).
-fn rand_ms(interval_ms: u64, i: u64) -> u64 {
-    let x = i
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407)
-        >> 33;
-    200 + x % interval_ms.max(1)
 }

@@ -279,10 +279,7 @@ async fn jarvis_own_data_is_never_read_through_the_file_tools() {
         let read = t
             .invoke("agent", "read_file", json!({ "path": path }))
             .await;
-        assert!(
-            matches!(&read, Err(ToolError::Failed(m)) if m.contains("Jarvis's own data")),
-            "{what}: {read:?}"
-        );
+        assert!(refused_as_own_data(&read), "{what}: {read:?}");
     }
     app.shutdown().await;
     sim.stop().await;
@@ -333,19 +330,17 @@ async fn the_config_file_and_the_secrets_folder_are_never_read_even_below_a_root
         let read = t
             .invoke("agent", "read_file", json!({ "path": path }))
             .await;
-        assert!(
-            matches!(&read, Err(ToolError::Failed(m)) if m.contains("Jarvis's own data")),
-            "{}: {read:?}",
-            path.display()
-        );
+        assert!(refused_as_own_data(&read), "{}: {read:?}", path.display());
     }
     let listed = t
         .invoke("agent", "list_dir", json!({"path": secrets}))
         .await;
-    assert!(
-        matches!(&listed, Err(ToolError::Failed(m)) if m.contains("Jarvis's own data")),
-        "{listed:?}"
-    );
+    assert!(refused_as_own_data(&listed), "{listed:?}");
     app.shutdown().await;
     sim.stop().await;
+}
+
+/// Whether a file tool refused because the path is Jarvis's own data.
+fn refused_as_own_data<T>(r: &Result<T, ToolError>) -> bool {
+    matches!(r, Err(ToolError::Failed(m)) if m.contains("Jarvis's own data"))
 }

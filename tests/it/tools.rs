@@ -785,20 +785,8 @@ async fn projects_are_listed_browsed_read_and_searched() {
     let t = &app.tools;
     let list = done(t.invoke("agent", "list_projects", json!({})).await);
     assert_eq!(list["projects"][0]["name"], "jarvis");
-    let tree = done(
-        t.invoke(
-            "agent",
-            "project_tree",
-            json!({"project": "jarvis", "depth": 1}),
-        )
-        .await,
-    );
-    let entries: Vec<&str> = tree["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let tree = tree_entries(t, "jarvis", 1).await;
+    let entries: Vec<&str> = tree.iter().map(String::as_str).collect();
     assert!(
         entries.contains(&"Cargo.toml") && entries.contains(&"src/"),
         "{entries:?}"
@@ -933,20 +921,8 @@ async fn project_tools_never_show_git_internals_or_key_files() {
             "{path}: {r:?}"
         );
     }
-    let tree = done(
-        t.invoke(
-            "agent",
-            "project_tree",
-            json!({"project": "homelab", "depth": 8}),
-        )
-        .await,
-    );
-    let entries: Vec<&str> = tree["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let tree = tree_entries(t, "homelab", 8).await;
+    let entries: Vec<&str> = tree.iter().map(String::as_str).collect();
     assert!(entries.contains(&"docs/notes.md"), "{entries:?}");
     for f in secret_files {
         assert!(!entries.contains(&f), "{f} listed: {entries:?}");
@@ -1111,4 +1087,23 @@ async fn tier_three_is_never_listed_and_never_run() {
     ));
     assert!(!RAN.load(std::sync::atomic::Ordering::SeqCst), "never run");
     sim.stop().await;
+}
+
+/// The entries `project_tree` lists for `project` down to `depth`.
+async fn tree_entries(t: &Registry, project: &str, depth: u32) -> Vec<String> {
+    let tree = done(
+        t.invoke(
+            "agent",
+            "project_tree",
+            json!({"project": project, "depth": depth}),
+        )
+        .await,
+    );
+    tree["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
 }
