@@ -125,6 +125,11 @@ pub enum Event {
     JarvisStarted { version: String, mode: String },
     /// Jarvis is shutting down.
     JarvisStopping,
+    /// Someone asked Jarvis something: `via` is where (`kiosk`, `web`, `voice`); `text` is the question, cut to
+    /// 500 characters.
+    Asked { via: String, text: String },
+    /// The push-to-talk key went down (`pressed`) or up. `listening` says whether a voice pipeline took it.
+    PushToTalk { pressed: bool, listening: bool },
 }
 
 impl Event {
@@ -135,7 +140,9 @@ impl Event {
             | Event::ToolCalled { .. }
             | Event::ApprovalRequested { .. }
             | Event::ApprovalDecided { .. }
-            | Event::KillSwitch { .. } => Channel::Jarvis,
+            | Event::KillSwitch { .. }
+            | Event::Asked { .. } => Channel::Jarvis,
+            Event::PushToTalk { .. } => Channel::Voice,
             _ => Channel::Cluster,
         }
     }
@@ -143,7 +150,9 @@ impl Event {
     /// Whether the event log keeps it. Successful reads through the tool registry are live-only: the audit table
     /// records every tool call, and an activity feed full of status queries would bury what happened.
     pub fn persisted(&self) -> bool {
+        // A key held down is live-only, like a successful read.
         !matches!(self, Event::ToolCalled { tier: 0, outcome, .. } if outcome == "ok")
+            && !matches!(self, Event::PushToTalk { .. })
     }
 
     /// The `kind` tag as a string, for the store's index and for logs.
@@ -164,7 +173,17 @@ impl Event {
             Event::KillSwitch { .. } => "kill_switch",
             Event::JarvisStarted { .. } => "jarvis_started",
             Event::JarvisStopping => "jarvis_stopping",
+            Event::Asked { .. } => "asked",
+            Event::PushToTalk { .. } => "push_to_talk",
         }
+    }
+}
+
+/// The question as an [`Event::Asked`] carries it: at most 500 characters.
+pub fn asked(via: &str, text: &str) -> Event {
+    Event::Asked {
+        via: via.to_string(),
+        text: text.chars().take(500).collect(),
     }
 }
 

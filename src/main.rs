@@ -69,6 +69,9 @@ enum Command {
         /// With --demo: also run `uptime` in the terminal and press a guest's power button, as a visitor would.
         #[arg(long)]
         scene: bool,
+        /// Show the on-screen keyboard, with a question being typed into the chat.
+        #[arg(long)]
+        keyboard: bool,
         /// Also render this many more full frames and print their timing (the frame-time benchmark).
         #[arg(long, default_value_t = 0)]
         frames: usize,
@@ -392,6 +395,7 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
             size,
             scale,
             scene,
+            keyboard,
             frames,
             out,
         } => {
@@ -425,6 +429,7 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
                     )
                 }
             };
+            let ctx = KioskContext { keyboard, ..ctx };
             let result = snapshot::capture(&ctx, size, scale, scene, Duration::from_secs(10));
             let first_frame = STARTED.get().map(|s| s.elapsed().as_millis()).unwrap_or(0);
             let written = result.and_then(|c| {

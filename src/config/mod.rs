@@ -14,6 +14,7 @@ use crate::cluster::client::{ApiToken, PveEndpoint};
 use crate::cluster::diff::Thresholds;
 use crate::cluster::poller::PollSettings;
 use crate::kiosk::backend::{BackendChoice, KioskSettings, RendererChoice};
+use crate::kiosk::controllers::keyboard::KeyboardMode;
 use crate::kiosk::keys::{parse_key, KeySettings};
 use crate::secret::Secret;
 use crate::ssh::openssh::{SshHost, SshSettings};
@@ -377,6 +378,17 @@ fn read_kiosk(s: &mut Section<'_, '_>) -> KioskSettings {
             ),
         }
     }
+    if let Some((k, span)) = s.string("on_screen_keyboard") {
+        match KeyboardMode::parse(&k) {
+            Some(v) => out.keyboard = v,
+            None => s.fail(
+                "on_screen_keyboard",
+                Some(span),
+                format!("`{k}` is not one of auto, always, never"),
+            ),
+        }
+    }
+    out.allow_quit_chord = s.bool_or("allow_quit_chord", false);
     out
 }
 

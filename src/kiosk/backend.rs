@@ -8,6 +8,7 @@ use std::path::Path;
 
 use slint::ComponentHandle;
 
+use crate::kiosk::controllers::keyboard::KeyboardMode;
 use crate::kiosk::keys::{self, KeyAction, KeySettings};
 use crate::kiosk::ui::AppWindow;
 use crate::kiosk::{attach, KioskContext, UiThread};
@@ -35,6 +36,11 @@ pub struct KioskSettings {
     pub backend: BackendChoice,
     pub renderer: RendererChoice,
     pub keys: Option<KeySettings>,
+    /// When the on-screen keyboard comes up.
+    pub keyboard: KeyboardMode,
+    /// Whether the backend's own quit chord (Ctrl+Alt+Backspace on LinuxKMS) may end the kiosk: for development
+    /// only; on the appliance a keyboard must not be able to quit it.
+    pub allow_quit_chord: bool,
 }
 
 impl Default for KioskSettings {
@@ -43,6 +49,8 @@ impl Default for KioskSettings {
             backend: BackendChoice::Auto,
             renderer: RendererChoice::Auto,
             keys: None,
+            keyboard: KeyboardMode::Auto,
+            allow_quit_chord: false,
         }
     }
 }
@@ -155,6 +163,12 @@ pub fn run(settings: &KioskSettings, mut ctx: KioskContext) -> Result<(), KioskE
     })?;
     tracing::info!(backend, renderer, "kiosk UI");
     ctx.ui = UiThread::EventLoop;
+    ctx.keyboard =
+        settings
+            .keyboard
+            .offered(crate::kiosk::controllers::keyboard::touch_screen_present(
+                Path::new("/dev/input"),
+            ));
     let window = AppWindow::new().map_err(|e| KioskError::Run(e.to_string()))?;
     let stop = attach(&window, &ctx);
     if let Some(keys) = settings.keys.clone() {
@@ -215,12 +229,12 @@ mod tests {
         let forced = KioskSettings {
             backend: BackendChoice::LinuxKms,
             renderer: RendererChoice::Software,
-            keys: None,
+            ..KioskSettings::default()
         };
         assert_eq!(choose(&forced, desktop), Some(("linuxkms", "software")));
         let off = KioskSettings {
             backend: BackendChoice::None,
-            ..auto
+            ..auto.clone()
         };
         assert_eq!(choose(&off, desktop), None);
     }

@@ -99,6 +99,8 @@ pub struct KioskContext {
     pub agent: Option<Arc<crate::agent::Agent>>,
     /// The kiosk's own calls waiting for approval.
     pub own_calls: controllers::terminal::OwnCalls,
+    /// Whether the on-screen keyboard comes up when a field takes the focus.
+    pub keyboard: bool,
 }
 
 impl KioskContext {
@@ -121,6 +123,7 @@ impl KioskContext {
             chat: Some(Arc::new(app.agent.clone())),
             agent: Some(app.agent.clone()),
             own_calls: Default::default(),
+            keyboard: false,
         }
     }
 }

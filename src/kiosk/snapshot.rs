@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use slint::Model;
 
-use crate::kiosk::ui::{AppWindow, ApprovalAdapter, ClusterAdapter, TerminalAdapter};
+use crate::kiosk::ui::{
+    AppWindow, ApprovalAdapter, ClusterAdapter, KeyboardAdapter, TerminalAdapter,
+};
 use crate::kiosk::{attach, drain, KioskContext, UiThread};
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +200,9 @@ pub fn capture(
                 && hud.app.global::<ApprovalAdapter>().get_cards().row_count() > 0
         });
     }
+    if ctx.keyboard {
+        type_a_question(&hud);
+    }
     // Let the last posted updates land.
     std::thread::sleep(Duration::from_millis(100));
     drain(&rx);
@@ -226,6 +231,21 @@ fn pump_until(
         std::thread::sleep(Duration::from_millis(20));
     }
     tracing::warn!("the snapshot did not see everything it waited for; rendering what there is");
+}
+
+/// The on-screen keyboard in use: the chat field takes the focus and a question is half typed (the keyboard
+/// screenshots).
+fn type_a_question(hud: &HeadlessUi) {
+    // On a small panel the conversation is the second tab.
+    hud.app.set_tab(1);
+    hud.render();
+    hud.app
+        .global::<KeyboardAdapter>()
+        .set_focus_request("chat".into());
+    hud.render();
+    for c in "who is ho".chars() {
+        crate::kiosk::controllers::keyboard::press(&hud.app, &c.to_string());
+    }
 }
 
 /// What a user would do first on the demo: run `uptime` on pve, and press the power button of a running guest

@@ -35,15 +35,15 @@ const TABS: [&[&str]; 4] = [
     &["TERMINAL", "APPROVALS"],
 ];
 
-struct Harness {
-    rt: tokio::runtime::Runtime,
+pub(crate) struct Harness {
+    pub(crate) rt: tokio::runtime::Runtime,
     demo: Option<Demo>,
-    ctx: KioskContext,
+    pub(crate) ctx: KioskContext,
     _dir: tempfile::TempDir,
 }
 
 impl Harness {
-    fn start() -> Harness {
+    pub(crate) fn start() -> Harness {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -189,7 +189,7 @@ fn hud_at_800x480_shows_every_panel_tab_by_tab() {
 }
 
 /// Pumps the headless UI queue until `done` or the limit.
-fn pump(
+pub(crate) fn pump(
     rx: &std::sync::mpsc::Receiver<jarvis::kiosk::UiJob>,
     limit: Duration,
     done: impl Fn() -> bool,

@@ -8,6 +8,7 @@ mod contract; // client and simulator against the PVE API schema
 mod conversation; // memory, persistence across restarts, folding, conversations about code staying with Claude
 mod files; // downloads behind the SSRF guard, file roots
 mod kiosk; // the HUD rendered headless at every size, and its callbacks through the registry
+mod kiosk_input; // the HUD driven by real pointer, touch and key events: typing, the on-screen keyboard
 mod llama; // the agent against a real llama-server (llama-cpp-python, SmolLM2-135M): streaming, kill -9, recovery
 mod llm; // the OpenAI-compatible provider and the tool loop against a scripted SSE server
 mod mcp; // MCP with the official Python SDK, over streamable HTTP and stdio

@@ -94,6 +94,8 @@ pub fn setup(w: &AppWindow, ctx: &KioskContext, backend: Option<Arc<dyn ChatBack
         if text.is_empty() {
             return;
         }
+        ctx.bus
+            .publish(crate::bus::asked(crate::kiosk::ACTOR, &text));
         push(&w, message(false, &text, false));
         push(&w, message(true, "", true));
         w.global::<JarvisAdapter>().set_mode(CoreMode::Thinking);

@@ -128,6 +128,16 @@ pub fn describe(e: &Event) -> Option<(String, i32)> {
             (format!("Jarvis {version} started ({mode})"), QUIET)
         }
         Event::JarvisStopping => ("Jarvis is stopping".into(), QUIET),
+        // The conversation panel shows what was asked.
+        Event::Asked { .. } => return None,
+        Event::PushToTalk {
+            pressed: true,
+            listening: false,
+        } => (
+            "Push-to-talk pressed: voice is not set up yet, so nobody is listening".into(),
+            QUIET,
+        ),
+        Event::PushToTalk { .. } => return None,
     };
     Some(line)
 }

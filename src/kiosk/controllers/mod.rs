@@ -7,6 +7,7 @@ pub mod chat;
 pub mod cluster;
 pub mod feed;
 pub mod header;
+pub mod keyboard;
 pub mod status;
 pub mod terminal;
 
@@ -21,6 +22,7 @@ pub fn setup(w: &AppWindow, ctx: &KioskContext) {
     status::setup(w, ctx);
     terminal::setup(w, ctx);
     approvals::setup(w, ctx);
+    keyboard::setup(w, ctx.keyboard);
 }
 
 /// A window on Slint's testing backend (no event loop, mock time), for controller tests.
