@@ -208,6 +208,9 @@ impl App {
         } else {
             None
         };
+        if let Some(keys) = config.kiosk.keys.clone() {
+            start_key_reader(keys, &tools, &bus, &shutdown);
+        }
         bus.publish(Event::JarvisStarted {
             version: env!("CARGO_PKG_VERSION").to_string(),
             mode: mode.to_string(),
@@ -277,4 +280,37 @@ pub async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The hardware keys (`[keys]`), with or without a window: the kill-switch key turns the kill switch on through
+/// the registry; push-to-talk goes on the bus (`PushToTalk`), where the voice pipeline will listen for it — until
+/// it exists the event says nobody is listening, and the kiosk's core says so.
+fn start_key_reader(
+    keys: crate::kiosk::keys::KeySettings,
+    tools: &Arc<Registry>,
+    bus: &Bus,
+    shutdown: &CancellationToken,
+) {
+    use crate::kiosk::keys::{spawn_reader, KeyAction};
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (stop, shutdown) = (stop.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    let (tools, bus) = (tools.clone(), bus.clone());
+    spawn_reader(keys, stop, move |action| match action {
+        KeyAction::KillSwitch => {
+            tracing::warn!("kill-switch key pressed");
+            if let Err(e) = tools.set_kill_switch(true) {
+                tracing::error!("kill-switch key: {e}");
+            }
+        }
+        KeyAction::TalkStart | KeyAction::TalkStop => bus.publish(Event::PushToTalk {
+            pressed: action == KeyAction::TalkStart,
+            listening: false,
+        }),
+    });
 }

@@ -11,7 +11,8 @@ use jarvis::app::{shutdown_signal, App};
 use jarvis::cluster::poller::PollSettings;
 use jarvis::config::{Config, ConfigError};
 use jarvis::demo::{Demo, DemoOptions};
-use jarvis::kiosk::backend::{BackendChoice, KioskSettings};
+use jarvis::kiosk::backend::{BackendChoice, KioskSettings, RendererChoice};
+use jarvis::kiosk::controllers::keyboard::KeyboardMode;
 use jarvis::kiosk::{snapshot, KioskContext};
 use jarvis::secret::Secret;
 use jarvis::sim::{SimOptions, Simulator, DEMO_TOKEN_ID};
@@ -51,6 +52,24 @@ enum Command {
         /// Where to show the HUD: auto (a window when a display is present, else none), winit, linuxkms, none.
         #[arg(long, default_value = "auto", value_parser = ["auto", "winit", "linuxkms", "none"])]
         ui: String,
+        /// The renderer: auto (the GPU where a render node exists), gpu, software. A GPU that cannot draw falls
+        /// back to software.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "gpu", "software"])]
+        renderer: String,
+        /// The on-screen keyboard: auto (with a touch screen), always, never.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+        keyboard: String,
+        /// Let Ctrl+Alt+Backspace end the demo on LinuxKMS (the appliance ignores it).
+        #[arg(long)]
+        allow_quit_chord: bool,
+    },
+    /// Internal: check that a renderer draws on a backend (run by the kiosk before it commits to a GPU).
+    #[command(hide = true)]
+    KioskProbe {
+        #[arg(long)]
+        backend: String,
+        #[arg(long)]
+        renderer: String,
     },
     /// Render the kiosk HUD to a PNG headless, with the software renderer (no display needed).
     Snapshot {
@@ -154,8 +173,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { file } => return check_config(&file),
+        Command::KioskProbe { backend, renderer } => {
+            jarvis::kiosk::fonts::ensure();
+            return if jarvis::kiosk::backend::probe_main(&backend, &renderer) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
         // These own the main thread: Slint runs there.
         command @ (Command::Demo { .. } | Command::Run { .. } | Command::Snapshot { .. }) => {
+            // Before any thread exists: it may point fontconfig at the embedded fonts.
+            jarvis::kiosk::fonts::ensure();
             runtime().and_then(|rt| with_ui(&rt, command))
         }
         command => runtime().and_then(|rt| rt.block_on(run(command))),
@@ -191,6 +220,7 @@ fn init_logging(default_level: &str) {
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .try_init();
+    jarvis::kiosk::fonts::log_setup();
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -333,7 +363,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             println!("{}", answer["text"].as_str().unwrap_or_default());
         }
-        Command::CheckConfig { .. } => unreachable!("handled without a runtime"),
+        Command::CheckConfig { .. } | Command::KioskProbe { .. } => {
+            unreachable!("handled without a runtime")
+        }
         Command::Run { .. } | Command::Demo { .. } | Command::Snapshot { .. } => {
             unreachable!("handled on the main thread")
         }
@@ -364,6 +396,9 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
             data_dir,
             poll_ms,
             ui,
+            renderer,
+            keyboard,
+            allow_quit_chord,
         } => {
             init_logging("info");
             let data_dir = match data_dir {
@@ -384,6 +419,9 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
             };
             let settings = KioskSettings {
                 backend,
+                renderer: RendererChoice::parse(&renderer).unwrap_or(RendererChoice::Auto),
+                keyboard: KeyboardMode::parse(&keyboard).unwrap_or_default(),
+                allow_quit_chord,
                 ..KioskSettings::default()
             };
             show_until_stopped(rt, &settings, demo_kiosk(&demo, rt));
@@ -514,9 +552,7 @@ fn thresholds(poll: &PollSettings) -> (f64, f64) {
 fn show_until_stopped(rt: &tokio::runtime::Runtime, settings: &KioskSettings, ctx: KioskContext) {
     let signal = rt.spawn(async {
         shutdown_signal().await;
-        let _ = slint::invoke_from_event_loop(|| {
-            let _ = slint::quit_event_loop();
-        });
+        jarvis::kiosk::backend::request_quit();
     });
     match jarvis::kiosk::backend::run(settings, ctx) {
         Ok(()) => signal.abort(),

@@ -18,10 +18,26 @@ pub struct JarvisStatus {
     pub started_at_ms: u64,
 }
 
+/// The kiosk's screen as it came up (empty while no UI runs): `/healthz` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DisplayStatus {
+    /// `winit`, `linuxkms` (or `(SLINT_BACKEND)` when the environment chose).
+    pub backend: String,
+    /// `femtovg` (GPU) or `software`.
+    pub renderer: String,
+    /// Why the GPU renderer was wanted but not used.
+    pub gpu_fallback: Option<String>,
+    /// `system`, or `embedded` when the root had no font.
+    pub fonts: String,
+    /// What is missing for a person to use it (udev, input devices).
+    pub warnings: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct World {
     pub cluster: ClusterSnapshot,
     pub jarvis: JarvisStatus,
+    pub display: DisplayStatus,
 }
 
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! Which Slint backend and renderer the kiosk uses, and running the window. winit (X11) is for desktop
 //! development and for `jarvis demo` on a machine with a display; LinuxKMS draws straight to the screen on the
-//! appliance (no X, no Wayland). The GPU renderer (femtovg, OpenGL ES) is used where a render node exists, the
-//! software renderer otherwise. `SLINT_BACKEND` (for example `winit-software`) overrides the config, as Slint
+//! appliance (no X, no Wayland). The GPU renderer (femtovg, OpenGL ES) is used where a render node exists and a
+//! probe shows it can draw, the software renderer otherwise. `SLINT_BACKEND` (for example `winit-software`) overrides the config, as Slint
 //! documents.
 
 use std::path::Path;
@@ -9,7 +9,8 @@ use std::path::Path;
 use slint::ComponentHandle;
 
 use crate::kiosk::controllers::keyboard::KeyboardMode;
-use crate::kiosk::keys::{self, KeyAction, KeySettings};
+use crate::kiosk::display;
+use crate::kiosk::keys::KeySettings;
 use crate::kiosk::ui::AppWindow;
 use crate::kiosk::{attach, KioskContext, UiThread};
 
@@ -141,20 +142,57 @@ pub enum KioskError {
     Run(String),
 }
 
-/// Shows the HUD and runs Slint's event loop on this thread until the window closes. Call from the main thread.
+/// Set by [`request_quit`]: the quit was Jarvis's own (a signal, shutdown), not the backend's.
+static QUIT_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ends the kiosk's event loop (from any thread): the one way Jarvis itself closes the HUD.
+pub fn request_quit() {
+    QUIT_REQUESTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = slint::invoke_from_event_loop(|| {
+        let _ = slint::quit_event_loop();
+    });
+}
+
+/// Shows the HUD and runs Slint's event loop on this thread until Jarvis quits it (or, with winit, the window is
+/// closed). Call from the main thread.
+///
+/// On the way up: a GPU renderer is tried in a child process first ([`probe_renderer`]) and, if it cannot
+/// draw, the software renderer is used instead; on LinuxKMS the backend's quit chord is swallowed (unless
+/// `allow_quit_chord`) and missing input devices or udev are reported. What was chosen is published as
+/// `World::display` (shown by `/healthz`).
 pub fn run(settings: &KioskSettings, mut ctx: KioskContext) -> Result<(), KioskError> {
     let from_env = std::env::var_os("SLINT_BACKEND").is_some_and(|v| !v.is_empty());
     let chosen = choose(settings, Machine::probe());
-    let (backend, renderer) = match (from_env, chosen) {
+    let (backend, mut renderer) = match (from_env, chosen) {
         (true, _) => ("(SLINT_BACKEND)", "(SLINT_BACKEND)"),
         (false, Some(c)) => c,
         (false, None) => return Err(KioskError::NoDisplay),
     };
+    let mut gpu_fallback = None;
+    if !from_env && renderer == "femtovg" {
+        if let Err(why) = probe_renderer(backend, renderer) {
+            tracing::warn!(
+                "the GPU renderer cannot start on {backend} ({why}); using the software renderer"
+            );
+            gpu_fallback = Some(why);
+            renderer = "software";
+        }
+    }
+    let mut warnings = Vec::new();
+    if backend == "linuxkms" {
+        warnings = display::input_warnings(display::udev_running(), display::event_devices());
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+    }
     let mut selector = slint::BackendSelector::new();
     if !from_env {
         selector = selector
             .backend_name(backend.into())
             .renderer_name(renderer.into());
+    }
+    if !settings.allow_quit_chord {
+        selector = selector.with_libinput_event_hook(display::quit_chord_hook());
     }
     selector.select().map_err(|e| KioskError::Backend {
         backend: backend.into(),
@@ -162,6 +200,18 @@ pub fn run(settings: &KioskSettings, mut ctx: KioskContext) -> Result<(), KioskE
         message: e.to_string(),
     })?;
     tracing::info!(backend, renderer, "kiosk UI");
+    ctx.state.update(|w| {
+        w.display = crate::state::DisplayStatus {
+            backend: backend.into(),
+            renderer: renderer.into(),
+            gpu_fallback: gpu_fallback.clone(),
+            fonts: match crate::kiosk::fonts::setup() {
+                Some(crate::kiosk::fonts::FontSetup::Embedded(_)) => "embedded".into(),
+                _ => "system".into(),
+            },
+            warnings: warnings.clone(),
+        }
+    });
     ctx.ui = UiThread::EventLoop;
     ctx.keyboard =
         settings
@@ -171,27 +221,113 @@ pub fn run(settings: &KioskSettings, mut ctx: KioskContext) -> Result<(), KioskE
             ));
     let window = AppWindow::new().map_err(|e| KioskError::Run(e.to_string()))?;
     let stop = attach(&window, &ctx);
-    if let Some(keys) = settings.keys.clone() {
-        let (tools, runtime) = (ctx.tools.clone(), ctx.runtime.clone());
-        keys::spawn_reader(keys, move |action| match action {
-            KeyAction::KillSwitch => {
-                let tools = tools.clone();
-                runtime.spawn_blocking(move || {
-                    if let Err(e) = tools.set_kill_switch(true) {
-                        tracing::error!("kill-switch key: {e}");
-                    }
-                });
-            }
-            // The voice pipeline listens for these once it exists; until then they are logged.
-            KeyAction::TalkStart | KeyAction::TalkStop => tracing::info!(?action, "push-to-talk"),
-        });
-    }
     if backend == "linuxkms" {
         window.window().set_fullscreen(true);
+    } else {
+        crate::kiosk::x11_focus::take_focus_when_shown(window.as_weak());
     }
-    let result = window.run().map_err(|e| KioskError::Run(e.to_string()));
+    let result = loop {
+        let result = window.run().map_err(|e| KioskError::Run(e.to_string()));
+        let ours = QUIT_REQUESTED.load(std::sync::atomic::Ordering::SeqCst);
+        if result.is_err() || ours || backend != "linuxkms" || settings.allow_quit_chord {
+            break result;
+        }
+        // LinuxKMS quits its loop on Ctrl+Alt+Backspace/Delete (the hook swallows those; this catches any
+        // other way the backend finds): on the appliance nothing but Jarvis ends the kiosk.
+        tracing::warn!("the display backend ended the event loop; the kiosk stays up");
+    };
     stop.cancel();
+    ctx.state.update(|w| w.display = Default::default());
     result
+}
+
+/// Whether `renderer` can draw on `backend` here, found out in a child process (`jarvis kiosk-probe`) so a
+/// renderer that fails — or crashes, or hangs in a GPU driver — cannot take the kiosk down with it: Slint's
+/// backend can be chosen only once per process. `Err` carries the reason to log.
+pub fn probe_renderer(backend: &str, renderer: &str) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the jarvis binary: {e}"))?;
+    let mut child = std::process::Command::new(exe)
+        .args(["kiosk-probe", "--backend", backend, "--renderer", renderer])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the probe: {e}"))?;
+    // The child gives up on its own after PROBE_LIMIT and says why; this limit is for a child stuck in a driver.
+    let deadline = std::time::Instant::now() + PROBE_LIMIT + std::time::Duration::from_secs(4);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the probe hung for {} s",
+                    PROBE_LIMIT.as_secs() + 4
+                ));
+            }
+            Err(e) => return Err(format!("cannot wait for the probe: {e}")),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut said = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        use std::io::Read;
+        let _ = err.by_ref().take(64 * 1024).read_to_string(&mut said);
+    }
+    Err(display::last_words(&said, status))
+}
+
+/// How long a renderer probe may take to draw its first frame (a working GPU needs well under a second; a
+/// failing one often keeps the event loop running without ever drawing).
+pub const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// `jarvis kiosk-probe`: selects `backend` with `renderer`, shows the HUD and exits 0 once one frame was drawn
+/// with a GPU (a renderer that reports rendering through OpenGL); 1 otherwise.
+pub fn probe_main(backend: &str, renderer: &str) -> bool {
+    let selected = slint::BackendSelector::new()
+        .backend_name(backend.into())
+        .renderer_name(renderer.into())
+        .select();
+    if let Err(e) = selected {
+        eprintln!("{e}");
+        return false;
+    }
+    let window = match AppWindow::new() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("{e}");
+            return false;
+        }
+    };
+    let drawn = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = drawn.clone();
+    let notifier = window.window().set_rendering_notifier(move |state, _api| {
+        if matches!(state, slint::RenderingState::AfterRendering) && !flag.get() {
+            flag.set(true);
+            let _ = slint::quit_event_loop();
+        }
+    });
+    if let Err(e) = notifier {
+        eprintln!("the renderer does not draw with a GPU: {e}");
+        return false;
+    }
+    slint::Timer::single_shot(PROBE_LIMIT, || {
+        let _ = slint::quit_event_loop();
+    });
+    if let Err(e) = window.run() {
+        eprintln!("{e}");
+        return false;
+    }
+    if !drawn.get() {
+        eprintln!("no frame drawn within {} s", PROBE_LIMIT.as_secs());
+    }
+    drawn.get()
 }
 
 #[cfg(test)]

@@ -5,8 +5,12 @@
 //!   UI-thread code that syncs models and wires callbacks;
 //! - [`bridge`]: the background tasks that watch the spine and post results to the UI thread;
 //! - [`snapshot`]: headless rendering with the software renderer (`jarvis snapshot`);
-//! - [`backend`]: choosing winit or LinuxKMS and a renderer, and running the window;
+//! - [`backend`]: choosing winit or LinuxKMS and a renderer (probed in a child, software as the fallback),
+//!   and running the window;
+//! - [`display`]: the LinuxKMS quit chord swallowed, input devices and udev reported;
 //! - [`keys`]: hardware keys over evdev (push-to-talk, kill switch);
+//! - [`fonts`]: the embedded fonts made visible to fontconfig on a root that has none;
+//! - [`x11_focus`]: the keyboard focus on X11 when no window manager gives it;
 //! - [`format`], [`rows`]: how values read on the wall, and in-place model updates.
 //!
 //! Threading: Slint runs on the thread that created the window; everything else runs on tokio. Background work
@@ -15,10 +19,13 @@
 pub mod backend;
 pub mod bridge;
 pub mod controllers;
+pub mod display;
+pub mod fonts;
 pub mod format;
 pub mod keys;
 pub mod rows;
 pub mod snapshot;
+pub mod x11_focus;
 
 pub mod ui {
     #![allow(clippy::all)]

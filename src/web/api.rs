@@ -23,7 +23,11 @@ pub async fn healthz(State(ctx): State<Arc<WebContext>>) -> Response {
     } else {
         "ok"
     };
-    Json(json!({"status": "ok", "pve": pve})).into_response()
+    let mut body = json!({"status": "ok", "pve": pve});
+    if !world.display.backend.is_empty() {
+        body["display"] = json!(world.display);
+    }
+    Json(body).into_response()
 }
 
 pub async fn cluster(State(ctx): State<Arc<WebContext>>) -> Response {

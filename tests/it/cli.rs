@@ -211,17 +211,29 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
 }
 
 /// A running `jarvis demo` and what its banner said.
-struct DemoProc {
-    child: Child,
-    web: String,
-    token: String,
+pub(crate) struct DemoProc {
+    pub(crate) child: Child,
+    pub(crate) web: String,
+    pub(crate) token: String,
     operator: String,
     sim: String,
     pve_auth: String,
 }
 
 fn start_demo(data_dir: &Path, poll_ms: u64) -> DemoProc {
-    let mut child = Command::new(BIN)
+    start_demo_with(data_dir, poll_ms, &[], &[])
+}
+
+/// `jarvis demo` with more arguments and environment (a display, a renderer); its log goes to `stderr.log` in
+/// the data folder.
+pub(crate) fn start_demo_with(
+    data_dir: &Path,
+    poll_ms: u64,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> DemoProc {
+    let mut command = Command::new(BIN);
+    command
         .args([
             "demo",
             "--listen",
@@ -231,13 +243,21 @@ fn start_demo(data_dir: &Path, poll_ms: u64) -> DemoProc {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(args)
         .env("RUST_LOG", "warn")
         .env_remove("JARVIS_WEB_TOKEN")
         .env_remove("JARVIS_OPERATOR_TOKEN")
+        .env_remove("DISPLAY")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("jarvis demo starts");
+        .stderr(
+            std::fs::File::create(data_dir.join("stderr.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        );
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("jarvis demo starts");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -287,7 +307,7 @@ fn start_demo(data_dir: &Path, poll_ms: u64) -> DemoProc {
     }
 }
 
-fn blocking_http(sim_cert: Option<&Path>) -> reqwest::blocking::Client {
+pub(crate) fn blocking_http(sim_cert: Option<&Path>) -> reqwest::blocking::Client {
     jarvis::tls::install_crypto_provider();
     let mut b = reqwest::blocking::Client::builder().no_proxy();
     if let Some(pem) = sim_cert {
