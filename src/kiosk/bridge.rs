@@ -88,6 +88,7 @@ async fn watch_state(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: Canc
 async fn watch_bus(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: CancellationToken) {
     let mut rx = ctx.bus.subscribe();
     let tz = format::local_zone();
+    let note_generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
         let stamped = tokio::select! {
             _ = stop.cancelled() => return,
@@ -107,6 +108,9 @@ async fn watch_bus(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: Cancel
                 | Event::KillSwitch { .. }
         ) {
             approvals::refresh(&ctx, weak.clone());
+        }
+        if let Event::PushToTalk { pressed, listening } = stamped.event {
+            voice_note(&ctx, &weak, pressed, listening, &note_generation);
         }
         if let Some(item) = feed::item(&stamped, &tz) {
             let w2 = weak.clone();
@@ -163,4 +167,47 @@ async fn tick(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: Cancellatio
             _ = tokio::time::sleep(TICK) => since_approvals += TICK,
         }
     }
+}
+
+/// What the core says about push-to-talk while no voice pipeline listens.
+pub const NO_VOICE: &str = "Push-to-talk, sir — but I have no ears yet: voice is not set up.";
+/// How long the note stays after the key is let go.
+pub const NOTE_LINGERS: Duration = Duration::from_secs(5);
+
+/// Push-to-talk on the core: the key down with nobody listening shows [`NO_VOICE`]; it goes a few seconds
+/// after the key comes up (unless it was pressed again meanwhile).
+fn voice_note(
+    ctx: &KioskContext,
+    weak: &slint::Weak<AppWindow>,
+    pressed: bool,
+    listening: bool,
+    generation: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::Ordering;
+    let this = generation.fetch_add(1, Ordering::Relaxed) + 1;
+    if pressed {
+        let note = if listening { "" } else { NO_VOICE };
+        let w2 = weak.clone();
+        ctx.ui.post(move || {
+            if let Some(w) = w2.upgrade() {
+                w.global::<crate::kiosk::ui::JarvisAdapter>()
+                    .set_voice_note(note.into());
+            }
+        });
+        return;
+    }
+    let (ui, w2) = (ctx.ui.clone(), weak.clone());
+    let latest = generation.clone();
+    ctx.runtime.spawn(async move {
+        tokio::time::sleep(NOTE_LINGERS).await;
+        if latest.load(Ordering::Relaxed) != this {
+            return;
+        }
+        ui.post(move || {
+            if let Some(w) = w2.upgrade() {
+                w.global::<crate::kiosk::ui::JarvisAdapter>()
+                    .set_voice_note("".into());
+            }
+        });
+    });
 }

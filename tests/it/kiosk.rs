@@ -141,12 +141,70 @@ fn check_wide(size: (u32, u32)) {
         "{size:?}: the card's buttons are on screen"
     );
     assert!(any_label_containing(app, "SMART"), "{size:?}: SMART badges");
+    whole_rows_only(app, size);
     assert!(
         c.frame.distinct_colours() > 50,
         "{size:?}: the frame has content"
     );
     let out = std::env::temp_dir().join(format!("jarvis-hud-{}x{}.png", size.0, size.1));
     c.frame.write_png(&out).expect("png");
+}
+
+/// The storage list (nine pools in the demo) shows whole rows only, and says how many more there are: every
+/// storage gauge is either fully above the "+N more" line or not shown, and the shown ones plus N are all nine.
+fn whole_rows_only(app: &AppWindow, size: (u32, u32)) {
+    let total = app
+        .global::<jarvis::kiosk::ui::StatusAdapter>()
+        .get_storages()
+        .row_count();
+    assert_eq!(total, 9, "the demo has nine pools");
+    let more = ElementQuery::from_root(app)
+        .match_predicate(|e| {
+            e.accessible_label()
+                .is_some_and(|l| l.starts_with('+') && l.ends_with("more · scroll the list"))
+        })
+        .find_all();
+    // The storage panel's line is the one in the right column.
+    let panel = ElementHandle::find_by_accessible_label(app, "STORAGE")
+        .find(|e| e.size().width > 100.0)
+        .expect("storage panel");
+    let (px, pw) = (panel.absolute_position().x, panel.size().width);
+    let line = more
+        .iter()
+        .find(|e| e.absolute_position().x >= px && e.absolute_position().x < px + pw)
+        .unwrap_or_else(|| panic!("{size:?}: the storage panel says how many more"));
+    let label = line.accessible_label().unwrap_or_default();
+    let hidden: usize = label[1..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    let limit = line.absolute_position().y;
+    let gauges: Vec<_> = ElementQuery::from_root(app)
+        .match_predicate(move |e| {
+            e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::ProgressIndicator)
+                && e.accessible_label().is_some_and(|l| l.contains(" @ "))
+                && e.absolute_position().x >= px
+                && e.absolute_position().x < px + pw
+        })
+        .find_all();
+    let mut shown = 0;
+    for g in &gauges {
+        let (y, h) = (g.absolute_position().y, g.size().height);
+        if y + h <= limit + 0.5 && y >= panel.absolute_position().y {
+            shown += 1;
+        } else {
+            assert!(
+                y >= limit - 0.5 || y + h <= panel.absolute_position().y,
+                "{size:?}: a storage row is cut by the list's end ({y}+{h} across {limit})"
+            );
+        }
+    }
+    assert_eq!(
+        shown + hidden,
+        total,
+        "{size:?}: shown {shown} + more {hidden}"
+    );
 }
 
 #[test]

@@ -356,3 +356,109 @@ fn stray_keys_and_a_key_flood_send_nothing() {
     assert_eq!(s.field("ask Jarvis"), "");
     assert_eq!(s.asked().len(), before);
 }
+
+/// The hardware keys with no window at all (`jarvis run` on a box whose screen is off): records in the kernel's
+/// `input_event` format arrive through a FIFO standing in for `/dev/input/eventN`. Push-to-talk goes on the bus
+/// (nobody listening yet: no voice), the kill-switch key arms the kill switch; a record cut short is dropped; the
+/// device going away and coming back (a macro pad unplugged and plugged in again) is read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardware_keys_work_without_a_window_and_after_the_device_comes_back() {
+    use jarvis::kiosk::keys::{encode_key, KeySettings};
+    use std::io::Write;
+    let sim = crate::util::sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("macropad-event-kbd");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let mut config = crate::util::config(&sim, dir.path());
+    config.kiosk.keys = Some(KeySettings {
+        device: fifo.clone(),
+        push_to_talk: jarvis::kiosk::keys::parse_key("KEY_F13"),
+        kill_switch: jarvis::kiosk::keys::parse_key("KEY_PAUSE"),
+    });
+    let app = jarvis::app::App::start(&config, "test")
+        .await
+        .expect("app starts");
+    let mut events = app.bus.subscribe();
+    let open = |fifo: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(fifo)
+                .expect("the reader opens the device")
+        })
+    };
+    let mut pad = tokio::time::timeout(Duration::from_secs(10), open(fifo.clone()))
+        .await
+        .expect("opened in time")
+        .expect("join");
+    pad.write_all(&encode_key(183, 1)).expect("write");
+    pad.write_all(&encode_key(183, 2)).expect("write");
+    pad.write_all(&encode_key(183, 0)).expect("write");
+    // Half a record, then the device goes away.
+    pad.write_all(&encode_key(119, 1)[..9]).expect("write");
+    drop(pad);
+    let mut talk = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while talk.len() < 2 {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Ok(s)) => {
+                if let Event::PushToTalk { pressed, listening } = s.event {
+                    talk.push((pressed, listening));
+                }
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(
+        talk,
+        vec![(true, false), (false, false)],
+        "down, up; the repeat is not a new press"
+    );
+    assert!(!app.tools.kill_switch(), "a record cut short does nothing");
+
+    // Plugged in again: the reader opens it anew (within its retry interval) and the kill-switch key works.
+    let mut pad = tokio::time::timeout(Duration::from_secs(10), open(fifo.clone()))
+        .await
+        .expect("reopened in time")
+        .expect("join");
+    pad.write_all(&encode_key(119, 1)).expect("write");
+    pad.write_all(&encode_key(119, 0)).expect("write");
+    assert!(
+        crate::util::eventually(Duration::from_secs(5), || app.tools.kill_switch()).await,
+        "the kill-switch key armed the kill switch"
+    );
+    drop(pad);
+    app.shutdown().await;
+}
+
+/// Push-to-talk with no voice pipeline: the core says nobody is listening, and the note goes after release.
+#[test]
+fn push_to_talk_without_voice_says_so_on_the_core() {
+    let h = Harness::start();
+    let s = Screen::open(&h, (1920, 1080), false);
+    s.ctx.bus.publish(Event::PushToTalk {
+        pressed: true,
+        listening: false,
+    });
+    assert!(s.wait(|app| app
+        .global::<JarvisAdapter>()
+        .get_voice_note()
+        .contains("no ears yet")));
+    s.ctx.bus.publish(Event::PushToTalk {
+        pressed: false,
+        listening: false,
+    });
+    assert!(pump(
+        &s.rx,
+        jarvis::kiosk::bridge::NOTE_LINGERS + Duration::from_secs(3),
+        || s.app()
+            .global::<JarvisAdapter>()
+            .get_voice_note()
+            .is_empty()
+    ));
+}
