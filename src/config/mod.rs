@@ -888,6 +888,32 @@ mod tests {
     }
 
     #[test]
+    fn the_kiosk_keyboard_and_quit_chord_are_read_and_checked() {
+        let src = format!("[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\nfingerprint = \"{FP}\"\n\n[kiosk]\non_screen_keyboard = \"always\"\nallow_quit_chord = true\n");
+        let c = Config::parse(&src, "j.toml", Path::new("."), &env).expect("valid");
+        assert_eq!(c.kiosk.keyboard, KeyboardMode::Always);
+        assert!(c.kiosk.allow_quit_chord);
+        let defaults = src.replace(
+            "on_screen_keyboard = \"always\"\nallow_quit_chord = true\n",
+            "",
+        );
+        let c = Config::parse(&defaults, "j.toml", Path::new("."), &env).expect("valid");
+        assert_eq!(c.kiosk.keyboard, KeyboardMode::Auto);
+        assert!(
+            !c.kiosk.allow_quit_chord,
+            "a keyboard cannot quit the appliance by default"
+        );
+        let bad = src.replace("\"always\"", "\"sometimes\"");
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::parse(&bad, "j.toml", Path::new("."), &env)
+        else {
+            panic!("expected a problem");
+        };
+        assert_eq!(problems[0].field, "kiosk.on_screen_keyboard");
+        assert!(problems[0].message.contains("auto, always, never"));
+    }
+
+    #[test]
     fn wake_on_lan_targets_are_read_and_checked() {
         let src = format!(
             "[pve]\nurl = \"https://pve:8006\"\ntoken_id = \"jarvis@pve!kiosk\"\nfingerprint = \"{FP}\"\n\n[wol]\npve = \"00:11:22:33:44:55\"\nagent = \"00:11:22:33:44:66 192.168.1.255:9\"\n"

@@ -116,6 +116,7 @@ pub async fn chat(
         operator: role == Role::Operator,
         voice: req.voice,
     };
+    ctx.bus.publish(crate::bus::asked("web", &text));
     Json(ctx.agent.reply(text, asker).await).into_response()
 }
 

@@ -147,6 +147,7 @@ async fn chat_worker(
                 streamed
             })
         };
+        ctx.bus.publish(crate::bus::asked("web", &q.text));
         let reply = ctx
             .agent
             .reply_streaming(&q.text, asker, (!q.voice).then_some(tx))
