@@ -19,6 +19,9 @@ pub mod qualifiers;
 pub mod router;
 pub mod tool_loop;
 
+/// The longest question Jarvis reads, from any surface (side port, WebSocket, kiosk), in characters.
+pub const MAX_QUESTION_CHARS: usize = 4000;
+
 use std::sync::Arc;
 
 use serde::Serialize;

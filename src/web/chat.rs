@@ -19,7 +19,7 @@ use super::{error, WebContext};
 use crate::agent::Asker;
 
 /// Longest utterance accepted, in characters.
-pub const MAX_CHAT_CHARS: usize = 4000;
+pub const MAX_CHAT_CHARS: usize = crate::agent::MAX_QUESTION_CHARS;
 
 /// A token bucket per token (client, operator): `burst` questions at once, then `per_minute`.
 pub struct ChatLimiter {
@@ -116,7 +116,7 @@ pub async fn chat(
         operator: role == Role::Operator,
         voice: req.voice,
     };
-    ctx.bus.publish(crate::bus::asked("web", &text));
+    ctx.bus.publish(crate::bus::asked("web", text));
     Json(ctx.agent.reply(text, asker).await).into_response()
 }
 

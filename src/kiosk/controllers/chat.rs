@@ -20,6 +20,14 @@ pub const NO_AGENT: &str =
 
 pub use crate::agent::{ChatBackend, ChatDelta};
 
+/// What Jarvis says to a question too long to read.
+pub fn too_long(chars: usize) -> String {
+    format!(
+        "That is {chars} characters, sir — rather more than I read at once. {} at most, if you please.",
+        crate::agent::MAX_QUESTION_CHARS
+    )
+}
+
 fn message(from_jarvis: bool, text: &str, streaming: bool) -> ChatMessage {
     message_at(from_jarvis, text, streaming, crate::time::now_ms())
 }
@@ -92,6 +100,12 @@ pub fn setup(w: &AppWindow, ctx: &KioskContext, backend: Option<Arc<dyn ChatBack
         let Some(w) = weak.upgrade() else { return };
         let text = text.trim().to_string();
         if text.is_empty() {
+            return;
+        }
+        // A paste (or a stuck key) longer than any question: said in the panel, not sent.
+        let chars = text.chars().count();
+        if chars > crate::agent::MAX_QUESTION_CHARS {
+            push(&w, message(true, &too_long(chars), false));
             return;
         }
         ctx.bus
