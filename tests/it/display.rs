@@ -22,7 +22,12 @@ struct Xvfb {
 
 impl Xvfb {
     fn start() -> Xvfb {
-        for n in 140..240 {
+        // Numbers of our own per process and per call, so two tests never race for one display; the child must
+        // still be running once the socket is there (else another server owns it and we try the next).
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let base = 140 + (std::process::id() % 40) * 5;
+        for _ in 0..100 {
+            let n = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 400;
             let lock = PathBuf::from(format!("/tmp/.X{n}-lock"));
             let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
             if lock.exists() || socket.exists() {
@@ -42,7 +47,7 @@ impl Xvfb {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            if socket.exists() {
+            if socket.exists() && matches!(child.try_wait(), Ok(None)) {
                 return Xvfb { child, display };
             }
             let _ = child.kill();
