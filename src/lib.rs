@@ -9,6 +9,7 @@
 //! - [`files`]: SSRF-guarded downloads and file access below allowlisted roots;
 //! - [`ssh`]: commands on the nodes (system OpenSSH in production, the simulator's executor in the demo);
 //! - [`web`]: the side port (axum): health, REST, WebSocket;
+//! - [`vision`]: photos in, faces out (today: safe photo decoding; the face engine builds on it);
 //! - [`config`]: the one TOML file, validated with file/line/field for every problem;
 //! - [`demo`]: `jarvis demo`, the product against the simulator;
 //! - [`app`]: wires the spine and subsystems together and owns start-up and graceful shutdown;
@@ -33,4 +34,5 @@ pub mod store;
 pub mod time;
 pub mod tls;
 pub mod tools;
+pub mod vision;
 pub mod web;
