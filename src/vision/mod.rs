@@ -1,6 +1,9 @@
 //! Jarvis's eyes (issue 12 onwards): photos and camera frames in, faces out. Today: [`photo`], decoding a JPEG or
 //! PNG that came from outside (an upload, a camera snapshot) safely — limits checked from the header before any
-//! pixel is decoded, EXIF orientation applied, every colour model turned into RGB. The face engine (detection,
-//! alignment, embedding, the gallery) builds on it.
+//! pixel is decoded, EXIF orientation applied, every colour model turned into RGB; [`faces`], the engine (YuNet
+//! detection with landmarks, [`align`]ment to the 112×112 template, SFace embeddings compared by cosine). The
+//! gallery, enrolment and review build on them.
 
+pub mod align;
+pub mod faces;
 pub mod photo;

