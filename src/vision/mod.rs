@@ -2,8 +2,10 @@
 //! PNG that came from outside (an upload, a camera snapshot) safely — limits checked from the header before any
 //! pixel is decoded, EXIF orientation applied, every colour model turned into RGB; [`faces`], the engine (YuNet
 //! detection with landmarks, [`align`]ment to the 112×112 template, SFace embeddings compared by cosine). The
-//! gallery, enrolment and review build on them.
+//! [`quality`] gates say whether a face is good enough to enrol or learn from. The gallery, enrolment and review
+//! build on them.
 
 pub mod align;
 pub mod faces;
 pub mod photo;
+pub mod quality;

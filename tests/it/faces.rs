@@ -125,3 +125,68 @@ fn a_photo_without_a_face_has_none() {
     };
     assert!(engine.detect(&tiny).expect("detect").is_empty());
 }
+
+/// A box blur of radius `r` (separable, edges clamped): a photo out of focus.
+fn blurred(p: &Photo, r: i64) -> Photo {
+    let (w, h) = (p.width as i64, p.height as i64);
+    let pass = |src: &[u8], horizontal: bool| -> Vec<u8> {
+        let mut out = vec![0u8; src.len()];
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = [0u32; 3];
+                for d in -r..=r {
+                    let (sx, sy) = if horizontal {
+                        ((x + d).clamp(0, w - 1), y)
+                    } else {
+                        (x, (y + d).clamp(0, h - 1))
+                    };
+                    let i = ((sy * w + sx) * 3) as usize;
+                    for c in 0..3 {
+                        acc[c] += u32::from(src[i + c]);
+                    }
+                }
+                let i = ((y * w + x) * 3) as usize;
+                for c in 0..3 {
+                    out[i + c] = (acc[c] / (2 * r as u32 + 1)) as u8;
+                }
+            }
+        }
+        out
+    };
+    let rgb = pass(&pass(&p.rgb, true), false);
+    Photo {
+        width: p.width,
+        height: p.height,
+        rgb,
+    }
+}
+
+#[test]
+fn checked_selfies_pass_the_quality_gates_and_a_blurred_copy_does_not() {
+    use jarvis::vision::quality::{check, QualityProblem, QualitySettings};
+    let engine = engine();
+    let settings = QualitySettings::default();
+    let mut refused_blurred = 0;
+    for name in names(&checked(), "single_faces") {
+        let p = photo(&name);
+        let face = engine.detect(&p).expect("detect").remove(0);
+        let crop = jarvis::vision::align::crop(&p, &face.landmarks).expect("crop");
+        assert_eq!(check(&face, &crop, &settings), Ok(()), "{name}");
+        // Out of focus by a 9-pixel box (sharpness here: 107–239 sharp, 17–35 blurred; the gate is at 40).
+        let soft = blurred(&p, 4);
+        if let Some(face) = engine.detect(&soft).expect("detect").first() {
+            let crop = jarvis::vision::align::crop(&soft, &face.landmarks).expect("crop");
+            assert!(
+                matches!(
+                    check(face, &crop, &settings),
+                    Err(QualityProblem::Blurred { .. })
+                ),
+                "{name} out of focus: {:?}",
+                check(face, &crop, &settings)
+            );
+            refused_blurred += 1;
+        }
+    }
+    // Every blurred copy was still found, and refused.
+    assert_eq!(refused_blurred, names(&checked(), "single_faces").len());
+}
