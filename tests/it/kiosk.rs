@@ -243,6 +243,12 @@ fn hud_at_800x480_shows_every_panel_tab_by_tab() {
         for tab_name in ["CLUSTER", "JARVIS", "STATUS", "TERMINAL"] {
             assert!(visible(app, tab_name), "800x480: tab {tab_name} missing");
         }
+        if tab == 0 {
+            // The guest list beside the node cards shows a useful number of whole rows (it once showed one).
+            let guests = app.global::<ClusterAdapter>().get_visible_guests();
+            let shown = guests.iter().filter(|g| visible(app, &g.name)).count();
+            assert!(shown >= 8, "800x480: {shown} guest rows on the cluster tab");
+        }
     }
 }
 
