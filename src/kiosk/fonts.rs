@@ -101,17 +101,17 @@ pub fn ensure_system_font() -> FontSetup {
 fn private_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(run) => PathBuf::from(run).join("jarvis-fonts"),
-        None => {
-            // SAFETY: getuid cannot fail.
-            let uid = unsafe { libc_getuid() };
-            std::env::temp_dir().join(format!("jarvis-fonts-{uid}"))
-        }
+        None => std::env::temp_dir().join(format!(
+            "jarvis-fonts-{}",
+            own_uid().map_or("user".to_string(), |u| u.to_string())
+        )),
     }
 }
 
-extern "C" {
-    #[link_name = "getuid"]
-    fn libc_getuid() -> u32;
+/// This process's user id: the owner of `/proc/self`.
+fn own_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
 /// Writes the fonts and a `fonts.conf` into `dir` (created 0700; refused if someone else owns it) and returns
@@ -122,8 +122,7 @@ fn write_fallback(dir: &Path) -> std::io::Result<PathBuf> {
     builder.recursive(true).mode(0o700);
     builder.create(dir)?;
     let meta = std::fs::symlink_metadata(dir)?;
-    // SAFETY: getuid cannot fail.
-    if !meta.is_dir() || meta.uid() != unsafe { libc_getuid() } {
+    if !meta.is_dir() || Some(meta.uid()) != own_uid() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
             "the folder exists and is not ours",

@@ -220,6 +220,28 @@ pub(crate) struct DemoProc {
     pve_auth: String,
 }
 
+impl Drop for DemoProc {
+    /// SIGTERM, so the demo closes its window and database as it does for a person; `kill -9` after 15 s. A
+    /// child the test already ended (and reaped) is left alone: its pid may belong to someone else by now.
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start_demo(data_dir: &Path, poll_ms: u64) -> DemoProc {
     start_demo_with(data_dir, poll_ms, &[], &[])
 }

@@ -78,24 +78,6 @@ impl Drop for Xvfb {
     }
 }
 
-impl Drop for DemoProc {
-    fn drop(&mut self) {
-        // SIGTERM, so the demo closes its window and database as it does for a person.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `/healthz`'s display part, once the kiosk reported one.
 fn display_status(demo: &DemoProc, data_dir: &Path) -> serde_json::Value {
     let http = blocking_http(None);
