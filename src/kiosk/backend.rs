@@ -253,8 +253,23 @@ pub fn probe_renderer(backend: &str, renderer: &str) -> Result<(), String> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start the probe: {e}"))?;
-    // The child gives up on its own after PROBE_LIMIT and says why; this limit is for a child stuck in a driver.
-    let deadline = std::time::Instant::now() + PROBE_LIMIT + std::time::Duration::from_secs(4);
+    // Drained while the child runs: a chatty driver must not fill the pipe and block the probe.
+    let said = child.stderr.take().map(|err| {
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut kept = Vec::new();
+            let mut rest = err.take(64 * 1024);
+            let _ = rest.read_to_end(&mut kept);
+            let _ = std::io::copy(&mut rest.into_inner(), &mut std::io::sink());
+            String::from_utf8_lossy(&kept).into_owned()
+        })
+    });
+    let heard = |said: Option<std::thread::JoinHandle<String>>| {
+        said.and_then(|h| h.join().ok()).unwrap_or_default()
+    };
+    // The child gives up on its own PROBE_LIMIT after its event loop starts and says why; this longer limit is
+    // only for a child stuck in a driver (a loaded machine may take seconds just to start the child).
+    let deadline = std::time::Instant::now() + PROBE_LIMIT + PROBE_GRACE;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -264,24 +279,30 @@ pub fn probe_renderer(backend: &str, renderer: &str) -> Result<(), String> {
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                let said = heard(said);
+                let last: String = (said.lines().rev())
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("nothing")
+                    .chars()
+                    .take(300)
+                    .collect();
                 return Err(format!(
-                    "the probe hung for {} s",
-                    PROBE_LIMIT.as_secs() + 4
+                    "the probe hung for {} s (its last words: {last})",
+                    (PROBE_LIMIT + PROBE_GRACE).as_secs()
                 ));
             }
             Err(e) => return Err(format!("cannot wait for the probe: {e}")),
         }
     };
+    let said = heard(said);
     if status.success() {
         return Ok(());
     }
-    let mut said = String::new();
-    if let Some(mut err) = child.stderr.take() {
-        use std::io::Read;
-        let _ = err.by_ref().take(64 * 1024).read_to_string(&mut said);
-    }
     Err(display::last_words(&said, status))
 }
+
+/// How much longer than [`PROBE_LIMIT`] the kiosk waits for a probe before killing it.
+const PROBE_GRACE: std::time::Duration = std::time::Duration::from_secs(24);
 
 /// How long a renderer probe may take to draw its first frame (a working GPU needs well under a second; a
 /// failing one often keeps the event loop running without ever drawing).
