@@ -89,4 +89,57 @@ pub const MIGRATIONS: &[&str] = &[
     // approval and to the asking session (see tools::gate::Approvals::challenge).
     "ALTER TABLE approvals ADD COLUMN challenge TEXT;
     ALTER TABLE approvals ADD COLUMN challenge_scope TEXT;",
+    // 8: faces (vision::gallery, vision::review). People; their samples (embeddings, 128 little-endian f32, with
+    // a small JPEG crop) and negatives ("not this person"); every face sighting kept for review (a match, which
+    // may be contested, or an unknown face in a group of the same stranger's sightings). Deleting a person
+    // deletes everything about them.
+    "CREATE TABLE face_people (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        name       TEXT    NOT NULL,
+        name_key   TEXT    NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE face_groups (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        centroid    BLOB    NOT NULL,
+        first_ms    INTEGER NOT NULL,
+        last_ms     INTEGER NOT NULL,
+        sightings   INTEGER NOT NULL,
+        status      TEXT    NOT NULL DEFAULT 'open',
+        resolved_ms INTEGER,
+        resolved_to INTEGER REFERENCES face_people(id) ON DELETE SET NULL
+    );
+    CREATE INDEX face_groups_by_status ON face_groups(status, last_ms);
+    CREATE TABLE face_sightings (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_ms      INTEGER NOT NULL,
+        source     TEXT    NOT NULL,
+        person     INTEGER REFERENCES face_people(id) ON DELETE CASCADE,
+        grp        INTEGER REFERENCES face_groups(id) ON DELETE CASCADE,
+        score      REAL    NOT NULL,
+        good       INTEGER NOT NULL,
+        contested  INTEGER NOT NULL DEFAULT 0,
+        embedding  BLOB    NOT NULL,
+        crop       BLOB    NOT NULL
+    );
+    CREATE INDEX face_sightings_by_time ON face_sightings(ts_ms);
+    CREATE INDEX face_sightings_by_group ON face_sightings(grp);
+    CREATE INDEX face_sightings_by_person ON face_sightings(person);
+    CREATE TABLE face_samples (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        person        INTEGER NOT NULL REFERENCES face_people(id) ON DELETE CASCADE,
+        source        TEXT    NOT NULL,
+        from_sighting INTEGER,
+        created_ms    INTEGER NOT NULL,
+        embedding     BLOB    NOT NULL,
+        crop          BLOB    NOT NULL
+    );
+    CREATE INDEX face_samples_by_person ON face_samples(person);
+    CREATE TABLE face_negatives (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        person     INTEGER NOT NULL REFERENCES face_people(id) ON DELETE CASCADE,
+        created_ms INTEGER NOT NULL,
+        embedding  BLOB    NOT NULL
+    );
+    CREATE INDEX face_negatives_by_person ON face_negatives(person);",
 ];

@@ -7,5 +7,7 @@
 
 pub mod align;
 pub mod faces;
+pub mod gallery;
 pub mod photo;
 pub mod quality;
+pub mod review;
