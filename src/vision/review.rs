@@ -18,6 +18,9 @@ use crate::store::Store;
 
 const DAY_MS: u64 = 86_400_000;
 
+/// A sighting as contested: its person, whether already contested, its embedding, the person's name.
+type SightingRow = (Option<i64>, bool, Vec<u8>, Option<String>);
+
 /// One face seen, as recorded.
 pub struct Seen<'a> {
     pub source: &'a str,
@@ -399,7 +402,7 @@ pub fn not_this_person(
     now_ms: u64,
 ) -> Result<Contested, GalleryError> {
     store.write(|tx| {
-        let row: Option<(Option<i64>, bool, Vec<u8>, Option<String>)> = tx
+        let row: Option<SightingRow> = tx
             .query_row(
                 "SELECT g.person, g.contested, g.embedding, p.name
                  FROM face_sightings g LEFT JOIN face_people p ON p.id = g.person WHERE g.id = ?1",
