@@ -85,6 +85,7 @@ async fn run(samples: usize, interval_ms: u64) {
         claude: None,
         route: Default::default(),
         prices: Default::default(),
+        faces: Default::default(),
     };
     let app = App::start(&config, "bench").await.expect("app");
     let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))

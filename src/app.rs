@@ -46,6 +46,8 @@ pub struct App {
     pub store: Arc<Store>,
     pub tools: Arc<Registry>,
     pub agent: Arc<crate::agent::Agent>,
+    /// The face engine once loaded (it loads in the background: the rest of Jarvis does not wait for it).
+    pub faces: FaceSlot,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     writer: JoinHandle<()>,
@@ -144,6 +146,25 @@ impl App {
         }
         let agent = Arc::new(agent);
         let mut tasks = Vec::new();
+        let faces = FaceSlot::default();
+        tasks.push((
+            "faces",
+            tokio::spawn(load_faces(
+                config.faces.clone(),
+                store.clone(),
+                bus.clone(),
+                state.clone(),
+                faces.clone(),
+            )),
+        ));
+        tasks.push((
+            "face retention",
+            tokio::spawn(crate::vision::review::sweeper(
+                store.clone(),
+                config.faces.gallery.clone(),
+                shutdown.clone(),
+            )),
+        ));
         let poller = Poller::new(client, config.poll.clone(), bus.clone(), state.clone());
         tasks.push(("poller", tokio::spawn(poller.run(shutdown.clone()))));
         tasks.push((
@@ -181,6 +202,7 @@ impl App {
                 store: store.clone(),
                 tools: tools.clone(),
                 agent: agent.clone(),
+                faces: faces.clone(),
                 token: config.web.token.clone(),
                 operator_token: config.web.operator_token.clone(),
                 chat_limit: crate::web::chat::ChatLimiter::new(
@@ -223,6 +245,7 @@ impl App {
             store,
             tools,
             agent,
+            faces,
             shutdown,
             tasks,
             writer,
@@ -257,6 +280,56 @@ impl App {
         }
         tracing::info!("Jarvis stopped");
     }
+}
+
+/// The face service, once loaded; shared by the side port and whoever feeds it frames.
+pub type FaceSlot = Arc<std::sync::OnceLock<Arc<crate::vision::service::FaceService>>>;
+
+/// Loads the face engine off the async threads and says how it went in the state (`faces`).
+async fn load_faces(
+    settings: crate::vision::service::FaceSettings,
+    store: Arc<Store>,
+    bus: Bus,
+    state: StateHandle,
+    slot: FaceSlot,
+) {
+    use crate::state::FacesStatus;
+    state.update(|w| {
+        w.faces = FacesStatus {
+            engine: "loading".into(),
+            detail: None,
+        }
+    });
+    let started = std::time::Instant::now();
+    let loaded = tokio::task::spawn_blocking(move || {
+        crate::vision::service::FaceService::load(settings, store, bus)
+    })
+    .await;
+    let status = match loaded {
+        Ok(Ok(service)) => {
+            let _ = slot.set(Arc::new(service));
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "face engine ready"
+            );
+            FacesStatus {
+                engine: "ready".into(),
+                detail: None,
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("face recognition is unavailable: {e} (scripts/fetch-models fetches the models; [faces] models says where they are)");
+            FacesStatus {
+                engine: "unavailable".into(),
+                detail: Some(e.to_string()),
+            }
+        }
+        Err(e) => FacesStatus {
+            engine: "unavailable".into(),
+            detail: Some(format!("the loader stopped: {e}")),
+        },
+    };
+    state.update(|w| w.faces = status);
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -130,6 +130,16 @@ pub enum Event {
     Asked { via: String, text: String },
     /// The push-to-talk key went down (`pressed`) or up. `listening` says whether a voice pipeline took it.
     PushToTalk { pressed: bool, listening: bool },
+    /// A face was seen (a camera, a reported photo): who it matched, or the unknown-face group it joined. Never a
+    /// notification by itself.
+    FaceSeen {
+        source: String,
+        person: Option<String>,
+        score: f32,
+        group: Option<i64>,
+    },
+    /// The face gallery or its review queue changed (`change` says how, for people).
+    FacesChanged { change: String },
 }
 
 impl Event {
@@ -143,6 +153,7 @@ impl Event {
             | Event::KillSwitch { .. }
             | Event::Asked { .. } => Channel::Jarvis,
             Event::PushToTalk { .. } => Channel::Voice,
+            Event::FaceSeen { .. } | Event::FacesChanged { .. } => Channel::Vision,
             _ => Channel::Cluster,
         }
     }
@@ -175,6 +186,8 @@ impl Event {
             Event::JarvisStopping => "jarvis_stopping",
             Event::Asked { .. } => "asked",
             Event::PushToTalk { .. } => "push_to_talk",
+            Event::FaceSeen { .. } => "face_seen",
+            Event::FacesChanged { .. } => "faces_changed",
         }
     }
 }

@@ -118,6 +118,7 @@ impl Demo {
                 .collect(),
                 // The database (in the data directory, a file root) is added by `App::start`.
                 protected: Vec::new(),
+                faces: Default::default(),
             },
             ssh: None,
             kiosk: Default::default(),
@@ -127,6 +128,10 @@ impl Demo {
             claude: None,
             route: Default::default(),
             prices: Default::default(),
+            faces: crate::vision::service::FaceSettings {
+                models: demo_models(),
+                ..Default::default()
+            },
         };
         let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
         if let Err(e) = std::fs::create_dir_all(&opts.data_dir)
@@ -179,4 +184,12 @@ impl Demo {
         self.app.shutdown().await;
         self.sim.stop().await;
     }
+}
+
+/// Where the demo finds the face models: `JARVIS_MODELS`, else the checkout's models/cache/ (where
+/// `scripts/fetch-models` puts them).
+fn demo_models() -> PathBuf {
+    std::env::var_os("JARVIS_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/cache"))
 }

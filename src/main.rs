@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod faces_cli;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use jarvis::app::{shutdown_signal, App};
@@ -130,6 +132,13 @@ enum Command {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
+    /// The face gallery of a running Jarvis, as the operator: enroll, list, identify, review, delete.
+    Faces {
+        #[command(subcommand)]
+        action: faces_cli::FacesCommand,
+        #[command(flatten)]
+        operator: OperatorArgs,
+    },
     /// Check a config file and list every problem with its line and field.
     CheckConfig { file: PathBuf },
     /// Run a simulator alone.
@@ -141,7 +150,7 @@ enum Command {
 
 /// How to reach a running Jarvis as the operator.
 #[derive(clap::Args)]
-struct OperatorArgs {
+pub(crate) struct OperatorArgs {
     /// The side port of the running Jarvis.
     #[arg(long, default_value = "http://127.0.0.1:8443")]
     url: String,
@@ -363,6 +372,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             println!("{}", answer["text"].as_str().unwrap_or_default());
         }
+        Command::Faces { action, operator } => faces_cli::run(action, &operator).await?,
         Command::CheckConfig { .. } | Command::KioskProbe { .. } => {
             unreachable!("handled without a runtime")
         }
@@ -580,13 +590,7 @@ async fn operator_call(
     url: &str,
     body: serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
-    let token = match &op.token_file {
-        Some(f) => Secret::from_file(f)?,
-        None => Secret::new(
-            std::env::var(jarvis::config::ENV_OPERATOR_TOKEN)
-                .context("give --token-file or set JARVIS_OPERATOR_TOKEN")?,
-        ),
-    };
+    let token = operator_token(op)?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -611,6 +615,17 @@ async fn operator_call(
         );
     }
     Ok(answer)
+}
+
+/// The operator token: from `--token-file`, else `JARVIS_OPERATOR_TOKEN`.
+fn operator_token(op: &OperatorArgs) -> anyhow::Result<Secret> {
+    Ok(match &op.token_file {
+        Some(f) => Secret::from_file(f)?,
+        None => Secret::new(
+            std::env::var(jarvis::config::ENV_OPERATOR_TOKEN)
+                .context("give --token-file or set JARVIS_OPERATOR_TOKEN")?,
+        ),
+    })
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {

@@ -33,11 +33,19 @@ pub struct DisplayStatus {
     pub warnings: Vec<String>,
 }
 
+/// The face engine: `loading`, `ready`, or `unavailable` with the reason (`/healthz` and the kiosk show it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FacesStatus {
+    pub engine: String,
+    pub detail: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct World {
     pub cluster: ClusterSnapshot,
     pub jarvis: JarvisStatus,
     pub display: DisplayStatus,
+    pub faces: FacesStatus,
 }
 
 #[derive(Clone)]

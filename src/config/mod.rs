@@ -102,6 +102,8 @@ pub struct Config {
     pub route: crate::agent::router::RouteSettings,
     /// Prices per million tokens by model (`[prices]`), over the built-in ones.
     pub prices: crate::agent::costs::PriceTable,
+    /// Face recognition (`[faces]`).
+    pub faces: crate::vision::service::FaceSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +255,7 @@ impl Config {
             }
         });
         let prices = r.section("prices", read_prices);
+        let faces = r.section("faces", |s| read_faces(s, base));
         let problems = r.finish();
         match (pve, web) {
             (Some(pve), Some(web)) if problems.is_empty() => Ok(Config {
@@ -268,6 +271,7 @@ impl Config {
                     files,
                     projects,
                     protected: protected_paths(&secrets, ssh.as_ref()),
+                    faces: faces.gallery.clone(),
                 },
                 ssh: ssh.map(|s| SshSettings { hosts, ..s }),
                 kiosk: KioskSettings { keys, ..kiosk },
@@ -277,6 +281,7 @@ impl Config {
                 claude,
                 route,
                 prices,
+                faces,
             }),
             _ => Err(ConfigError::Invalid {
                 path: name.to_string(),
@@ -390,6 +395,35 @@ fn read_kiosk(s: &mut Section<'_, '_>) -> KioskSettings {
     }
     out.allow_quit_chord = s.bool_or("allow_quit_chord", false);
     out
+}
+
+/// `[faces]`: where the models are, how many photos are analysed at once, and the thresholds (docs/FACES.md).
+fn read_faces(s: &mut Section<'_, '_>, base: &Path) -> crate::vision::service::FaceSettings {
+    let mut f = crate::vision::service::FaceSettings::default();
+    if let Some((m, _)) = s.string("models") {
+        f.models = resolve(base, &m);
+    }
+    f.threads = s.int_or("threads", 1, 1, 16) as usize;
+    f.detector.input = s.int_or("detector_input", 640, 160, 1280) as usize / 32 * 32;
+    let q = &mut f.quality;
+    q.min_face_px = s.number_or("min_face_px", q.min_face_px as f64, 16.0, 1000.0) as f32;
+    q.min_sharpness = s.number_or("min_sharpness", q.min_sharpness as f64, 0.0, 10_000.0) as f32;
+    let g = &mut f.gallery;
+    g.match_threshold = s.number_or("match_threshold", g.match_threshold as f64, 0.2, 0.95) as f32;
+    g.margin = s.number_or("margin", g.margin as f64, 0.0, 0.5) as f32;
+    g.learn_threshold = s.number_or("learn_threshold", g.learn_threshold as f64, 0.2, 1.0) as f32;
+    g.group_threshold = s.number_or("group_threshold", g.group_threshold as f64, 0.2, 0.95) as f32;
+    g.max_samples = s.int_or("max_samples", g.max_samples as u64, 1, 100) as usize;
+    g.keep_days = s.int_or("unknown_keep_days", g.keep_days as u64, 1, 3650) as u32;
+    g.max_groups = s.int_or("unknown_max_groups", g.max_groups as u64, 1, 100_000) as usize;
+    if g.learn_threshold < g.match_threshold {
+        s.fail(
+            "learn_threshold",
+            None,
+            "must be at least match_threshold: Jarvis learns only from faces it is sure of".into(),
+        );
+    }
+    f
 }
 
 /// `[llm]`: an OpenAI-compatible server (llama-server with Qwen 2.5 7B in the reference homelab).

@@ -9,10 +9,11 @@
 //! - [`gate`]: approvals and their digests;
 //! - [`typed`]: tools built from a typed argument struct (schema by schemars, validation by serde);
 //! - families: [`cluster`] (read), [`power`] (guest power, node reboot, wake-on-LAN), [`snapshots`], [`system`],
-//!   [`docker`], [`files`], [`projects`], [`memory`] (Jarvis's own notes).
+//!   [`docker`], [`files`], [`projects`], [`memory`] (Jarvis's own notes), [`faces`] (the face gallery and its review queue).
 
 pub mod cluster;
 pub mod docker;
+pub mod faces;
 pub mod files;
 pub mod gate;
 pub mod memory;
@@ -164,6 +165,8 @@ pub struct ToolSettings {
     /// folders of the secret files and the SSH key and the config file (from the config loader), the database
     /// and its `-wal`, `-shm`, `-journal` (added by `App::start`). See [`crate::files::protected_by`].
     pub protected: Vec<std::path::PathBuf>,
+    /// How faces are matched, learnt and kept (`[faces]`).
+    pub faces: crate::vision::gallery::GallerySettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -213,6 +216,7 @@ pub fn families(r: &mut Registry) {
     files::register(r);
     projects::register(r);
     memory::register(r);
+    faces::register(r);
 }
 
 pub struct Registry {

@@ -205,9 +205,21 @@ impl FaceEngine {
 
     /// The face's embedding (unit length), from its aligned crop. `None` for degenerate landmarks.
     pub fn embed(&self, photo: &Photo, face: &Face) -> Result<Option<Vec<f32>>, FaceError> {
-        let Some(crop) = align::crop(photo, &face.landmarks) else {
-            return Ok(None);
-        };
+        match align::crop(photo, &face.landmarks) {
+            Some(crop) => self.embed_crop(&crop).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The embedding (unit length) of an aligned 112×112 RGB crop ([`align::crop`]).
+    pub fn embed_crop(&self, crop: &[u8]) -> Result<Vec<f32>, FaceError> {
+        if crop.len() != align::SIDE * align::SIDE * 3 {
+            return Err(FaceError::Run(format!(
+                "a crop is {0}x{0} RGB, not {1} bytes",
+                align::SIDE,
+                crop.len()
+            )));
+        }
         let n = align::SIDE * align::SIDE;
         let mut data = vec![0f32; 3 * n];
         for (i, px) in crop.chunks_exact(3).enumerate() {
@@ -233,7 +245,7 @@ impl FaceEngine {
                 v.len()
             )));
         }
-        Ok(Some(normalise(v)))
+        Ok(normalise(v))
     }
 }
 

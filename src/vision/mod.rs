@@ -11,3 +11,13 @@ pub mod gallery;
 pub mod photo;
 pub mod quality;
 pub mod review;
+pub mod service;
+
+/// "1 photo", "3 photos".
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

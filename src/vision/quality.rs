@@ -39,7 +39,7 @@ impl Default for QualitySettings {
 /// Why a face was not good enough; the message is for people.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QualityProblem {
-    #[error("the face is too small ({px:.0} px; at least {min:.0} px)")]
+    #[error("the face is too small ({} px; at least {min:.0} px)", px.floor())]
     TooSmall { px: f32, min: f32 },
     #[error("the face is blurred (sharpness {sharpness:.0}; at least {min:.0})")]
     Blurred { sharpness: f32, min: f32 },

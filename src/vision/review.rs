@@ -476,6 +476,29 @@ pub fn sweep(store: &Store, s: &GallerySettings, now_ms: u64) -> Result<usize, G
     })?)
 }
 
+/// How often retention runs.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs [`sweep`] at start and then every [`SWEEP_EVERY`] until `shutdown`.
+pub async fn sweeper(
+    store: std::sync::Arc<Store>,
+    settings: GallerySettings,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let (s, set) = (store.clone(), settings.clone());
+        match tokio::task::spawn_blocking(move || sweep(&s, &set, crate::time::now_ms())).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(rows = n, "face retention"),
+            Ok(Err(e)) => tracing::warn!("face retention failed: {e}"),
+            _ => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,9 @@ pub async fn healthz(State(ctx): State<Arc<WebContext>>) -> Response {
     if !world.display.backend.is_empty() {
         body["display"] = json!(world.display);
     }
+    if !world.faces.engine.is_empty() {
+        body["faces"] = json!(world.faces);
+    }
     Json(body).into_response()
 }
 

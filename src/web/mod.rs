@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod chat;
 pub mod conn;
+pub mod faces;
 pub mod mcp_sessions;
 pub mod tools;
 pub mod ws;
@@ -38,6 +39,8 @@ pub struct WebContext {
     pub store: Arc<Store>,
     pub tools: Arc<Registry>,
     pub agent: Arc<crate::agent::Agent>,
+    /// The face engine, once loaded.
+    pub faces: crate::app::FaceSlot,
     pub token: Secret,
     pub operator_token: Secret,
     /// Chat's rate per token, REST and WebSocket together.
@@ -89,6 +92,40 @@ pub fn router(
             "/api/v1/killswitch",
             get(tools::kill_switch).put(tools::set_kill_switch),
         )
+        .route(
+            "/api/v1/faces/people",
+            get(faces::people).post(faces::create),
+        )
+        .route(
+            "/api/v1/faces/people/{id}",
+            axum::routing::delete(faces::delete),
+        )
+        .route(
+            "/api/v1/faces/people/{id}/thumbnail.jpg",
+            get(faces::thumbnail),
+        )
+        .route("/api/v1/faces/review", get(faces::review_queue))
+        .route("/api/v1/faces/sightings/{id}/crop.jpg", get(faces::crop))
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::require_bearer,
+        ));
+    // Photo uploads have their own, larger cap (a Content-Length over it is refused unread).
+    let uploads = Router::new()
+        .route(
+            "/api/v1/faces/people/{id}/photos",
+            axum::routing::post(faces::enrol),
+        )
+        .route(
+            "/api/v1/faces/identify",
+            axum::routing::post(faces::identify),
+        )
+        .route(
+            "/api/v1/faces/sightings",
+            axum::routing::post(faces::sighting),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(faces::MAX_UPLOAD_BYTES))
         .layer(middleware::from_fn_with_state(
             ctx.clone(),
             auth::require_bearer,
@@ -104,6 +141,7 @@ pub fn router(
         })
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .merge(mcp_routes)
+        .merge(uploads)
         .with_state(ctx)
 }
 

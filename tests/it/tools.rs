@@ -343,6 +343,7 @@ async fn approvals_expire() {
             files: Default::default(),
             projects: Default::default(),
             protected: Vec::new(),
+            faces: Default::default(),
         }),
         executor: None,
         live: None,

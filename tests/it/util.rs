@@ -95,6 +95,7 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
             .into_iter()
             .collect(),
             protected: Vec::new(),
+            faces: Default::default(),
         },
         ssh: None,
         kiosk: Default::default(),
@@ -104,6 +105,8 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
         claude: None,
         route: Default::default(),
         prices: Default::default(),
+        // No models here: the face engine says it is unavailable, at once (tests/it/faces.rs loads them).
+        faces: Default::default(),
     }
 }
 

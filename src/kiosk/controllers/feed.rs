@@ -138,6 +138,8 @@ pub fn describe(e: &Event) -> Option<(String, i32)> {
             QUIET,
         ),
         Event::PushToTalk { .. } => return None,
+        Event::FaceSeen { .. } => return None,
+        Event::FacesChanged { change } => (change.clone(), INFO),
     };
     Some(line)
 }
