@@ -81,6 +81,16 @@ pub fn decode(bytes: &[u8], limits: &PhotoLimits) -> Result<Photo, PhotoError> {
             format!("{format:?}").to_uppercase(),
         ));
     }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(PhotoError::Corrupt(
+            "the JPEG stops before the end of its image data".into(),
+        ));
+    }
+    // The header alone first, so a bomb is named with the size it claims.
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(header_error)?;
+    check_dimensions(width, height, limits)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut decoder_limits = Limits::default();
     decoder_limits.max_image_width = Some(limits.max_side);
@@ -103,6 +113,17 @@ pub fn decode(bytes: &[u8], limits: &PhotoLimits) -> Result<Photo, PhotoError> {
         height: rgb.height(),
         rgb: rgb.into_raw(),
     })
+}
+
+/// Whether a JPEG has its end-of-image marker after its last scan (decoders fill a file cut short with grey
+/// rather than fail). An EXIF thumbnail's own markers come before the main image's scans, and a marker byte
+/// inside the compressed data is always escaped, so neither can fool this.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) => end > scan,
+        _ => false,
+    }
 }
 
 fn check_dimensions(width: u32, height: u32, limits: &PhotoLimits) -> Result<(), PhotoError> {
@@ -291,6 +312,24 @@ mod tests {
         assert!(matches!(
             decode(&j[..j.len() / 2], &limits),
             Err(PhotoError::Corrupt(_))
+        ));
+        // Cut inside the image data (a decoder would fill the rest with grey), and whole with a trailer after
+        // its end, as some cameras write.
+        assert!(matches!(
+            decode(&j[..j.len() - 10], &limits),
+            Err(PhotoError::Corrupt(m)) if m.contains("stops before")
+        ));
+        let mut trailer = j.clone();
+        trailer.extend_from_slice(b"camera maker's trailer");
+        assert!(decode(&trailer, &limits).is_ok());
+        // A header that claims 20000x20000 is named with the size it claims.
+        assert!(matches!(
+            decode(&png_header_only(20_000, 20_000), &limits),
+            Err(PhotoError::Dimensions {
+                width: 20_000,
+                height: 20_000,
+                ..
+            })
         ));
         let p = png(64, 64);
         let mut flipped = p.clone();

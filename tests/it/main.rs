@@ -8,6 +8,7 @@ mod contract; // client and simulator against the PVE API schema
 mod conversation; // memory, persistence across restarts, folding, conversations about code staying with Claude
 mod display; // the real binary on a real X server: xdotool typing, the GPU fallback, a root without fonts
 mod faces; // the face engine on real photos with the real models: detection, landmarks, embeddings
+mod faces_api; // enrolment over HTTP and every wrong photo, the review queue via REST, MCP and the CLI, delete
 mod files; // downloads behind the SSRF guard, file roots
 mod kiosk; // the HUD rendered headless at every size, and its callbacks through the registry
 mod kiosk_input; // the HUD driven by real pointer, touch and key events: typing, the on-screen keyboard

@@ -3,6 +3,7 @@
 Usage: mcp_client.py http URL TOKEN OPERATOR_TOKEN REST_BASE
        mcp_client.py http-operator-only URL TOKEN
        mcp_client.py stdio JARVIS_BIN CONFIG OPERATOR_TOKEN REST_BASE
+       mcp_client.py faces URL TOKEN
 Prints one JSON object with what each step saw; the Rust test asserts on it.
 """
 import json
@@ -72,6 +73,21 @@ async def elicited(url: str, token: str, mode: str, answer: bool, out: dict, key
             out[key] = {"protocol": str(c.protocol_version), "asked": asked, "is_error": r.is_error, "text": text_of(r)}
 
 
+async def faces(client, out: dict) -> None:
+    """Lists people and works the face review queue: assigns the one unknown group, then tries again."""
+    people = json.loads(text_of(await client.call_tool("list_people", {})))["people"]
+    out["people"] = [p["name"] for p in people]
+    queue = json.loads(text_of(await client.call_tool("face_review_queue", {})))
+    out["groups_before"] = len(queue["unknown"])
+    group = queue["unknown"][0]["group"]
+    assigned = await client.call_tool("assign_faces", {"group": group, "person": "Erik", "create_person": True})
+    out["assigned"] = {"is_error": assigned.is_error, "text": text_of(assigned)}
+    queue = json.loads(text_of(await client.call_tool("face_review_queue", {})))
+    out["groups_after"] = len(queue["unknown"])
+    again = await client.call_tool("assign_faces", {"group": group, "person": "Erik"})
+    out["assign_again"] = {"is_error": again.is_error, "text": text_of(again)}
+
+
 def unauthenticated(url: str) -> int:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}, method="POST")
@@ -99,6 +115,11 @@ async def main() -> None:
         url, token = sys.argv[2:4]
         await elicited(url, token, "auto", True, out, "elicit_auto", 120)
         await elicited(url, token, "legacy", True, out, "elicit_legacy", 121)
+    elif kind == "faces":
+        url, token = sys.argv[2:4]
+        async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as c:
+                await faces(c, out)
     else:
         jarvis, config, operator_token, rest_base = sys.argv[2:6]
         params = StdioServerParameters(command=jarvis, args=["mcp", "--config", config], env={"RUST_LOG": "warn"})
