@@ -49,6 +49,7 @@ fn main() {
             data_dir: dir.clone(),
             poll: Default::default(),
             limits: Default::default(),
+            models: std::path::PathBuf::from("/nonexistent"),
         }))
         .expect("demo");
     while demo.app.state.get().cluster.nodes.is_empty() {

@@ -40,6 +40,7 @@ fn main() {
             data_dir: dir.path().to_path_buf(),
             poll: poll.clone(),
             limits: Default::default(),
+            models: std::path::PathBuf::from("/nonexistent"),
         }))
         .expect("demo starts");
     let (ui, rx) = UiThread::queue();

@@ -24,6 +24,8 @@ pub struct DemoOptions {
     pub poll: PollSettings,
     /// The side port's connection limits and chat rate.
     pub limits: crate::web::conn::ConnLimits,
+    /// Where the face models are ([`default_models`]; a folder without them leaves faces unavailable).
+    pub models: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +131,7 @@ impl Demo {
             route: Default::default(),
             prices: Default::default(),
             faces: crate::vision::service::FaceSettings {
-                models: demo_models(),
+                models: opts.models.clone(),
                 ..Default::default()
             },
         };
@@ -188,7 +190,7 @@ impl Demo {
 
 /// Where the demo finds the face models: `JARVIS_MODELS`, else the checkout's models/cache/ (where
 /// `scripts/fetch-models` puts them).
-fn demo_models() -> PathBuf {
+pub fn default_models() -> PathBuf {
     std::env::var_os("JARVIS_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/cache"))

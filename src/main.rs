@@ -542,6 +542,7 @@ fn demo_options(
         data_dir,
         poll,
         limits: Default::default(),
+        models: jarvis::demo::default_models(),
     }
 }
 

@@ -28,6 +28,11 @@ pub fn start(weak: slint::Weak<AppWindow>, ctx: KioskContext) -> CancellationTok
         .spawn(watch_bus(weak.clone(), ctx.clone(), stop.clone()));
     ctx.runtime
         .spawn(tick(weak.clone(), ctx.clone(), stop.clone()));
+    ctx.runtime.spawn(crate::kiosk::controllers::faces::watch(
+        weak.clone(),
+        ctx.clone(),
+        stop.clone(),
+    ));
     let ctx2 = ctx.clone();
     ctx.runtime.spawn_blocking(move || {
         let items = feed::seed(&ctx2, &format::local_zone());

@@ -179,6 +179,9 @@ pub fn capture(
     let (ui, rx) = UiThread::queue();
     let ctx = KioskContext { ui, ..ctx.clone() };
     let hud = HeadlessUi::new(width, height, scale)?;
+    if scene {
+        seed_faces(&ctx.store);
+    }
     let stop = attach(&hud.app, &ctx);
     let build = started.elapsed();
     let deadline = Instant::now() + wait;
@@ -198,6 +201,12 @@ pub fn capture(
         pump_until(&rx, deadline, || {
             hud.app.global::<TerminalAdapter>().get_lines().row_count() > 1
                 && hud.app.global::<ApprovalAdapter>().get_cards().row_count() > 0
+                && hud
+                    .app
+                    .global::<crate::kiosk::ui::FacesAdapter>()
+                    .get_review()
+                    .row_count()
+                    > 0
         });
     }
     if ctx.keyboard {
@@ -246,6 +255,85 @@ fn type_a_question(hud: &HeadlessUi) {
     for c in "who is ho".chars() {
         crate::kiosk::controllers::keyboard::press(&hud.app, &c.to_string());
     }
+}
+
+/// The scene's household, when the store has nobody: three people and a stranger seen twice at the front door,
+/// drawn as silhouettes (no photo of a real person goes into a screenshot), with made-up embeddings. Only the
+/// staged scene of `jarvis snapshot --scene` and the tests use it; the demo itself starts with nobody enrolled.
+pub fn seed_faces(store: &crate::store::Store) {
+    use crate::vision::{gallery, review};
+    if gallery::people(store)
+        .map(|p| !p.is_empty())
+        .unwrap_or(true)
+    {
+        return;
+    }
+    let unit = |axis: usize| {
+        let mut v = vec![0.0f32; crate::vision::faces::EMBEDDING_LEN];
+        v[axis] = 1.0;
+        v
+    };
+    let now = crate::time::now_ms();
+    let settings = gallery::GallerySettings::default();
+    for (i, (name, tone)) in [
+        ("Alice", [200, 120, 90]),
+        ("Bob", [90, 140, 200]),
+        ("Carol", [120, 180, 110]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Ok(p) = gallery::create_person(store, name, now) else {
+            continue;
+        };
+        let crop = silhouette(tone);
+        let e = unit(i);
+        let sample = gallery::NewSample {
+            embedding: &e,
+            crop_jpeg: &crop,
+            source: gallery::SampleSource::Enrolled,
+            from_sighting: None,
+        };
+        let _ = store.write(|tx| gallery::add_sample(tx, p.id, &sample, &settings, now));
+    }
+    let Ok(index) = gallery::Index::load(store) else {
+        return;
+    };
+    let stranger = silhouette([150, 150, 150]);
+    let alice = silhouette([200, 120, 90]);
+    for (e, crop) in [
+        (unit(40), &stranger),
+        (unit(40), &stranger),
+        (unit(0), &alice),
+    ] {
+        let seen = review::Seen {
+            source: "front_door",
+            embedding: &e,
+            crop_jpeg: crop,
+            good: true,
+        };
+        let _ = review::record(store, &index, &seen, &settings, now);
+    }
+}
+
+/// A head-and-shoulders silhouette on a dark ground, 112×112, as a JPEG.
+fn silhouette(tone: [u8; 3]) -> Vec<u8> {
+    let side = crate::vision::align::SIDE;
+    let mut rgb = vec![0u8; side * side * 3];
+    for y in 0..side {
+        for x in 0..side {
+            let (fx, fy) = (x as f32 - 56.0, y as f32);
+            let head = fx * fx + (fy - 46.0) * (fy - 46.0) < 24.0 * 24.0;
+            let shoulders = fy > 82.0 && fx.abs() < 48.0 - (fy - 82.0) * -0.6;
+            let px = if head || shoulders {
+                tone
+            } else {
+                [20, 26, 34]
+            };
+            rgb[(y * side + x) * 3..][..3].copy_from_slice(&px);
+        }
+    }
+    crate::vision::service::jpeg(&rgb, side as u32)
 }
 
 /// What a user would do first on the demo: run `uptime` on pve, and press the power button of a running guest

@@ -27,6 +27,7 @@ async fn demo(dir: &std::path::Path) -> Demo {
             chat_per_minute: 10_000,
             ..Default::default()
         },
+        models: dir.join("no-models"),
     })
     .await
     .expect("demo starts");

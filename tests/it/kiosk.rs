@@ -28,11 +28,12 @@ const WIDE_PANELS: [&str; 10] = [
     "APPROVALS",
 ];
 /// Panels of each compact tab.
-const TABS: [&[&str]; 4] = [
+const TABS: [&[&str]; 5] = [
     &["NODES", "GUESTS"],
     &["CORE", "CONVERSATION"],
     &["STORAGE", "ALERTS", "ACTIVITY"],
     &["TERMINAL", "APPROVALS"],
+    &["PRESENCE"],
 ];
 
 pub(crate) struct Harness {
@@ -58,6 +59,8 @@ impl Harness {
                 data_dir: dir.path().to_path_buf(),
                 poll: util::fast_poll(),
                 limits: Default::default(),
+                // Faces are read from the store; the engine itself is not needed here.
+                models: dir.path().join("no-models"),
             }))
             .expect("demo starts");
         let ctx = KioskContext::new(
@@ -240,7 +243,7 @@ fn hud_at_800x480_shows_every_panel_tab_by_tab() {
                 "800x480 tab {tab}: panel {panel} is not on screen"
             );
         }
-        for tab_name in ["CLUSTER", "JARVIS", "STATUS", "TERMINAL"] {
+        for tab_name in ["CLUSTER", "JARVIS", "STATUS", "TERMINAL", "PEOPLE"] {
             assert!(visible(app, tab_name), "800x480: tab {tab_name} missing");
         }
         if tab == 0 {
@@ -464,4 +467,122 @@ fn the_guest_filter_shows_one_node_and_the_chat_answers() {
     );
     assert_eq!(shown[shown.len() - 2], (false, "reboot pve".to_string()));
     assert!(shown[shown.len() - 1].0 && shown[shown.len() - 1].1.contains("needs your approval"));
+}
+
+/// The faces part of the presence panel at every size (800×480 on its own tab): the people with their thumbnails,
+/// the stranger to name and the match to correct, and both actions working through the registry as `kiosk`.
+#[test]
+fn the_presence_panel_shows_people_and_works_the_review_queue_at_every_size() {
+    use jarvis::kiosk::ui::FacesAdapter;
+    let h = Harness::start();
+    // One Slint platform per thread: each size, and the clicking, on a thread of its own.
+    let on_own_thread = |f: Box<dyn FnOnce(KioskContext) + Send>| {
+        let ctx = h.ctx.clone();
+        std::thread::spawn(move || f(ctx)).join().expect("no panic");
+    };
+    for size in [(1920u32, 1080u32), (1280, 800), (800, 480)] {
+        on_own_thread(Box::new(move |ctx| {
+            let scale = snapshot::auto_scale(size.0, size.1);
+            let c = snapshot::capture(&ctx, size, scale, true, Duration::from_secs(15))
+                .expect("renders");
+            let app = &c.hud.app;
+            if size.0 == 800 {
+                app.set_tab(4);
+                c.hud.render();
+            }
+            let faces = app.global::<FacesAdapter>();
+            assert_eq!(faces.get_people().row_count(), 3, "{size:?}");
+            for who in ["Alice", "Bob", "Carol"] {
+                assert!(
+                    visible(app, &format!("{who}, not seen yet"))
+                        || any_label_containing(app, &format!("{who}, seen")),
+                    "{size:?}: {who} is not on screen"
+                );
+            }
+            for button in ["WHO?", "DISCARD", "NOT ALICE"] {
+                assert!(visible(app, button), "{size:?}: {button} is not on screen");
+            }
+            assert!(any_label_containing(app, "Unknown ×2"), "{size:?}");
+            let out = std::env::temp_dir().join(format!("jarvis-faces-{}x{}.png", size.0, size.1));
+            c.hud.render().write_png(&out).expect("png");
+        }));
+    }
+
+    // Work the queue on the small screen, as a finger would: WHO? then a name; NOT ALICE.
+    on_own_thread(Box::new(|ctx| {
+        let (ui, rx) = jarvis::kiosk::UiThread::queue();
+        let ctx = KioskContext { ui, ..ctx };
+        let hud = snapshot::HeadlessUi::new(800, 480, 1.0).expect("headless");
+        let app = &hud.app;
+        let _stop = jarvis::kiosk::attach(app, &ctx);
+        app.set_tab(4);
+        let faces = app.global::<FacesAdapter>();
+        assert!(pump(&rx, Duration::from_secs(10), || faces
+            .get_review()
+            .row_count()
+            == 2));
+        hud.render();
+        let press = |label: &str| {
+            let button = ElementHandle::find_by_accessible_label(app, label)
+                .find(|e| {
+                    e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button)
+                })
+                .unwrap_or_else(|| panic!("no {label} button"));
+            button.invoke_accessible_default_action();
+            hud.render();
+        };
+        press("WHO?");
+        assert!(
+            visible(app, "Bob") && visible(app, "CANCEL"),
+            "the choice of people is on screen"
+        );
+        press("Bob");
+        let store = ctx.store.clone();
+        let assigned = || {
+            store
+                .read(|c| {
+                    c.query_row(
+                        "SELECT COUNT(*) FROM face_groups WHERE status = 'assigned'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                })
+                .unwrap_or(0)
+                == 1
+        };
+        assert!(
+            pump(&rx, Duration::from_secs(10), assigned),
+            "the group was assigned to Bob"
+        );
+        assert!(pump(&rx, Duration::from_secs(10), || faces
+            .get_outcome()
+            .contains("that was Bob")));
+        assert!(pump(&rx, Duration::from_secs(10), || faces
+            .get_review()
+            .row_count()
+            == 1));
+        hud.render();
+        press("NOT ALICE");
+        let negatives = || {
+            store
+                .read(|c| {
+                    c.query_row("SELECT COUNT(*) FROM face_negatives", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                })
+                .unwrap_or(0)
+                == 1
+        };
+        assert!(
+            pump(&rx, Duration::from_secs(10), negatives),
+            "not Alice is remembered"
+        );
+        let audit = ctx.store.audit(50).expect("audit");
+        assert!(audit
+            .iter()
+            .any(|r| r.actor == "kiosk" && r.tool == "assign_faces" && r.outcome == "ok"));
+        assert!(audit
+            .iter()
+            .any(|r| r.actor == "kiosk" && r.tool == "not_this_person" && r.outcome == "ok"));
+    }));
 }

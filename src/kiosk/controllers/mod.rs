@@ -1,10 +1,11 @@
 //! One controller per adapter global in `ui/`: [`cluster`] (left column), [`feed`] and [`chat`] (centre),
-//! [`status`] (right column), [`terminal`] and [`approvals`] (bottom strip), [`header`]. Each has pure functions
+//! [`status`] and [`faces`] (right column), [`terminal`] and [`approvals`] (bottom strip), [`header`]. Each has pure functions
 //! that build rows from the spine (unit-tested without a window), an `apply`/`setup` that runs on the UI thread.
 
 pub mod approvals;
 pub mod chat;
 pub mod cluster;
+pub mod faces;
 pub mod feed;
 pub mod header;
 pub mod keyboard;
@@ -20,6 +21,7 @@ pub fn setup(w: &AppWindow, ctx: &KioskContext) {
     feed::setup(w);
     chat::setup(w, ctx, ctx.chat.clone());
     status::setup(w, ctx);
+    faces::setup(w, ctx);
     terminal::setup(w, ctx);
     approvals::setup(w, ctx);
     keyboard::setup(w, ctx.keyboard);
