@@ -106,7 +106,7 @@ impl Store {
         make_private(path)?;
         let mut writer = Connection::open(path).map_err(open_err)?;
         writer
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000; PRAGMA secure_delete=ON;")
             .map_err(open_err)?;
         migrate(&mut writer, path)?;
         let reader = Connection::open_with_flags(

@@ -145,7 +145,8 @@ pub fn register(r: &mut Registry) {
         "delete_person",
         Tier::Confirm,
         "Delete a person Jarvis recognises (by id or name) and everything kept about their face: samples, crops, \
-         corrections and sightings. Cannot be undone.",
+         corrections and sightings. Cannot be undone. NEEDS THE OPERATOR'S CONFIRMATION: the first call returns \
+         a pending approval.",
         |a, _| {
             format!(
                 "Delete {} and every face sample, crop and correction kept of them (cannot be undone)",

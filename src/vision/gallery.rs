@@ -276,6 +276,9 @@ pub fn delete_person(store: &Store, who: &str) -> Result<Deleted, GalleryError> 
         tx.execute("DELETE FROM face_people WHERE id = ?1", [id])?;
         Ok((samples, negatives, sightings))
     })?;
+    // The deleted rows' pages were zeroed (secure_delete); the write-ahead log still holds their old images until
+    // it is checkpointed and emptied.
+    store.checkpoint()?;
     Ok(Deleted {
         person,
         samples,
@@ -778,6 +781,39 @@ pub mod tests {
             delete_person(&s, "john"),
             Err(GalleryError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_deleted_face_is_gone_from_the_database_file_too() {
+        let (dir, s) = store();
+        let p = create_person(&s, "Zed", 1).unwrap();
+        let marker = b"FACE-CROP-MARKER-0123456789-FACE-CROP-MARKER".repeat(4);
+        s.write(|tx| {
+            add_sample(
+                tx,
+                p.id,
+                &NewSample {
+                    embedding: &unit(3, 0.0),
+                    crop_jpeg: &marker,
+                    source: SampleSource::Enrolled,
+                    from_sighting: None,
+                },
+                &GallerySettings::default(),
+                1,
+            )
+        })
+        .unwrap();
+        s.checkpoint().unwrap();
+        let on_disk = |path: &std::path::Path| {
+            let mut all = std::fs::read(path).unwrap_or_default();
+            all.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
+            all.windows(marker.len()).any(|w| w == marker.as_slice())
+        };
+        let db = dir.path().join("j.db");
+        assert!(on_disk(&db), "the crop was written");
+        delete_person(&s, "Zed").unwrap();
+        s.checkpoint().unwrap();
+        assert!(!on_disk(&db), "secure_delete overwrote the deleted crop");
     }
 
     #[test]

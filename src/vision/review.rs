@@ -367,7 +367,7 @@ pub fn assign(
 
 /// Discards an open group: its crops and embeddings are deleted; the group is closed.
 pub fn discard(store: &Store, group: i64, now_ms: u64) -> Result<u64, GalleryError> {
-    store.write(|tx| {
+    let n = store.write(|tx| {
         if let Err(e) = open_group(tx, group)? {
             return Ok(Err(e));
         }
@@ -377,7 +377,10 @@ pub fn discard(store: &Store, group: i64, now_ms: u64) -> Result<u64, GalleryErr
             params![now_ms as i64, group],
         )?;
         Ok(Ok(n as u64))
-    })?
+    })??;
+    // The crops' pages are zeroed (secure_delete); their old images leave the write-ahead log with this.
+    store.checkpoint()?;
+    Ok(n)
 }
 
 /// What "not this person" did.

@@ -190,3 +190,32 @@ fn checked_selfies_pass_the_quality_gates_and_a_blurred_copy_does_not() {
     // Every blurred copy was still found, and refused.
     assert_eq!(refused_blurred, names(&checked(), "single_faces").len());
 }
+
+/// SFace with its PRelu nodes rewritten (the faster plan Jarvis runs) gives the embeddings of the model as published.
+#[test]
+fn the_prelu_rewrite_leaves_the_embeddings_unchanged() {
+    use tract_onnx::prelude::Framework;
+    let mut proto = tract_onnx::onnx()
+        .proto_model_for_path(cache().join(jarvis::vision::faces::EMBEDDER_FILE))
+        .expect("sface");
+    assert!(
+        jarvis::vision::faces::rewrite_prelu(&mut proto) >= 20,
+        "SFace's PRelu nodes were rewritten"
+    );
+    let rewritten = engine();
+    let published = FaceEngine::load(
+        &cache(),
+        DetectorSettings {
+            rewrite_prelu: false,
+            ..DetectorSettings::default()
+        },
+    )
+    .expect("loads");
+    for name in names(&checked(), "single_faces") {
+        let p = photo(&name);
+        let face = rewritten.detect(&p).expect("detect")[0].clone();
+        let a = rewritten.embed(&p, &face).expect("embed").expect("aligned");
+        let b = published.embed(&p, &face).expect("embed").expect("aligned");
+        assert!(cosine(&a, &b) > 0.9999, "{name}: {}", cosine(&a, &b));
+    }
+}
