@@ -135,6 +135,7 @@ impl FaceEngine {
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(load_err(&emb_path))?;
+        release_freed_memory();
         Ok(FaceEngine {
             detector,
             outputs,
@@ -327,6 +328,17 @@ pub fn rewrite_prelu(model: &mut tract_onnx::pb::ModelProto) -> usize {
     rewritten
 }
 
+/// Hands the heap freed while the models were parsed and optimised (the ONNX protobuf, the intermediate graphs)
+/// back to the system: without this, glibc keeps it and the process stays tens of MiB larger for its whole life.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory at the top of glibc's heaps to the kernel; it touches no
+    // allocation in use and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Cosine similarity of two unit-length embeddings.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -364,15 +376,27 @@ fn letterbox(photo: &Photo, side: usize) -> (Tensor, f32) {
     );
     let plane = side * side;
     let mut data = vec![0f32; 3 * plane];
+    // Nearest source pixel per column, worked out once (this loop ran a division per pixel: 8 % of a photo's time).
+    let source = |i: usize, limit: u32| (((i as f32 + 0.5) / scale - 0.5).max(0.0) as usize).min(limit as usize - 1);
+    let columns: Vec<usize> = (0..w).map(|x| source(x, photo.width) * 3).collect();
+    let row_bytes = photo.width as usize * 3;
+    let (blue, rest) = data.split_at_mut(plane);
+    let (green, red) = rest.split_at_mut(plane);
     for y in 0..h {
-        let sy = (((y as f32 + 0.5) / scale - 0.5).max(0.0) as u32).min(photo.height - 1);
-        for x in 0..w {
-            let sx = (((x as f32 + 0.5) / scale - 0.5).max(0.0) as u32).min(photo.width - 1);
-            let [r, g, b] = photo.pixel(sx, sy);
-            let i = y * side + x;
-            data[i] = f32::from(b);
-            data[plane + i] = f32::from(g);
-            data[2 * plane + i] = f32::from(r);
+        let sy = source(y, photo.height);
+        let Some(row) = photo.rgb.get(sy * row_bytes..(sy + 1) * row_bytes) else {
+            break;
+        };
+        let out = y * side..y * side + w;
+        for (((b, g), r), &sx) in blue[out.clone()]
+            .iter_mut()
+            .zip(&mut green[out.clone()])
+            .zip(&mut red[out])
+            .zip(&columns)
+        {
+            *b = f32::from(row[sx + 2]);
+            *g = f32::from(row[sx + 1]);
+            *r = f32::from(row[sx]);
         }
     }
     let t = tract_ndarray::Array4::from_shape_vec((1, 3, side, side), data)
