@@ -377,7 +377,9 @@ fn letterbox(photo: &Photo, side: usize) -> (Tensor, f32) {
     let plane = side * side;
     let mut data = vec![0f32; 3 * plane];
     // Nearest source pixel per column, worked out once (this loop ran a division per pixel: 8 % of a photo's time).
-    let source = |i: usize, limit: u32| (((i as f32 + 0.5) / scale - 0.5).max(0.0) as usize).min(limit as usize - 1);
+    let source = |i: usize, limit: u32| {
+        (((i as f32 + 0.5) / scale - 0.5).max(0.0) as usize).min(limit as usize - 1)
+    };
     let columns: Vec<usize> = (0..w).map(|x| source(x, photo.width) * 3).collect();
     let row_bytes = photo.width as usize * 3;
     let (blue, rest) = data.split_at_mut(plane);
