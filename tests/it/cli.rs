@@ -270,6 +270,9 @@ pub(crate) fn start_demo_with(
         .env_remove("JARVIS_WEB_TOKEN")
         .env_remove("JARVIS_OPERATOR_TOKEN")
         .env_remove("DISPLAY")
+        // No face models: these tests are about other things, and each engine load costs seconds of CPU in a
+        // debug build (faces are tested in faces.rs and faces_api.rs).
+        .env("JARVIS_MODELS", data_dir.join("no-models"))
         .stdout(Stdio::piped())
         .stderr(
             std::fs::File::create(data_dir.join("stderr.log"))

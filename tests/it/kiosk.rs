@@ -303,12 +303,17 @@ fn callbacks_go_through_the_registry_and_approving_on_the_card_runs_the_action()
     assert!(pump(&rx, Duration::from_secs(10), || lines(app)
         .iter()
         .any(|l| l.contains("load average"))));
-    let audit = ctx.store.audit(20).expect("audit");
+    // The audit row is written when the call ends, which may be just after its output shows.
+    let audited = || {
+        ctx.store.audit(20).is_ok_and(|a| {
+            a.iter()
+                .any(|r| r.actor == "kiosk" && r.tool == "run_command" && r.outcome == "ok")
+        })
+    };
     assert!(
-        audit
-            .iter()
-            .any(|r| r.actor == "kiosk" && r.tool == "run_command" && r.outcome == "ok"),
-        "{audit:?}"
+        pump(&rx, Duration::from_secs(10), audited),
+        "{:?}",
+        ctx.store.audit(20)
     );
     // History walks back through what was typed.
     assert_eq!(
