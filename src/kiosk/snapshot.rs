@@ -199,7 +199,12 @@ pub fn capture(
     if scene {
         play_scene(&hud.app);
         pump_until(&rx, deadline, || {
-            hud.app.global::<TerminalAdapter>().get_lines().row_count() > 1
+            // uptime's own output, not just the command's echo and the approval note.
+            hud.app
+                .global::<TerminalAdapter>()
+                .get_lines()
+                .iter()
+                .any(|l| l.text.contains("load average"))
                 && hud.app.global::<ApprovalAdapter>().get_cards().row_count() > 0
                 && hud
                     .app
