@@ -157,22 +157,32 @@ pub fn normalised(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
+/// The refusal when another person (not `except`) already has this name, ignoring case.
+fn name_taken(
+    tx: &Transaction<'_>,
+    name: &str,
+    key: &str,
+    except: Option<i64>,
+) -> Result<Option<GalleryError>, rusqlite::Error> {
+    let taken: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM face_people WHERE name_key = ?1 AND id != ?2",
+            params![key, except.unwrap_or(-1)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(taken.map(|id| {
+        GalleryError::Invalid(format!("there is already a person called {name} (id {id})"))
+    }))
+}
+
 /// Creates a person. Names are unique, ignoring case.
 pub fn create_person(store: &Store, name: &str, now_ms: u64) -> Result<Person, GalleryError> {
     let name = clean_name(name)?;
     let key = name.to_lowercase();
     store.write(|tx| {
-        let taken: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM face_people WHERE name_key = ?1",
-                [&key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(id) = taken {
-            return Ok(Err(GalleryError::Invalid(format!(
-                "there is already a person called {name} (id {id})"
-            ))));
+        if let Some(taken) = name_taken(tx, &name, &key, None)? {
+            return Ok(Err(taken));
         }
         tx.execute(
             "INSERT INTO face_people (name, name_key, created_ms) VALUES (?1, ?2, ?3)",
@@ -230,17 +240,8 @@ pub fn rename(store: &Store, who: &str, new_name: &str) -> Result<Person, Galler
     let name = clean_name(new_name)?;
     let key = name.to_lowercase();
     store.write(|tx| {
-        let taken: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM face_people WHERE name_key = ?1 AND id != ?2",
-                params![key, person.id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(id) = taken {
-            return Ok(Err(GalleryError::Invalid(format!(
-                "there is already a person called {name} (id {id})"
-            ))));
+        if let Some(taken) = name_taken(tx, &name, &key, Some(person.id))? {
+            return Ok(Err(taken));
         }
         tx.execute(
             "UPDATE face_people SET name = ?1, name_key = ?2 WHERE id = ?3",

@@ -232,17 +232,7 @@ pub async fn identify(
         .run(move |f| f.identify(&photo))
         .await
         .and_then(|r| r);
-    audit_detail(
-        &ctx,
-        "identify_faces",
-        "",
-        result.is_ok(),
-        &result
-            .as_ref()
-            .map(|f| format!("{} faces", f.len()))
-            .unwrap_or_else(|e| e.to_string()),
-        started,
-    );
+    audit_faces(&ctx, "identify_faces", "", &result, started);
     match result {
         Ok(faces) => Json(json!({ "faces": faces })).into_response(),
         Err(e) => service_error(e),
@@ -267,17 +257,7 @@ pub async fn sighting(
         .run(move |f| f.sighting(&photo, &source))
         .await
         .and_then(|r| r);
-    audit_detail(
-        &ctx,
-        "report_sighting",
-        &shown,
-        result.is_ok(),
-        &result
-            .as_ref()
-            .map(|f| format!("{} faces", f.len()))
-            .unwrap_or_else(|e| e.to_string()),
-        started,
-    );
+    audit_faces(&ctx, "report_sighting", &shown, &result, started);
     match result {
         Ok(seen) => Json(json!({ "sightings": seen })).into_response(),
         Err(e) => service_error(e),
@@ -491,6 +471,21 @@ fn audit(ctx: &WebContext, what: &str, about: &str, ok: bool, started: Instant) 
         format!("{about}: refused")
     };
     audit_detail(ctx, what, about, ok, &detail, started);
+}
+
+/// The audit row of a request that analysed one photo: how many faces, or why it failed.
+fn audit_faces<T>(
+    ctx: &WebContext,
+    what: &str,
+    about: &str,
+    result: &Result<Vec<T>, FaceServiceError>,
+    started: Instant,
+) {
+    let detail = match result {
+        Ok(faces) => format!("{} faces", faces.len()),
+        Err(e) => e.to_string(),
+    };
+    audit_detail(ctx, what, about, result.is_ok(), &detail, started);
 }
 
 /// One audit row for a faces request made by the operator on the side port.
