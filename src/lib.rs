@@ -13,6 +13,7 @@
 //! - [`config`]: the one TOML file, validated with file/line/field for every problem;
 //! - [`demo`]: `jarvis demo`, the product against the simulator;
 //! - [`app`]: wires the spine and subsystems together and owns start-up and graceful shutdown;
+//! - [`when`]: time ranges said in words ("yesterday", "since 6 pm") in the box's time zone;
 //! - [`tls`], [`secret`], [`time`]: small shared helpers.
 //!
 //! The binary (`src/main.rs`) is a thin CLI over [`app`]. See `docs/ARCHITECTURE.md` for the map.
@@ -36,3 +37,4 @@ pub mod tls;
 pub mod tools;
 pub mod vision;
 pub mod web;
+pub mod when;
