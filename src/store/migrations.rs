@@ -142,4 +142,20 @@ pub const MIGRATIONS: &[&str] = &[
         embedding  BLOB    NOT NULL
     );
     CREATE INDEX face_negatives_by_person ON face_negatives(person);",
+    // 9: the presence timeline: who arrived, left, was seen, or an unknown person, on which camera, when. A row
+    // goes with its person; `inferred` marks a departure concluded from a camera's timeout, not seen.
+    "CREATE TABLE presence_events (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_ms         INTEGER NOT NULL,
+        kind          TEXT    NOT NULL CHECK (kind IN ('arrived', 'left', 'seen', 'unknown')),
+        person        INTEGER REFERENCES face_people(id) ON DELETE CASCADE,
+        camera        TEXT    NOT NULL,
+        confidence    REAL    NOT NULL,
+        inferred      INTEGER NOT NULL DEFAULT 0,
+        sighting      INTEGER REFERENCES face_sightings(id) ON DELETE SET NULL,
+        frigate_event TEXT
+    );
+    CREATE INDEX presence_by_person ON presence_events(person, ts_ms);
+    CREATE INDEX presence_by_time ON presence_events(ts_ms);
+    CREATE INDEX presence_by_kind ON presence_events(kind, ts_ms);",
 ];

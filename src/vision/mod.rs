@@ -9,9 +9,11 @@ pub mod align;
 pub mod faces;
 pub mod gallery;
 pub mod photo;
+pub mod presence;
 pub mod quality;
 pub mod review;
 pub mod service;
+pub mod timeline;
 
 /// "1 photo", "3 photos".
 pub fn plural(n: usize, word: &str) -> String {
