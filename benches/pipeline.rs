@@ -86,6 +86,8 @@ async fn run(samples: usize, interval_ms: u64) {
         route: Default::default(),
         prices: Default::default(),
         faces: Default::default(),
+        presence: Default::default(),
+        cameras: Vec::new(),
     };
     let app = App::start(&config, "bench").await.expect("app");
     let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))

@@ -134,6 +134,8 @@ impl Demo {
                 models: opts.models.clone(),
                 ..Default::default()
             },
+            presence: Default::default(),
+            cameras: Vec::new(),
         };
         let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
         if let Err(e) = std::fs::create_dir_all(&opts.data_dir)

@@ -5,6 +5,7 @@
 //! TOML itself, and are never logged.
 
 pub mod reader;
+pub mod vision;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -104,6 +105,10 @@ pub struct Config {
     pub prices: crate::agent::costs::PriceTable,
     /// Face recognition (`[faces]`).
     pub faces: crate::vision::service::FaceSettings,
+    /// The presence timeline (`[presence]`).
+    pub presence: crate::vision::cameras::PresenceSettings,
+    /// The cameras (`[[cameras]]`), in the file's order.
+    pub cameras: Vec<crate::vision::cameras::CameraSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +261,8 @@ impl Config {
         });
         let prices = r.section("prices", read_prices);
         let faces = r.section("faces", |s| read_faces(s, base));
+        let presence = r.section("presence", vision::read_presence);
+        let cameras = vision::read_cameras(&mut r, base, &mut secrets);
         let problems = r.finish();
         match (pve, web) {
             (Some(pve), Some(web)) if problems.is_empty() => Ok(Config {
@@ -282,6 +289,8 @@ impl Config {
                 route,
                 prices,
                 faces,
+                presence,
+                cameras,
             }),
             _ => Err(ConfigError::Invalid {
                 path: name.to_string(),

@@ -128,6 +128,60 @@ impl<'a> Reader<'a> {
         out
     }
 
+    /// Reads every `[[name]]` entry (an array of tables) with `f`, each as a section named `name[i]`, so its
+    /// problems say which entry (`cameras[1].url`). A missing key reads as no entries.
+    pub fn tables<T>(
+        &mut self,
+        name: &str,
+        mut f: impl FnMut(&mut Section<'_, 'a>, usize) -> T,
+    ) -> Vec<T> {
+        self.sections_used.insert(name.to_string());
+        let found = self.root.as_ref().and_then(|root| {
+            root.get_ref()
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == name)
+                .map(|(_, v)| v.clone())
+        });
+        let Some(value) = found else {
+            return Vec::new();
+        };
+        let span = value.span();
+        let items = match value.into_inner() {
+            DeValue::Array(items) => items,
+            other => {
+                let msg = format!(
+                    "expected entries written [[{name}]], found {}",
+                    other.type_str()
+                );
+                self.problem(span, name, msg);
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let span = item.span();
+            let mut section = Section {
+                reader: self,
+                name: format!("{name}[{i}]"),
+                table: None,
+                span: span.clone(),
+                used: HashSet::new(),
+            };
+            match item.into_inner() {
+                DeValue::Table(t) => {
+                    section.table = Some(t);
+                    out.push(f(&mut section, i));
+                    section.finish();
+                }
+                other => {
+                    let msg = format!("expected a table, found {}", other.type_str());
+                    section.reader.problem(span, &format!("{name}[{i}]"), msg);
+                }
+            }
+        }
+        out
+    }
+
     /// Reports top-level keys no section reader asked for.
     pub fn finish(mut self) -> Vec<Problem> {
         let unknown: Vec<(Range<usize>, String)> = match &self.root {
@@ -389,6 +443,29 @@ mod tests {
                 "6:2: extra: unknown section `extra`",
             ]
         );
+    }
+
+    #[test]
+    fn lists_of_tables_name_the_entry() {
+        let src = "[[cameras]]\nname = \"front\"\n\n[[cameras]]\nname = 3\nnmae = \"x\"\n";
+        let mut r = Reader::parse(src);
+        let names = r.tables("cameras", |s, i| {
+            (i, s.required_string("name").map(|(n, _)| n))
+        });
+        assert_eq!(names, [(0, Some("front".to_string())), (1, None)]);
+        let problems: Vec<String> = r.finish().iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("5:8: cameras[1].name: expected a string"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("cameras[1].nmae: unknown field"),
+            "{problems:?}"
+        );
+        let mut r = Reader::parse("cameras = 3\n");
+        assert!(r.tables("cameras", |_, i| i).is_empty());
+        assert!(r.finish()[0].message.contains("[[cameras]]"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! build on them.
 
 pub mod align;
+pub mod cameras;
 pub mod faces;
 pub mod gallery;
 pub mod photo;

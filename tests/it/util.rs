@@ -107,6 +107,8 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
         prices: Default::default(),
         // No models here: the face engine says it is unavailable, at once (tests/it/faces.rs loads them).
         faces: Default::default(),
+        presence: Default::default(),
+        cameras: Vec::new(),
     }
 }
 
