@@ -146,6 +146,20 @@ impl App {
         }
         let agent = Arc::new(agent);
         let mut tasks = Vec::new();
+        // Presence follows the faces seen; it subscribes before the face engine can publish.
+        let sightings = bus.subscribe();
+        let household = crate::vision::household::Household::start(
+            store.clone(),
+            state.clone(),
+            bus.clone(),
+            &config.cameras,
+            config.presence.clone(),
+        )
+        .await;
+        tasks.push((
+            "presence",
+            tokio::spawn(household.run(sightings, shutdown.clone())),
+        ));
         let faces = FaceSlot::default();
         tasks.push((
             "faces",

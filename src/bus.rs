@@ -135,11 +135,31 @@ pub enum Event {
     FaceSeen {
         source: String,
         person: Option<String>,
+        person_id: Option<i64>,
         score: f32,
         group: Option<i64>,
+        /// The sighting's row (its crop: `/api/v1/faces/sightings/{id}/crop.jpg`).
+        sighting: i64,
+        /// When the picture was taken (a Frigate frame's time), which may be before the event is published.
+        at_ms: u64,
+        /// Zones the person's track has entered so far, in order (Frigate).
+        zones: Vec<String>,
+        /// The track the face belongs to (a Frigate event id, an RTSP face track).
+        track: Option<String>,
+        frigate_event: Option<String>,
     },
     /// The face gallery or its review queue changed (`change` says how, for people).
     FacesChanged { change: String },
+    /// Someone arrived (`state` "home") or left ("away") on `camera` at `at_ms`; `inferred` when a departure was
+    /// concluded from a camera's timeout rather than seen.
+    PresenceChanged {
+        person: String,
+        person_id: i64,
+        state: String,
+        camera: String,
+        at_ms: u64,
+        inferred: bool,
+    },
 }
 
 impl Event {
@@ -153,7 +173,9 @@ impl Event {
             | Event::KillSwitch { .. }
             | Event::Asked { .. } => Channel::Jarvis,
             Event::PushToTalk { .. } => Channel::Voice,
-            Event::FaceSeen { .. } | Event::FacesChanged { .. } => Channel::Vision,
+            Event::FaceSeen { .. } | Event::FacesChanged { .. } | Event::PresenceChanged { .. } => {
+                Channel::Vision
+            }
             _ => Channel::Cluster,
         }
     }
@@ -188,6 +210,7 @@ impl Event {
             Event::PushToTalk { .. } => "push_to_talk",
             Event::FaceSeen { .. } => "face_seen",
             Event::FacesChanged { .. } => "faces_changed",
+            Event::PresenceChanged { .. } => "presence_changed",
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct World {
     pub jarvis: JarvisStatus,
     pub display: DisplayStatus,
     pub faces: FacesStatus,
+    /// Who is home, the latest comings and goings, the cameras.
+    pub presence: crate::vision::household::PresenceView,
 }
 
 #[derive(Clone)]

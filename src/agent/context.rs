@@ -130,7 +130,8 @@ impl PromptCache {
             }
         }
         // A new world often reads the same (the summary has no live figures): keep the prompt if so.
-        let cluster = super::offline::cluster_summary(world, &self.persona);
+        let cluster = super::offline::cluster_summary(world, &self.persona)
+            + &super::presence_replies::household_summary(world, &crate::tools::presence::zone());
         if let Some(b) = &mut self.built[slot] {
             if b.cluster == cluster && b.memories == memories && b.summary == summary {
                 b.world = world.clone();

@@ -25,10 +25,17 @@ pub enum Intent {
     /// `Some(true)` on, `Some(false)` off, `None` asks how it stands.
     KillSwitch(Option<bool>),
     WhoIsHome,
+    /// "when did John leave yesterday?": the person as said, whether leaving (or arriving), and the time range
+    /// in words if one was said.
     WhenDid {
         person: String,
         left: bool,
+        when: Option<String>,
     },
+    /// "when was Sarah last seen?", "where is Sarah?" (for a person Jarvis knows).
+    LastSeen(String),
+    /// "is John home?"
+    IsHome(String),
     ShowCamera(String),
     /// "remember that …": the note in the speaker's words, and for how long.
     Remember {
@@ -447,24 +454,8 @@ fn parse_command(w: &[String], world: &World) -> Option<Intent> {
             _ => None,
         }));
     }
-    if w[0] == "when" && w.iter().any(|x| x == "did") {
-        let left = has(w, &["leave", "left", "go", "went", "depart", "departed"])
-            && !has(w, &["arrive", "come", "came", "get"]);
-        let arrived = has(
-            w,
-            &[
-                "arrive", "arrived", "come", "came", "get", "got", "return", "returned",
-            ],
-        );
-        if left || arrived {
-            let i = w.iter().position(|x| x == "did").unwrap_or(0);
-            if let Some(person) = w.get(i + 1) {
-                return Some(Intent::WhenDid {
-                    person: capitalise(person),
-                    left,
-                });
-            }
-        }
+    if let Some(i) = presence_question(w, world) {
+        return Some(i);
     }
     if w[0] == "who" && (has(w, &["home", "here", "in", "around"]) || joined.contains("at home")) {
         return Some(Intent::WhoIsHome);
@@ -592,6 +583,118 @@ fn power_verb(w: &[String]) -> Option<Power> {
         || has_seq(w, &["spin", "up"])
     {
         return Some(Power::Start);
+    }
+    None
+}
+
+/// Verbs of coming and going, and whether each is leaving.
+const MOVEMENT: &[(&str, bool)] = &[
+    ("leave", true),
+    ("left", true),
+    ("go", true),
+    ("went", true),
+    ("depart", true),
+    ("departed", true),
+    ("head", true),
+    ("arrive", false),
+    ("arrived", false),
+    ("come", false),
+    ("came", false),
+    ("get", false),
+    ("got", false),
+    ("return", false),
+    ("returned", false),
+];
+
+/// Words of a presence question that are not a time ("when did John get home", "leave the house").
+const PLACE_WORDS: &[&str] = &[
+    "home", "house", "out", "back", "here", "in", "off", "away", "to", "work",
+];
+
+/// "when did John leave yesterday?", "what time did Sarah get home?", "when was Sarah last seen?", "when did you
+/// last see Sarah?", "where is Sarah?", "is John home?".
+fn presence_question(w: &[String], world: &World) -> Option<Intent> {
+    let known = |name: &str| -> Option<String> {
+        world
+            .presence
+            .people
+            .iter()
+            .find(|p| p.name.to_lowercase() == name)
+            .map(|p| p.name.clone())
+    };
+    let asks_when = w[0] == "when" || (w[0] == "what" && w.get(1).is_some_and(|x| x == "time"));
+    if asks_when && has(w, &["last"]) && has(w, &["seen", "see", "saw"]) {
+        let skip = [
+            "when", "what", "time", "was", "did", "you", "last", "seen", "see", "saw", "is", "the",
+        ];
+        let name: Vec<&str> = w
+            .iter()
+            .map(String::as_str)
+            .filter(|x| !skip.contains(x))
+            .collect();
+        if !name.is_empty() {
+            let name = name.join(" ");
+            return Some(Intent::LastSeen(
+                known(&name).unwrap_or_else(|| capitalise(&name)),
+            ));
+        }
+    }
+    if asks_when {
+        if let Some(did) = w.iter().position(|x| x == "did") {
+            let verb = w[did + 1..]
+                .iter()
+                .position(|x| MOVEMENT.iter().any(|(m, _)| m == x))
+                .map(|k| did + 1 + k)?;
+            let left =
+                MOVEMENT.iter().any(|(m, l)| *m == w[verb] && *l) && !has(&w[verb..], &["back"]);
+            let person = w[did + 1..verb].join(" ");
+            if person.is_empty() {
+                return None;
+            }
+            // Place words are not a time; neither is "from work" (but "from 2 to 4" is).
+            let after_verb = &w[verb + 1..];
+            let mut rest: Vec<&str> = Vec::new();
+            let mut k = 0;
+            while k < after_verb.len() {
+                let x = after_verb[k].as_str();
+                let next_is_place = after_verb
+                    .get(k + 1)
+                    .is_some_and(|n| PLACE_WORDS.contains(&n.as_str()) || n == "the");
+                if x == "from" && next_is_place {
+                    k += 1;
+                } else if !(PLACE_WORDS.contains(&x) || x == "the" && rest.is_empty()) {
+                    rest.push(x);
+                }
+                k += 1;
+            }
+            let person = known(&person).unwrap_or_else(|| capitalise(&person));
+            return Some(Intent::WhenDid {
+                person,
+                left,
+                when: (!rest.is_empty()).then(|| rest.join(" ")),
+            });
+        }
+    }
+    // "where is sarah", "wheres sarah", "have you seen sarah" — only for a person Jarvis knows (a guest may be
+    // asked after the same way).
+    let after = match (w[0].as_str(), w.get(1).map(String::as_str)) {
+        ("where", Some("is")) => Some(2),
+        ("wheres", _) => Some(1),
+        ("have", Some("you")) if w.get(2).is_some_and(|x| x == "seen") => Some(3),
+        ("is", _) if w.last().is_some_and(|x| x == "home" || x == "in") => {
+            let name = w[1..w.len() - 1].join(" ");
+            return known(&name).map(Intent::IsHome);
+        }
+        _ => None,
+    };
+    if let Some(k) = after {
+        let name = w[k..]
+            .iter()
+            .filter(|x| *x != "today")
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        return known(&name).map(Intent::LastSeen);
     }
     None
 }
@@ -740,6 +843,7 @@ mod tests {
                 Some(Intent::WhenDid {
                     person: "John".into(),
                     left: true,
+                    when: Some("yesterday".into()),
                 }),
             ),
             (
@@ -747,8 +851,35 @@ mod tests {
                 Some(Intent::WhenDid {
                     person: "Mary".into(),
                     left: false,
+                    when: None,
                 }),
             ),
+            (
+                "what time did mary jane get home last night?",
+                Some(Intent::WhenDid {
+                    person: "Mary jane".into(),
+                    left: false,
+                    when: Some("last night".into()),
+                }),
+            ),
+            (
+                "when did John come back from work since 6 pm",
+                Some(Intent::WhenDid {
+                    person: "John".into(),
+                    left: false,
+                    when: Some("since 6 pm".into()),
+                }),
+            ),
+            (
+                "when was Sarah last seen?",
+                Some(Intent::LastSeen("Sarah".into())),
+            ),
+            (
+                "when did you last see sarah",
+                Some(Intent::LastSeen("Sarah".into())),
+            ),
+            // "where is" and "is … home" only for people Jarvis knows (none in this world).
+            ("where is sarah", None),
             (
                 "show camera driveway",
                 Some(Intent::ShowCamera("driveway".into())),

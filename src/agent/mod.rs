@@ -15,6 +15,7 @@ pub mod intent;
 pub mod llm;
 pub mod offline;
 pub mod persona;
+pub mod presence_replies;
 pub mod qualifiers;
 pub mod router;
 pub mod tool_loop;

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::intent::{Intent, Power, Target};
 use super::persona::Persona;
+use super::presence_replies;
 use super::Asker;
 use crate::state::World;
 use crate::tools::{Outcome, Registry, ToolError};
@@ -24,7 +25,7 @@ pub struct Answer {
     pub tool: Option<String>,
 }
 
-fn answer(text: String, tool: Option<&str>) -> Answer {
+pub(super) fn answer(text: String, tool: Option<&str>) -> Answer {
     Answer {
         text,
         tool: tool.map(str::to_string),
@@ -43,11 +44,25 @@ pub async fn carry_out(
         Intent::ClusterStatus => read(tools, "cluster_status", json!({}), p, cluster_summary).await,
         Intent::NodeStatus(node) => {
             let node = node.clone();
-            read(tools, "node_status", json!({ "node": node }), p, move |w, p| node_summary(w, &node, p)).await
+            read(
+                tools,
+                "node_status",
+                json!({ "node": node }),
+                p,
+                move |w, p| node_summary(w, &node, p),
+            )
+            .await
         }
         Intent::GuestStatus(vmid) => {
             let vmid = *vmid;
-            read(tools, "guest_status", json!({ "vmid": vmid }), p, move |w, p| guest_summary(w, vmid, p)).await
+            read(
+                tools,
+                "guest_status",
+                json!({ "vmid": vmid }),
+                p,
+                move |w, p| guest_summary(w, vmid, p),
+            )
+            .await
         }
         Intent::Storage => read(tools, "storage_status", json!({}), p, storage_summary).await,
         Intent::Temperatures(node) => {
@@ -56,31 +71,37 @@ pub async fn carry_out(
                 None => json!({}),
             };
             match tools.invoke(ACTOR, "node_temperatures", args).await {
-                Ok(Outcome::Done { result }) => answer(temperatures(&result, p), Some("node_temperatures")),
+                Ok(Outcome::Done { result }) => {
+                    answer(temperatures(&result, p), Some("node_temperatures"))
+                }
                 other => failed("node_temperatures", other, p),
             }
         }
         Intent::Power { action, target } => power(tools, *action, target, p).await,
-        Intent::Wake(node) => match tools.invoke(ACTOR, "wake_on_lan", json!({ "node": node })).await {
+        Intent::Wake(node) => match tools
+            .invoke(ACTOR, "wake_on_lan", json!({ "node": node }))
+            .await
+        {
             Ok(Outcome::Done { .. }) => answer(
-                p.addressed(&format!("Magic packet sent to {node}. It should be with us shortly.")),
+                p.addressed(&format!(
+                    "Magic packet sent to {node}. It should be with us shortly."
+                )),
                 Some("wake_on_lan"),
             ),
             other => failed("wake_on_lan", other, p),
         },
         Intent::KillSwitch(want) => kill_switch(tools, *want, p, asker),
-        Intent::WhoIsHome => answer(
-            p.addressed("I have no cameras to go by yet, so I cannot tell you who is home"),
-            None,
-        ),
-        Intent::WhenDid { person, .. } => answer(
-            p.addressed(&format!(
-                "I keep no presence timeline until a camera is connected, so I cannot say when {person} came or went"
-            )),
-            None,
-        ),
+        Intent::WhoIsHome => presence_replies::who_is_home(tools, p).await,
+        Intent::IsHome(person) => presence_replies::is_home(tools, person, p).await,
+        Intent::WhenDid { person, left, when } => {
+            presence_replies::when_did(tools, person, *left, when.as_deref(), p).await
+        }
+        Intent::LastSeen(person) => presence_replies::last_seen(tools, person, p).await,
         Intent::Remember { text, tier } => {
-            match tools.invoke(ACTOR, "remember", json!({ "text": text, "tier": tier })).await {
+            match tools
+                .invoke(ACTOR, "remember", json!({ "text": text, "tier": tier }))
+                .await
+            {
                 Ok(Outcome::Done { .. }) => answer(
                     format!("Noted, {}: {}.", p.address, text.trim_end_matches('.')),
                     Some("remember"),
@@ -94,28 +115,28 @@ pub async fn carry_out(
                 None => json!({ "limit": 5 }),
             };
             match tools.invoke(ACTOR, "recall", args).await {
-                Ok(Outcome::Done { result }) => answer(recalled(&result, about.as_deref(), p), Some("recall")),
+                Ok(Outcome::Done { result }) => {
+                    answer(recalled(&result, about.as_deref(), p), Some("recall"))
+                }
                 other => failed("recall", other, p),
             }
         }
-        Intent::Forget(about) => match tools.invoke(ACTOR, "forget", json!({ "about": about })).await {
+        Intent::Forget(about) => match tools
+            .invoke(ACTOR, "forget", json!({ "about": about }))
+            .await
+        {
             Ok(Outcome::Done { result }) => answer(forgotten(&result, p), Some("forget")),
-            Err(ToolError::NotFound(_)) => {
-                answer(p.addressed(&format!("I have nothing noted about {about}")), Some("forget"))
-            }
+            Err(ToolError::NotFound(_)) => answer(
+                p.addressed(&format!("I have nothing noted about {about}")),
+                Some("forget"),
+            ),
             other => failed("forget", other, p),
         },
         Intent::Declined(action) => answer(declined(action, &tools.world(), p), None),
         Intent::Deferred { action, when } => {
             answer(deferred(action, when, &tools.world(), p), None)
         }
-        Intent::ShowCamera(name) => answer(
-            p.addressed(&format!(
-                "No cameras are connected yet; {} will appear once Frigate or an RTSP stream is configured",
-                if name.is_empty() { "they" } else { name.as_str() }
-            )),
-            None,
-        ),
+        Intent::ShowCamera(name) => presence_replies::show_camera(tools, name, p).await,
     }
 }
 
@@ -222,7 +243,7 @@ async fn read(
     }
 }
 
-fn failed(tool: &str, outcome: Result<Outcome, ToolError>, p: &Persona) -> Answer {
+pub(super) fn failed(tool: &str, outcome: Result<Outcome, ToolError>, p: &Persona) -> Answer {
     let text = match outcome {
         Ok(Outcome::PendingApproval { approval, .. }) => p.addressed(&format!(
             "That needs your approval first: {}. The card is on the screen, or `jarvis approve {}`",

@@ -18,6 +18,7 @@ pub mod files;
 pub mod gate;
 pub mod memory;
 pub mod power;
+pub mod presence;
 pub mod projects;
 pub mod snapshots;
 pub mod system;
@@ -217,6 +218,7 @@ pub fn families(r: &mut Registry) {
     projects::register(r);
     memory::register(r);
     faces::register(r);
+    presence::register(r);
 }
 
 pub struct Registry {

@@ -3,12 +3,14 @@
 //! pixel is decoded, EXIF orientation applied, every colour model turned into RGB; [`faces`], the engine (YuNet
 //! detection with landmarks, [`align`]ment to the 112×112 template, SFace embeddings compared by cosine). The
 //! [`quality`] gates say whether a face is good enough to enrol or learn from. The gallery, enrolment and review
-//! build on them.
+//! build on them. Presence (issue 13): the [`cameras`] as configured, the [`presence`] rules, the [`timeline`] in
+//! the store and the [`household`] task that keeps who is home live.
 
 pub mod align;
 pub mod cameras;
 pub mod faces;
 pub mod gallery;
+pub mod household;
 pub mod photo;
 pub mod presence;
 pub mod quality;

@@ -293,18 +293,20 @@ impl FaceService {
             .collect())
     }
 
-    /// Records every face in a photo seen by `source` (a camera's name): matches are learnt from when confident
-    /// and good; unknown faces join the review queue.
-    pub fn sighting(&self, bytes: &[u8], source: &str) -> Result<Vec<Recorded>, FaceServiceError> {
+    /// Records every face in a photo seen where `at` says (a camera, its track and zones): matches are learnt
+    /// from when confident and good; unknown faces join the review queue.
+    pub fn sighting(&self, bytes: &[u8], at: &SeenAt) -> Result<Vec<Recorded>, FaceServiceError> {
         let faces = self.analyse(bytes)?;
-        self.record(&faces, source)
+        self.record(&faces, at)
     }
 
+    /// Records faces already analysed, and announces each (`FaceSeen`, which the household's presence follows).
     pub fn record(
         &self,
         faces: &[FoundFace],
-        source: &str,
+        at: &SeenAt,
     ) -> Result<Vec<Recorded>, FaceServiceError> {
+        let source = at.camera.as_str();
         let mut out = Vec::new();
         for f in faces {
             let index = Index::load(&self.store)?;
@@ -321,19 +323,55 @@ impl FaceService {
                 &self.settings.gallery,
                 crate::time::now_ms(),
             )?;
-            let (person, score) = match &r.decision {
-                Decision::Known { name, score, .. } => (Some(name.clone()), *score),
-                Decision::Unknown { best, .. } => (None, best.as_ref().map_or(0.0, |b| b.score)),
+            let (person, person_id, score) = match &r.decision {
+                Decision::Known {
+                    name,
+                    score,
+                    person,
+                    ..
+                } => (Some(name.clone()), Some(*person), *score),
+                Decision::Unknown { best, .. } => {
+                    (None, None, best.as_ref().map_or(0.0, |b| b.score))
+                }
             };
             self.bus.publish(Event::FaceSeen {
                 source: source.to_string(),
                 person,
+                person_id,
                 score,
                 group: r.group,
+                sighting: r.sighting,
+                at_ms: at.at_ms.unwrap_or_else(crate::time::now_ms),
+                zones: at.zones.clone(),
+                track: at.track.clone(),
+                frigate_event: at.frigate_event.clone(),
             });
             out.push(r);
         }
         Ok(out)
+    }
+}
+
+/// Where and when faces were seen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeenAt {
+    /// The camera's name (or where a reported photo came from).
+    pub camera: String,
+    /// When the picture was taken; now if not given.
+    pub at_ms: Option<u64>,
+    /// Zones the person's track has entered so far, in order.
+    pub zones: Vec<String>,
+    /// The track (a Frigate event id, an RTSP face track).
+    pub track: Option<String>,
+    pub frigate_event: Option<String>,
+}
+
+impl SeenAt {
+    pub fn camera(name: &str) -> SeenAt {
+        SeenAt {
+            camera: name.to_string(),
+            ..Default::default()
+        }
     }
 }
 

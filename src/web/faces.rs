@@ -18,7 +18,7 @@ use super::{error, WebContext};
 use crate::store::AuditRow;
 use crate::tools::faces::{shown_person, shown_queue};
 use crate::vision::gallery::{self, GalleryError};
-use crate::vision::service::{FaceService, FaceServiceError};
+use crate::vision::service::{FaceService, FaceServiceError, SeenAt};
 use crate::vision::{photo::PhotoError, review};
 
 /// Photos per enrolment request.
@@ -175,7 +175,7 @@ pub async fn enrol(
         return *r;
     }
     let limit = service.settings().photo.max_bytes;
-    let (photos, _) = match read_form(form, limit).await {
+    let (photos, _) = match read_form(form, limit, false).await {
         Ok(p) => p,
         Err(r) => return *r,
     };
@@ -223,7 +223,7 @@ pub async fn identify(
     Extension(role): Extension<Role>,
     form: Multipart,
 ) -> Response {
-    let (service, photo, _) = match one_photo(&ctx, role, form).await {
+    let (service, photo, _) = match one_photo(&ctx, role, form, false).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -239,22 +239,28 @@ pub async fn identify(
     }
 }
 
-/// `POST /api/v1/faces/sightings` (multipart: `source` and one `photo`): records every face as seen by `source`
+/// `POST /api/v1/faces/sightings` (multipart: `source`, optional `zones` and `track`, one `photo`): records every
+/// face as seen by `source`
 /// (a camera's name) — what cameras do; matches may be learnt from and unknown faces join the review queue.
 pub async fn sighting(
     State(ctx): State<Arc<WebContext>>,
     Extension(role): Extension<Role>,
     form: Multipart,
 ) -> Response {
-    let (service, photo, source) = match one_photo(&ctx, role, form).await {
+    let (service, photo, meta) = match one_photo(&ctx, role, form, true).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let source = source.unwrap_or_else(|| "photo".to_string());
+    let at = SeenAt {
+        camera: meta.source.unwrap_or_else(|| "photo".to_string()),
+        zones: meta.zones,
+        track: meta.track,
+        ..Default::default()
+    };
     let started = Instant::now();
-    let shown = source.clone();
+    let shown = at.camera.clone();
     let result = service
-        .run(move |f| f.sighting(&photo, &source))
+        .run(move |f| f.sighting(&photo, &at))
         .await
         .and_then(|r| r);
     audit_faces(&ctx, "report_sighting", &shown, &result, started);
@@ -269,12 +275,14 @@ async fn one_photo(
     ctx: &Arc<WebContext>,
     role: Role,
     form: Multipart,
-) -> Result<(Arc<FaceService>, Vec<u8>, Option<String>), Box<Response>> {
+    where_fields: bool,
+) -> Result<(Arc<FaceService>, Vec<u8>, FormMeta), Box<Response>> {
     if let Some(r) = operator_only(role) {
         return Err(Box::new(r));
     }
     let service = engine(ctx)?;
-    let (mut photos, source) = read_form(form, service.settings().photo.max_bytes).await?;
+    let (mut photos, meta) =
+        read_form(form, service.settings().photo.max_bytes, where_fields).await?;
     if photos.len() != 1 {
         return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
@@ -283,17 +291,27 @@ async fn one_photo(
         )));
     }
     let (_, bytes) = photos.remove(0);
-    Ok((service, bytes, source))
+    Ok((service, bytes, meta))
 }
 
-/// The `photo` fields (name, bytes) and the `source` field of a form. Each photo is read in chunks and refused
-/// as soon as it passes `max_bytes`; any other field is refused.
+/// What a form says besides its photos: `source` (a camera), and for sightings the track's `zones` (comma
+/// separated, in the order entered) and `track`.
+#[derive(Debug, Default)]
+struct FormMeta {
+    source: Option<String>,
+    zones: Vec<String>,
+    track: Option<String>,
+}
+
+/// The `photo` fields (name, bytes) and the other fields of a form. Each photo is read in chunks and refused
+/// as soon as it passes `max_bytes`; `zones` and `track` only where `where_fields`; any other field is refused.
 async fn read_form(
     mut form: Multipart,
     max_bytes: usize,
-) -> Result<(Vec<(String, Vec<u8>)>, Option<String>), Box<Response>> {
+    where_fields: bool,
+) -> Result<(Vec<(String, Vec<u8>)>, FormMeta), Box<Response>> {
     let mut photos = Vec::new();
-    let mut source = None;
+    let mut meta = FormMeta::default();
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -337,19 +355,22 @@ async fn read_form(
                 photos.push((name, bytes));
             }
             Some("source") => {
-                let text = field
-                    .text()
-                    .await
-                    .map_err(|e| Box::new(multipart_error(e)))?;
-                let text = text.trim();
-                if text.is_empty() || text.len() > 64 || text.chars().any(char::is_control) {
+                meta.source = Some(short_text(field, "source is a camera name", 64).await?);
+            }
+            Some("track") if where_fields => {
+                meta.track = Some(short_text(field, "track is an id", 128).await?);
+            }
+            Some("zones") if where_fields => {
+                let text = short_text(field, "zones is a list of zone names", 16 * 65).await?;
+                let zones: Vec<String> = text.split(',').map(|z| z.trim().to_string()).collect();
+                if zones.len() > 16 || zones.iter().any(|z| z.is_empty() || z.len() > 64) {
                     return Err(Box::new(error(
                         StatusCode::BAD_REQUEST,
                         "bad_request",
-                        "source is a camera name of 1 to 64 characters",
+                        "zones: at most 16 names of 1 to 64 characters, separated by commas",
                     )));
                 }
-                source = Some(text.to_string());
+                meta.zones = zones;
             }
             other => {
                 return Err(Box::new(error(
@@ -370,7 +391,28 @@ async fn read_form(
             "no `photo` field in the form",
         )));
     }
-    Ok((photos, source))
+    Ok((photos, meta))
+}
+
+/// A short text field: trimmed, 1 to `max` characters, no control characters.
+async fn short_text(
+    field: axum::extract::multipart::Field<'_>,
+    what: &str,
+    max: usize,
+) -> Result<String, Box<Response>> {
+    let text = field
+        .text()
+        .await
+        .map_err(|e| Box::new(multipart_error(e)))?;
+    let text = text.trim();
+    if text.is_empty() || text.len() > max || text.chars().any(char::is_control) {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("{what} of 1 to {max} characters"),
+        )));
+    }
+    Ok(text.to_string())
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> Response {

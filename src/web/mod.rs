@@ -10,6 +10,7 @@ pub mod chat;
 pub mod conn;
 pub mod faces;
 pub mod mcp_sessions;
+pub mod presence;
 pub mod tools;
 pub mod ws;
 
@@ -105,6 +106,9 @@ pub fn router(
             get(faces::thumbnail),
         )
         .route("/api/v1/faces/review", get(faces::review_queue))
+        .route("/api/v1/presence", get(presence::presence))
+        .route("/api/v1/presence/timeline", get(presence::timeline))
+        .route("/api/v1/cameras", get(presence::cameras))
         .route("/api/v1/faces/sightings/{id}/crop.jpg", get(faces::crop))
         .layer(middleware::from_fn_with_state(
             ctx.clone(),

@@ -140,6 +140,20 @@ pub fn describe(e: &Event) -> Option<(String, i32)> {
         Event::PushToTalk { .. } => return None,
         Event::FaceSeen { .. } => return None,
         Event::FacesChanged { change } => (change.clone(), INFO),
+        Event::PresenceChanged {
+            person,
+            state,
+            camera,
+            inferred,
+            ..
+        } => (
+            match (state.as_str(), inferred) {
+                ("home", _) => format!("{person} arrived ({camera})"),
+                (_, true) => format!("{person} left, not seen since {camera}"),
+                _ => format!("{person} left ({camera})"),
+            },
+            INFO,
+        ),
     };
     Some(line)
 }
