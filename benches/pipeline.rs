@@ -88,6 +88,8 @@ async fn run(samples: usize, interval_ms: u64) {
         faces: Default::default(),
         presence: Default::default(),
         cameras: Vec::new(),
+        frigate: None,
+        mqtt: None,
     };
     let app = App::start(&config, "bench").await.expect("app");
     let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))

@@ -85,6 +85,16 @@ impl App {
             },
             ..World::default()
         });
+        let frigate = match &config.frigate {
+            Some(f) => match crate::vision::frigate::client::FrigateClient::new(f.clone()) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::error!("Frigate is not usable: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
         let path = config.store_path.clone();
         let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&path)).await??);
         let shutdown = CancellationToken::new();
@@ -113,6 +123,7 @@ impl App {
                 executor: executor.clone(),
                 live: None,
                 store: None,
+                frigate: frigate.clone(),
             },
             store.clone(),
         )?);
@@ -146,6 +157,7 @@ impl App {
         }
         let agent = Arc::new(agent);
         let mut tasks = Vec::new();
+        let faces = FaceSlot::default();
         // Presence follows the faces seen; it subscribes before the face engine can publish.
         let sightings = bus.subscribe();
         let household = crate::vision::household::Household::start(
@@ -160,7 +172,40 @@ impl App {
             "presence",
             tokio::spawn(household.run(sightings, shutdown.clone())),
         ));
-        let faces = FaceSlot::default();
+        if let Some(client) = &frigate {
+            use crate::vision::frigate::{mqtt, watcher};
+            let (tx, rx) = watcher::channel();
+            crate::vision::household::set_link_state(&state, "frigate", "connecting", None);
+            if let Some(m) = config.mqtt.clone() {
+                crate::vision::household::set_link_state(&state, "mqtt", "connecting", None);
+                let (tx, stop) = (tx.clone(), shutdown.clone());
+                tasks.push((
+                    "mqtt",
+                    tokio::spawn(async move {
+                        if let Err(e) = mqtt::run(m, tx, stop).await {
+                            tracing::error!("MQTT is not usable: {e}");
+                        }
+                    }),
+                ));
+            }
+            let w = watcher::Watcher::new(
+                client.clone(),
+                faces.clone(),
+                bus.clone(),
+                state.clone(),
+                store.clone(),
+                &config.cameras,
+            );
+            let (mqtt_configured, stop) = (config.mqtt.is_some(), shutdown.clone());
+            tasks.push((
+                "frigate",
+                tokio::spawn(async move {
+                    // The sender lives as long as the watcher, so its inputs never close under it.
+                    let _inputs = tx;
+                    w.run(rx, mqtt_configured, stop).await;
+                }),
+            ));
+        }
         tasks.push((
             "faces",
             tokio::spawn(load_faces(

@@ -150,6 +150,25 @@ pub enum Event {
     },
     /// The face gallery or its review queue changed (`change` says how, for people).
     FacesChanged { change: String },
+    /// A person on a camera's track, with the name recognition gave them (none: not recognised, or no face
+    /// seen), as the track's zones change (Frigate). Presence follows it like a face seen.
+    PersonSeen {
+        camera: String,
+        person: Option<String>,
+        person_id: Option<i64>,
+        confidence: f32,
+        at_ms: u64,
+        zones: Vec<String>,
+        track: String,
+        frigate_event: Option<String>,
+        sighting: Option<i64>,
+    },
+    /// A camera's feed (or the Frigate / MQTT link behind it) changed state: `live`, `connecting`, `lost`, with why.
+    CameraStateChanged {
+        camera: String,
+        state: String,
+        detail: Option<String>,
+    },
     /// Someone arrived (`state` "home") or left ("away") on `camera` at `at_ms`; `inferred` when a departure was
     /// concluded from a camera's timeout rather than seen.
     PresenceChanged {
@@ -211,6 +230,8 @@ impl Event {
             Event::FaceSeen { .. } => "face_seen",
             Event::FacesChanged { .. } => "faces_changed",
             Event::PresenceChanged { .. } => "presence_changed",
+            Event::PersonSeen { .. } => "person_seen",
+            Event::CameraStateChanged { .. } => "camera_state_changed",
         }
     }
 }

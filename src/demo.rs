@@ -136,6 +136,8 @@ impl Demo {
             },
             presence: Default::default(),
             cameras: Vec::new(),
+            frigate: None,
+            mqtt: None,
         };
         let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
         if let Err(e) = std::fs::create_dir_all(&opts.data_dir)

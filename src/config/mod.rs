@@ -109,6 +109,10 @@ pub struct Config {
     pub presence: crate::vision::cameras::PresenceSettings,
     /// The cameras (`[[cameras]]`), in the file's order.
     pub cameras: Vec<crate::vision::cameras::CameraSettings>,
+    /// Frigate (`[frigate]`), when configured.
+    pub frigate: Option<crate::vision::frigate::client::FrigateSettings>,
+    /// The MQTT broker Frigate publishes to (`[mqtt]`), when configured.
+    pub mqtt: Option<crate::vision::frigate::mqtt::MqttSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +267,11 @@ impl Config {
         let faces = r.section("faces", |s| read_faces(s, base));
         let presence = r.section("presence", vision::read_presence);
         let cameras = vision::read_cameras(&mut r, base, &mut secrets);
+        let needs_frigate = cameras.iter().any(|c| c.source.kind() == "frigate");
+        let frigate = r.section("frigate", |s| {
+            vision::read_frigate(s, base, &mut secrets, needs_frigate)
+        });
+        let mqtt = r.section("mqtt", |s| vision::read_mqtt(s, base, &mut secrets));
         let problems = r.finish();
         match (pve, web) {
             (Some(pve), Some(web)) if problems.is_empty() => Ok(Config {
@@ -291,6 +300,8 @@ impl Config {
                 faces,
                 presence,
                 cameras,
+                frigate,
+                mqtt,
             }),
             _ => Err(ConfigError::Invalid {
                 path: name.to_string(),

@@ -212,6 +212,11 @@ pub struct Section<'r, 'a> {
 }
 
 impl<'a> Section<'_, 'a> {
+    /// Whether the section is in the file at all (optional sections configure something only when present).
+    pub fn present(&self) -> bool {
+        self.table.is_some()
+    }
+
     fn field(&self, key: &str) -> String {
         format!("{}.{key}", self.name)
     }

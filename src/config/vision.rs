@@ -6,9 +6,178 @@ use std::path::{Path, PathBuf};
 
 use super::reader::{Reader, Section};
 use super::{remember, resolve};
+use std::time::Duration;
+
 use crate::secret::Secret;
+use crate::tls::{Fingerprint, Trust};
 use crate::vision::cameras::{CameraSettings, CameraSource, PresenceSettings};
+use crate::vision::frigate::client::FrigateSettings;
+use crate::vision::frigate::mqtt::MqttSettings;
 use crate::vision::presence::{CameraMode, CameraRules};
+
+/// `[frigate]`, when present: `url` (http://host:5000, the internal port, or https://host:8971 with `user`,
+/// `password_file` and the certificate's `fingerprint` or a `ca_file`), `timeout_secs`, `poll_secs`.
+pub fn read_frigate(
+    s: &mut Section<'_, '_>,
+    base: &Path,
+    secrets: &mut Vec<PathBuf>,
+    needed: bool,
+) -> Option<FrigateSettings> {
+    if !s.present() {
+        if needed {
+            s.fail(
+                "url",
+                None,
+                "cameras with source = \"frigate\" need a [frigate] section with its url".into(),
+            );
+        }
+        return None;
+    }
+    let url = s.required_string("url");
+    let https = match &url {
+        Some((u, _)) if u.starts_with("https://") => true,
+        Some((u, _)) if u.starts_with("http://") => false,
+        Some((_, span)) => {
+            s.fail(
+                "url",
+                Some(span.clone()),
+                "must start with http:// (port 5000) or https:// (port 8971)".into(),
+            );
+            false
+        }
+        None => false,
+    };
+    let login = read_login(s, base, secrets);
+    let trust = read_trust(s, base);
+    if https && trust.is_none() {
+        s.fail(
+            "fingerprint",
+            None,
+            "an https Frigate needs its certificate pinned (fingerprint) or a ca_file".into(),
+        );
+    }
+    let timeout = Duration::from_secs(s.int_or("timeout_secs", 10, 1, 120));
+    let poll_every = Duration::from_secs(s.int_or("poll_secs", 3, 1, 600));
+    Some(FrigateSettings {
+        url: url?.0,
+        login,
+        trust,
+        timeout,
+        poll_every,
+    })
+}
+
+/// `[mqtt]`, when present: `host`, `port`, `user` + `password_file`, `tls` (with `fingerprint` or `ca_file`),
+/// `topic_prefix`, `client_id`.
+pub fn read_mqtt(
+    s: &mut Section<'_, '_>,
+    base: &Path,
+    secrets: &mut Vec<PathBuf>,
+) -> Option<MqttSettings> {
+    if !s.present() {
+        return None;
+    }
+    let host = s.required_string("host");
+    let tls = s.bool_or("tls", false);
+    let port = s.int_or("port", if tls { 8883 } else { 1883 }, 1, 65_535) as u16;
+    let login = read_login(s, base, secrets);
+    let trust = read_trust(s, base);
+    if tls && trust.is_none() {
+        s.fail(
+            "tls",
+            None,
+            "TLS to the broker needs its certificate pinned (fingerprint) or a ca_file".into(),
+        );
+    }
+    if !tls && trust.is_some() {
+        s.fail(
+            "tls",
+            None,
+            "a fingerprint or ca_file is given but tls = false".into(),
+        );
+    }
+    let topic_prefix = match s.string("topic_prefix") {
+        None => "frigate".to_string(),
+        Some((p, span)) => {
+            if p.is_empty() || p.contains(['#', '+']) || p.len() > 64 {
+                s.fail(
+                    "topic_prefix",
+                    Some(span),
+                    "a topic without wildcards (Frigate's mqtt.topic_prefix)".into(),
+                );
+            }
+            p
+        }
+    };
+    let client_id = s
+        .string("client_id")
+        .map_or_else(|| "jarvis".to_string(), |(c, _)| c);
+    Some(MqttSettings {
+        host: host?.0,
+        port,
+        client_id,
+        login,
+        tls: if tls { trust } else { None },
+        topic_prefix,
+    })
+}
+
+/// `user` and `password_file`, both or neither.
+fn read_login(
+    s: &mut Section<'_, '_>,
+    base: &Path,
+    secrets: &mut Vec<PathBuf>,
+) -> Option<(String, Secret)> {
+    let user = s.string("user");
+    let password = s.string("password_file");
+    match (user, password) {
+        (Some((u, _)), Some((file, span))) => {
+            match Secret::from_file(&remember(secrets, resolve(base, &file))) {
+                Ok(p) => Some((u, p)),
+                Err(e) => {
+                    s.fail("password_file", Some(span), e.to_string());
+                    None
+                }
+            }
+        }
+        (Some((_, span)), None) => {
+            s.fail(
+                "password_file",
+                Some(span),
+                "a user needs its password_file".into(),
+            );
+            None
+        }
+        (None, Some((_, span))) => {
+            s.fail("user", Some(span), "a password_file needs its user".into());
+            None
+        }
+        (None, None) => None,
+    }
+}
+
+/// `fingerprint` or `ca_file` (not both); none is fine here (the caller says when one is needed).
+fn read_trust(s: &mut Section<'_, '_>, base: &Path) -> Option<Trust> {
+    match (s.string("fingerprint"), s.string("ca_file")) {
+        (Some((fp, span)), None) => match Fingerprint::parse(&fp) {
+            Ok(f) => Some(Trust::Pinned(f)),
+            Err(e) => {
+                s.fail("fingerprint", Some(span), e.to_string());
+                None
+            }
+        },
+        (None, Some((ca, _))) => Some(Trust::CaFile(resolve(base, &ca))),
+        (Some(_), Some((_, span))) => {
+            s.fail(
+                "ca_file",
+                Some(span),
+                "set either fingerprint or ca_file, not both".into(),
+            );
+            None
+        }
+        (None, None) => None,
+    }
+}
 
 pub fn read_presence(s: &mut Section<'_, '_>) -> PresenceSettings {
     let d = PresenceSettings::default();

@@ -316,6 +316,7 @@ pub fn seed_faces(store: &crate::store::Store) {
             embedding: &e,
             crop_jpeg: crop,
             good: true,
+            hint: None,
         };
         let _ = review::record(store, &index, &seen, &settings, now);
     }

@@ -5,10 +5,12 @@
 //! - [`homelab`]: the reference nodes, guests, storages and disks;
 //! - [`model`]: the world, advanced lazily per request, rendered as PVE JSON;
 //! - [`api`]: routes, auth, PVE-style errors, fault injection, `/_sim` control;
+//! - [`frigate`]: the demo's Frigate NVR (HTTP API and MQTT) and the household it watches;
 //! - this file: the TLS listener and the [`Simulator`] handle.
 
 pub mod api;
 pub mod executor;
+pub mod frigate;
 pub mod homelab;
 pub mod model;
 
@@ -150,7 +152,7 @@ impl Simulator {
     }
 }
 
-fn server_config(identity: &SimIdentity) -> Result<rustls::ServerConfig, SimError> {
+pub(crate) fn server_config(identity: &SimIdentity) -> Result<rustls::ServerConfig, SimError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cert = CertificateDer::from(identity.cert_der.clone());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der.clone()));
@@ -164,7 +166,7 @@ fn server_config(identity: &SimIdentity) -> Result<rustls::ServerConfig, SimErro
     Ok(config)
 }
 
-async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: axum::Router,
@@ -200,4 +202,41 @@ async fn serve(
         });
     }
     conns.shutdown().await;
+}
+
+/// Serves `app` over plain HTTP (the Frigate simulator's internal port) until `shutdown`.
+pub(crate) async fn serve_plain(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let (tcp, _) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "simulator accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let svc = TowerToHyperService::new(app.clone());
+        conns.spawn(async move {
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "simulator connection ended");
+            }
+        });
+    }
+    conns.shutdown().await;
+}
+
+/// A mutex's guard even if a holder panicked (the simulator's data stays usable).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -147,6 +147,8 @@ pub struct ToolContext {
     pub live: Option<tokio::sync::mpsc::Sender<String>>,
     /// The store, for tools that keep Jarvis's own records (memory). Set by the registry on every call.
     pub store: Option<Arc<Store>>,
+    /// Frigate's API, when configured (camera events and snapshots).
+    pub frigate: Option<Arc<crate::vision::frigate::client::FrigateClient>>,
 }
 
 /// Settings the tools need from the config.

@@ -40,6 +40,10 @@ pub struct PresenceView {
     /// Arrivals and departures, newest first.
     pub recent: Vec<Entry>,
     pub cameras: Vec<CameraView>,
+    /// Frigate's API, when configured.
+    pub frigate: Option<LinkView>,
+    /// The MQTT broker, when configured.
+    pub mqtt: Option<LinkView>,
 }
 
 /// A camera and how its reader stands (`starting`, `connecting`, `live`, `lost`, with why and since when).
@@ -174,6 +178,38 @@ impl Household {
                 let out = self.presence.observe(&s);
                 self.apply(out).await;
             }
+            Event::PersonSeen {
+                camera,
+                person,
+                person_id,
+                confidence,
+                at_ms,
+                zones,
+                track,
+                frigate_event,
+                sighting,
+            } => {
+                if self.presence.camera(&camera).is_none() {
+                    self.unknown_camera(&camera);
+                    return;
+                }
+                let who = match (person_id, person) {
+                    (Some(id), Some(name)) => Some(Who { id, name }),
+                    _ => None,
+                };
+                let s = Sighting {
+                    at_ms,
+                    camera,
+                    who,
+                    confidence,
+                    zones,
+                    track: Some(track),
+                    sighting,
+                    frigate_event,
+                };
+                let out = self.presence.observe(&s);
+                self.apply(out).await;
+            }
             Event::FacesChanged { .. } => {
                 let s = self.store.clone();
                 match tokio::task::spawn_blocking(move || people_of(&s)).await {
@@ -278,8 +314,16 @@ fn people_of(store: &Store) -> Result<Vec<(i64, String)>, crate::store::StoreErr
     })
 }
 
-/// Sets a camera's reader state in the world (`connecting`, `live`, `lost`), keeping `since` while unchanged.
-pub fn set_camera_state(state: &StateHandle, camera: &str, new: &str, detail: Option<String>) {
+/// Sets a camera's feed state in the world (`connecting`, `live`, `lost`), keeping `since` while unchanged, and
+/// announces a change of state (`CameraStateChanged`).
+pub fn set_camera_state(
+    state: &StateHandle,
+    bus: &Bus,
+    camera: &str,
+    new: &str,
+    detail: Option<String>,
+) {
+    let mut changed = false;
     state.update(|w| {
         if let Some(c) = w
             .presence
@@ -289,9 +333,44 @@ pub fn set_camera_state(state: &StateHandle, camera: &str, new: &str, detail: Op
         {
             if c.state != new {
                 c.since_ms = crate::time::now_ms();
+                changed = true;
             }
             c.state = new.to_string();
-            c.detail = detail;
+            c.detail = detail.clone();
         }
+    });
+    if changed {
+        bus.publish(Event::CameraStateChanged {
+            camera: camera.to_string(),
+            state: new.to_string(),
+            detail,
+        });
+    }
+}
+
+/// A link behind the cameras (Frigate's API, the MQTT broker): its state, why, since when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LinkView {
+    pub state: String,
+    pub detail: Option<String>,
+    pub since_ms: u64,
+}
+
+/// Sets a link's state (`which`: "frigate" or "mqtt"), keeping `since` while unchanged.
+pub fn set_link_state(state: &StateHandle, which: &str, new: &str, detail: Option<String>) {
+    state.update(|w| {
+        let slot = match which {
+            "frigate" => &mut w.presence.frigate,
+            _ => &mut w.presence.mqtt,
+        };
+        let since = match slot {
+            Some(l) if l.state == new => l.since_ms,
+            _ => crate::time::now_ms(),
+        };
+        *slot = Some(LinkView {
+            state: new.to_string(),
+            detail,
+            since_ms: since,
+        });
     });
 }

@@ -9,6 +9,7 @@
 pub mod align;
 pub mod cameras;
 pub mod faces;
+pub mod frigate;
 pub mod gallery;
 pub mod household;
 pub mod photo;

@@ -28,6 +28,33 @@ pub struct Seen<'a> {
     pub crop_jpeg: &'a [u8],
     /// Whether it passed the quality gates (only good faces are ever learnt from or assigned).
     pub good: bool,
+    /// Another recogniser's name for this face (Frigate's sub label): a second opinion, see [`second_opinion`].
+    pub hint: Option<&'a str>,
+}
+
+/// How far below `match_threshold` a face may be and still be named when a second recogniser names the same
+/// person. Never enough to learn from (`learn_threshold` is above `match_threshold`).
+pub const SECOND_OPINION_SLACK: f32 = 0.08;
+
+/// A second opinion never names a face by itself: it only tips an Unknown whose best candidate is the person it
+/// names, not ruled out by the operator, and within [`SECOND_OPINION_SLACK`] of the threshold. A second opinion
+/// that disagrees with a Known decision changes nothing.
+pub fn second_opinion(decision: Decision, hint: Option<&str>, s: &GallerySettings) -> Decision {
+    match (decision, hint) {
+        (Decision::Unknown { best: Some(c), .. }, Some(h))
+            if !c.ruled_out
+                && c.name.eq_ignore_ascii_case(h.trim())
+                && c.score >= s.match_threshold - SECOND_OPINION_SLACK =>
+        {
+            Decision::Known {
+                person: c.person,
+                name: c.name,
+                score: c.score,
+                runner_up: 0.0,
+            }
+        }
+        (d, _) => d,
+    }
 }
 
 /// What recording a sighting did.
@@ -49,7 +76,7 @@ pub fn record(
     s: &GallerySettings,
     now_ms: u64,
 ) -> Result<Recorded, GalleryError> {
-    let decision = index.decide(seen.embedding, s);
+    let decision = second_opinion(index.decide(seen.embedding, s), seen.hint, s);
     let out = store.write(|tx| {
         let score = match &decision {
             Decision::Known { score, .. } => *score,
@@ -519,7 +546,54 @@ mod tests {
             embedding: e,
             crop_jpeg: b"crop",
             good,
+            hint: None,
         }
+    }
+
+    #[test]
+    fn a_second_opinion_tips_a_near_miss_and_nothing_else() {
+        let s = GallerySettings::default();
+        let near = |score, ruled_out| Decision::Unknown {
+            best: Some(crate::vision::gallery::Candidate {
+                person: 7,
+                name: "John".into(),
+                score,
+                ruled_out,
+            }),
+            reason: "below the threshold".into(),
+        };
+        let t = s.match_threshold;
+        let named = |d: &Decision| matches!(d, Decision::Known { person: 7, .. });
+        assert!(named(&second_opinion(
+            near(t - 0.05, false),
+            Some(" john "),
+            &s
+        )));
+        // Too far below, another name, a face the operator ruled out, no opinion: still unknown.
+        assert!(!named(&second_opinion(
+            near(t - SECOND_OPINION_SLACK - 0.01, false),
+            Some("John"),
+            &s
+        )));
+        assert!(!named(&second_opinion(
+            near(t - 0.05, false),
+            Some("Sarah"),
+            &s
+        )));
+        assert!(!named(&second_opinion(
+            near(t - 0.05, true),
+            Some("John"),
+            &s
+        )));
+        assert!(!named(&second_opinion(near(t - 0.05, false), None, &s)));
+        // A Known decision is never overruled by a disagreeing opinion.
+        let known = Decision::Known {
+            person: 3,
+            name: "Sarah".into(),
+            score: 0.7,
+            runner_up: 0.1,
+        };
+        assert_eq!(second_opinion(known.clone(), Some("John"), &s), known);
     }
 
     #[test]

@@ -70,6 +70,13 @@ pub struct FoundFace {
     pub problem: Option<quality::QualityProblem>,
 }
 
+impl FoundFace {
+    /// The face's area in pixels of the photo.
+    pub fn face_area(&self) -> f32 {
+        self.face.bbox[2].max(0.0) * self.face.bbox[3].max(0.0)
+    }
+}
+
 /// One photo's enrolment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PhotoResult {
@@ -315,6 +322,7 @@ impl FaceService {
                 embedding: &f.embedding,
                 crop_jpeg: &f.crop_jpeg,
                 good: f.problem.is_none(),
+                hint: at.hint.as_deref(),
             };
             let r = review::record(
                 &self.store,
@@ -364,6 +372,8 @@ pub struct SeenAt {
     /// The track (a Frigate event id, an RTSP face track).
     pub track: Option<String>,
     pub frigate_event: Option<String>,
+    /// Another recogniser's name for the person (Frigate's sub label), weighed by `review::second_opinion`.
+    pub hint: Option<String>,
 }
 
 impl SeenAt {

@@ -109,6 +109,8 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
         faces: Default::default(),
         presence: Default::default(),
         cameras: Vec::new(),
+        frigate: None,
+        mqtt: None,
     }
 }
 

@@ -140,6 +140,18 @@ pub fn describe(e: &Event) -> Option<(String, i32)> {
         Event::PushToTalk { .. } => return None,
         Event::FaceSeen { .. } => return None,
         Event::FacesChanged { change } => (change.clone(), INFO),
+        Event::PersonSeen { .. } => return None,
+        Event::CameraStateChanged {
+            camera,
+            state,
+            detail,
+        } => (
+            match detail {
+                Some(d) => format!("Camera {camera}: {state} ({d})"),
+                None => format!("Camera {camera}: {state}"),
+            },
+            if state == "lost" { WARNING } else { QUIET },
+        ),
         Event::PresenceChanged {
             person,
             state,
