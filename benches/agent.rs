@@ -50,6 +50,7 @@ fn main() {
             poll: Default::default(),
             limits: Default::default(),
             models: std::path::PathBuf::from("/nonexistent"),
+            cameras: false,
         }))
         .expect("demo");
     while demo.app.state.get().cluster.nodes.is_empty() {

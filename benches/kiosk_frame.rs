@@ -41,6 +41,7 @@ fn main() {
             poll: poll.clone(),
             limits: Default::default(),
             models: std::path::PathBuf::from("/nonexistent"),
+            cameras: false,
         }))
         .expect("demo starts");
     let (ui, rx) = UiThread::queue();

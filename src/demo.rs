@@ -26,6 +26,8 @@ pub struct DemoOptions {
     pub limits: crate::web::conn::ConnLimits,
     /// Where the face models are ([`default_models`]; a folder without them leaves faces unavailable).
     pub models: PathBuf,
+    /// Run the simulated Frigate and its household (needs the test faces in `models/test-faces`).
+    pub cameras: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,10 @@ pub enum DemoError {
 
 pub struct Demo {
     pub sim: Simulator,
+    /// The simulated Frigate, when the demo has cameras.
+    pub frigate: Option<crate::sim::frigate::FrigateSim>,
+    /// The MQTT broker the demo started (Debian's mosquitto), if installed.
+    pub broker: Option<Broker>,
     pub app: App,
     pub web_token: Secret,
     pub operator_token: Secret,
@@ -73,6 +79,37 @@ impl Demo {
         };
         let web_token = from_env(ENV_WEB_TOKEN);
         let operator_token = from_env(ENV_OPERATOR_TOKEN);
+        let photos = opts.models.join("test-faces");
+        let cameras_on = opts.cameras && photos.is_dir();
+        if opts.cameras && !cameras_on {
+            tracing::warn!(
+                "no demo household photos in {}: the demo runs without cameras (scripts/fetch-models fetches them)",
+                photos.display()
+            );
+        }
+        let broker = if cameras_on {
+            Broker::start(&opts.data_dir)
+        } else {
+            None
+        };
+        let frigate = if cameras_on {
+            let offset = jiff::Zoned::now().offset().seconds();
+            Some(
+                crate::sim::frigate::FrigateSim::start(crate::sim::frigate::FrigateSimOptions {
+                    photos: photos.clone(),
+                    mqtt: broker.as_ref().map(|b| b.addr),
+                    login: None,
+                    history: true,
+                    live_every: Some(Duration::from_secs(30)),
+                    step: Duration::from_millis(1500),
+                    utc_offset_secs: i64::from(offset),
+                    seed: 42,
+                })
+                .await?,
+            )
+        } else {
+            None
+        };
         let config = Config {
             pve: PveEndpoint {
                 url: sim.url(),
@@ -135,9 +172,30 @@ impl Demo {
                 ..Default::default()
             },
             presence: Default::default(),
-            cameras: Vec::new(),
-            frigate: None,
-            mqtt: None,
+            cameras: if frigate.is_some() {
+                demo_cameras()
+            } else {
+                Vec::new()
+            },
+            frigate: frigate
+                .as_ref()
+                .map(|f| crate::vision::frigate::client::FrigateSettings {
+                    url: f.url(),
+                    login: None,
+                    trust: None,
+                    timeout: Duration::from_secs(10),
+                    poll_every: Duration::from_secs(3),
+                }),
+            mqtt: broker
+                .as_ref()
+                .map(|b| crate::vision::frigate::mqtt::MqttSettings {
+                    host: b.addr.ip().to_string(),
+                    port: b.addr.port(),
+                    client_id: "jarvis-demo".into(),
+                    login: None,
+                    tls: None,
+                    topic_prefix: "frigate".into(),
+                }),
         };
         let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
         if let Err(e) = std::fs::create_dir_all(&opts.data_dir)
@@ -145,10 +203,25 @@ impl Demo {
         {
             tracing::warn!("cannot write {}: {e}", sim_cert.display());
         }
+        if frigate.is_some() {
+            // The household is enrolled before Jarvis starts following Frigate, so yesterday's events are
+            // recognised as they are caught up.
+            let (faces, store_path) = (config.faces.clone(), config.store_path.clone());
+            match tokio::task::spawn_blocking(move || enrol_household(&faces, &store_path, &photos))
+                .await
+            {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!("demo household enrolled: {n} people"),
+                Ok(Err(e)) => tracing::warn!("demo household not enrolled: {e}"),
+                Err(e) => tracing::warn!("demo household not enrolled: {e}"),
+            }
+        }
         let executor = Arc::new(crate::sim::executor::DemoExecutor::new(sim.shared.clone()));
         let app = App::start_full(&config, "demo", true, Some(executor)).await?;
         Ok(Demo {
             sim,
+            frigate,
+            broker,
             app,
             web_token,
             operator_token,
@@ -189,6 +262,129 @@ impl Demo {
     pub async fn shutdown(self) {
         self.app.shutdown().await;
         self.sim.stop().await;
+        if let Some(f) = self.frigate {
+            f.stop().await;
+        }
+        drop(self.broker);
+    }
+}
+
+/// The demo's two cameras, as DESIGN.md's household has them: the front door (the porch is inside, the street
+/// outside) and the side of the house (people passing in the garden).
+pub fn demo_cameras() -> Vec<crate::vision::cameras::CameraSettings> {
+    use crate::vision::cameras::{CameraSettings, CameraSource};
+    use crate::vision::presence::{CameraMode, CameraRules};
+    let camera = |name: &str, mode, inside: &[&str], outside: &[&str]| CameraSettings {
+        name: name.into(),
+        source: CameraSource::Frigate {
+            frigate_name: name.into(),
+        },
+        rules: CameraRules {
+            name: name.into(),
+            mode,
+            inside_zones: inside.iter().map(|z| z.to_string()).collect(),
+            outside_zones: outside.iter().map(|z| z.to_string()).collect(),
+            departure_timeout_ms: 0,
+        },
+        sample_fps: 2.0,
+    };
+    vec![
+        camera("front_door", CameraMode::Zones, &["porch"], &["street"]),
+        camera("side_house", CameraMode::Passing, &[], &[]),
+    ]
+}
+
+/// Enrols the demo household (two photos each) when the gallery has nobody yet; returns how many.
+fn enrol_household(
+    faces: &crate::vision::service::FaceSettings,
+    store_path: &std::path::Path,
+    photos: &std::path::Path,
+) -> Result<usize, String> {
+    use crate::sim::frigate::household::HOUSEHOLD;
+    let store = Arc::new(crate::store::Store::open(store_path).map_err(|e| e.to_string())?);
+    if !crate::vision::gallery::people(&store)
+        .map_err(|e| e.to_string())?
+        .is_empty()
+    {
+        return Ok(0);
+    }
+    let service = crate::vision::service::FaceService::load(
+        faces.clone(),
+        store.clone(),
+        crate::bus::Bus::new(16),
+    )
+    .map_err(|e| e.to_string())?;
+    for m in &HOUSEHOLD {
+        crate::vision::gallery::create_person(&store, m.name, crate::time::now_ms())
+            .map_err(|e| e.to_string())?;
+        let files: Vec<(String, Vec<u8>)> = m
+            .enrol
+            .iter()
+            .filter_map(|f| {
+                std::fs::read(photos.join(f))
+                    .ok()
+                    .map(|b| (f.to_string(), b))
+            })
+            .collect();
+        service.enrol(m.name, &files).map_err(|e| e.to_string())?;
+    }
+    Ok(HOUSEHOLD.len())
+}
+
+/// Debian's mosquitto on a loopback port of its own, for the simulated Frigate to publish to; killed with the
+/// demo. `None` when mosquitto is not installed (Jarvis then follows Frigate by polling its API).
+pub struct Broker {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl Broker {
+    fn start(dir: &std::path::Path) -> Option<Broker> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .ok()?
+            .port();
+        let conf = dir.join("mosquitto.conf");
+        let text = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
+        );
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&conf, text))
+            .ok()?;
+        let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(binary) = binary else {
+            tracing::info!(
+                "mosquitto is not installed: the demo's Frigate events come by polling its API"
+            );
+            return None;
+        };
+        let child = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return Some(Broker { addr, child });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::warn!(
+            "mosquitto did not start listening; the demo's Frigate events come by polling"
+        );
+        Some(Broker { addr, child })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

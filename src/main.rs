@@ -543,6 +543,7 @@ fn demo_options(
         poll,
         limits: Default::default(),
         models: jarvis::demo::default_models(),
+        cameras: true,
     }
 }
 

@@ -28,6 +28,7 @@ async fn demo(dir: &std::path::Path) -> Demo {
             ..Default::default()
         },
         models: dir.join("no-models"),
+        cameras: false,
     })
     .await
     .expect("demo starts");

@@ -450,3 +450,70 @@ async fn the_authenticated_port_logs_in_and_refuses_wrong_credentials() {
     ));
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yesterday_is_caught_up_from_frigates_api_and_recognised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pve = util::sim().await;
+    let mut config = util::config(&pve, dir.path());
+    config.faces.models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache");
+    // Enrol the household first (as the demo does), then start following Frigate.
+    let app = App::start(&config, "test").await.expect("app");
+    let state = app.state.clone();
+    assert!(
+        util::eventually(Duration::from_secs(120), || state.get().faces.engine
+            == "ready")
+        .await
+    );
+    let addr = app.side_port().expect("side port");
+    for m in &jarvis::sim::frigate::household::HOUSEHOLD {
+        enrol(addr, m.name, &m.enrol).await;
+    }
+    app.shutdown().await;
+    let sim = FrigateSim::start(FrigateSimOptions {
+        history: true,
+        ..sim_options(None, None)
+    })
+    .await
+    .expect("sim");
+    let history =
+        jarvis::sim::frigate::household::history(jarvis::time::now_ms() as f64 / 1000.0, 0, 1);
+    config.cameras = vec![front_door()];
+    config.frigate = Some(frigate_settings(sim.url()));
+    let app = App::start(&config, "test").await.expect("app");
+    let addr = app.side_port().expect("side port");
+    let front: usize = history
+        .iter()
+        .filter(|(_, v)| v.camera == "front_door")
+        .count();
+    let mut rows = Vec::new();
+    for _ in 0..240 {
+        let (_, t) = util::get_json(
+            addr,
+            "/api/v1/presence/timeline?kind=arrived,left,unknown&limit=100&oldest_first=true",
+        )
+        .await;
+        rows = t["entries"].as_array().cloned().unwrap_or_default();
+        if rows.len() >= front {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let said: Vec<String> = rows
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap_or(""),
+                e["person"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), front, "{said:?}");
+    // Every household visit is named; only the deliveries are unknown.
+    let unknown = said.iter().filter(|s| s.starts_with("unknown")).count();
+    let deliveries = history.iter().filter(|(_, v)| v.zones.len() == 3).count();
+    assert_eq!(unknown, deliveries, "{said:?}");
+    app.shutdown().await;
+    sim.stop().await;
+}

@@ -61,6 +61,7 @@ impl Harness {
                 limits: Default::default(),
                 // Faces are read from the store; the engine itself is not needed here.
                 models: dir.path().join("no-models"),
+                cameras: false,
             }))
             .expect("demo starts");
         let ctx = KioskContext::new(

@@ -10,8 +10,8 @@ mod display; // the real binary on a real X server: xdotool typing, the GPU fall
 mod faces; // the face engine on real photos with the real models: detection, landmarks, embeddings
 mod faces_api; // enrolment over HTTP and every wrong photo, the review queue via REST, MCP and the CLI, delete
 mod files;
-mod frigate_contract; // the Frigate simulator's routes, answers and MQTT payloads against Frigate 0.16's spec
 mod frigate; // the Frigate simulator over HTTP and a real mosquitto: events to presence, every fault // downloads behind the SSRF guard, file roots
+mod frigate_contract; // the Frigate simulator's routes, answers and MQTT payloads against Frigate 0.16's spec
 mod kiosk; // the HUD rendered headless at every size, and its callbacks through the registry
 mod kiosk_input; // the HUD driven by real pointer, touch and key events: typing, the on-screen keyboard
 mod llama; // the agent against a real llama-server (llama-cpp-python, SmolLM2-135M): streaming, kill -9, recovery

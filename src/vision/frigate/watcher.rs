@@ -176,6 +176,14 @@ impl Watcher {
         mqtt_configured: bool,
         shutdown: CancellationToken,
     ) {
+        // Events are not taken before the face engine has loaded (or failed to): caught-up history would
+        // otherwise be recorded unrecognised.
+        while self.faces.get().is_none() && self.state.get().faces.engine != "unavailable" {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
         let mut mqtt_up = false;
         let mut next_poll = Instant::now();
         let mut frigate_up: Option<bool> = None;
