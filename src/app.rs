@@ -262,6 +262,7 @@ impl App {
                 tools: tools.clone(),
                 agent: agent.clone(),
                 faces: faces.clone(),
+                frigate: frigate.clone(),
                 token: config.web.token.clone(),
                 operator_token: config.web.operator_token.clone(),
                 chat_limit: crate::web::chat::ChatLimiter::new(

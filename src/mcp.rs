@@ -99,6 +99,22 @@ impl JarvisMcp {
                 .is_some_and(|c| c.elicitation.is_some())
     }
 
+    /// A finished call's result: its JSON as text, and the picture it names (`camera_snapshot`) as an image.
+    async fn done(&self, result: Value) -> CallToolResult {
+        let store = self.registry.store_path().to_path_buf();
+        let (result, image) = tokio::task::spawn_blocking(move || {
+            let image = crate::tools::cameras::image_of(&result, &store);
+            (result, image)
+        })
+        .await
+        .unwrap_or((Value::Null, None));
+        let mut out = done(&result);
+        if let Some(data) = image {
+            out.content.push(ContentBlock::image(data, "image/jpeg"));
+        }
+        out
+    }
+
     async fn invoke(
         &self,
         name: &str,
@@ -106,7 +122,7 @@ impl JarvisMcp {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         match self.registry.invoke(ACTOR, name, args.clone()).await {
-            Ok(Outcome::Done { result }) => Ok(done(&result).into()),
+            Ok(Outcome::Done { result }) => Ok(self.done(result).await.into()),
             Ok(Outcome::PendingApproval {
                 approval,
                 how_to_approve,
@@ -211,7 +227,7 @@ impl JarvisMcp {
             return Ok(tool_error(format!("Declined: nothing was done ({summary}).")).into());
         }
         match self.registry.invoke(ACTOR, name, args).await {
-            Ok(Outcome::Done { result }) => Ok(done(&result).into()),
+            Ok(Outcome::Done { result }) => Ok(self.done(result).await.into()),
             Ok(Outcome::PendingApproval {
                 approval,
                 how_to_approve,

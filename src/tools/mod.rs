@@ -11,6 +11,7 @@
 //! - families: [`cluster`] (read), [`power`] (guest power, node reboot, wake-on-LAN), [`snapshots`], [`system`],
 //!   [`docker`], [`files`], [`projects`], [`memory`] (Jarvis's own notes), [`faces`] (the face gallery and its review queue).
 
+pub mod cameras;
 pub mod cluster;
 pub mod docker;
 pub mod faces;
@@ -50,6 +51,7 @@ pub const OUTSIDE_TEXT_TOOLS: &[&str] = &[
     "project_tree",
     "docker_logs",
     "run_command",
+    "camera_events",
 ];
 
 /// Whether a tool's result is text from outside (see [`OUTSIDE_TEXT_TOOLS`]).
@@ -221,6 +223,7 @@ pub fn families(r: &mut Registry) {
     memory::register(r);
     faces::register(r);
     presence::register(r);
+    cameras::register(r);
 }
 
 pub struct Registry {
@@ -296,6 +299,11 @@ impl Registry {
     /// The world as the tools see it now.
     pub fn world(&self) -> Arc<World> {
         self.ctx.state.get()
+    }
+
+    /// Where the database is (snapshots and other files tools make live beside it).
+    pub fn store_path(&self) -> &std::path::Path {
+        self.store.path()
     }
 
     /// Whether the kill switch is on. An unreadable store counts as on: the gate fails closed.

@@ -44,6 +44,9 @@ pub struct CameraSettings {
 pub struct CameraInfo {
     pub name: String,
     pub source: &'static str,
+    /// The camera's name in Frigate's config, for Frigate cameras.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frigate_name: Option<String>,
     pub mode: super::presence::CameraMode,
     pub inside_zones: Vec<String>,
     pub outside_zones: Vec<String>,
@@ -55,6 +58,10 @@ impl CameraSettings {
         CameraInfo {
             name: self.name.clone(),
             source: self.source.kind(),
+            frigate_name: match &self.source {
+                CameraSource::Frigate { frigate_name } => Some(frigate_name.clone()),
+                CameraSource::Rtsp { .. } => None,
+            },
             mode: self.rules.mode,
             inside_zones: self.rules.inside_zones.clone(),
             outside_zones: self.rules.outside_zones.clone(),
@@ -73,6 +80,55 @@ impl Default for PresenceSettings {
     fn default() -> PresenceSettings {
         PresenceSettings { keep_days: 365 }
     }
+}
+
+/// Camera snapshots taken for tools (`camera_snapshot`): JPEG files in `<data dir>/snapshots/`, the newest
+/// [`SNAPSHOTS_KEPT`] kept, older ones deleted as new ones come (they show faces: nothing keeps them longer).
+pub const SNAPSHOTS_KEPT: usize = 20;
+
+/// The snapshots folder beside the database.
+pub fn snapshots_dir(store_path: &std::path::Path) -> std::path::PathBuf {
+    store_path
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("snapshots")
+}
+
+/// Saves a snapshot of `camera` (a checked camera name) and deletes the oldest beyond [`SNAPSHOTS_KEPT`].
+pub fn save_snapshot(
+    dir: &std::path::Path,
+    camera: &str,
+    jpeg: &[u8],
+) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let path = dir.join(format!("{camera}-{}.jpg", crate::time::now_ms()));
+    let tmp = path.with_extension("part");
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(jpeg)?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    let mut files: Vec<(std::time::SystemTime, std::path::PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jpg"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort();
+    let excess = files.len().saturating_sub(SNAPSHOTS_KEPT);
+    for (_, old) in files.into_iter().take(excess) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(path)
 }
 
 /// `url` with any user name and password replaced by `***`, for logs and states.

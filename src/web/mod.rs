@@ -42,6 +42,8 @@ pub struct WebContext {
     pub agent: Arc<crate::agent::Agent>,
     /// The face engine, once loaded.
     pub faces: crate::app::FaceSlot,
+    /// Frigate's API, when configured (camera frames and event snapshots).
+    pub frigate: Option<Arc<crate::vision::frigate::client::FrigateClient>>,
     pub token: Secret,
     pub operator_token: Secret,
     /// Chat's rate per token, REST and WebSocket together.
@@ -109,6 +111,11 @@ pub fn router(
         .route("/api/v1/presence", get(presence::presence))
         .route("/api/v1/presence/timeline", get(presence::timeline))
         .route("/api/v1/cameras", get(presence::cameras))
+        .route("/api/v1/cameras/{camera}/latest.jpg", get(presence::latest))
+        .route(
+            "/api/v1/cameras/{camera}/events/{id}/snapshot.jpg",
+            get(presence::event_snapshot),
+        )
         .route("/api/v1/faces/sightings/{id}/crop.jpg", get(faces::crop))
         .layer(middleware::from_fn_with_state(
             ctx.clone(),

@@ -1,11 +1,13 @@
 //! The side port's presence and camera endpoints: `GET /api/v1/presence` (who is home, the recent comings and
 //! goings, the cameras), `GET /api/v1/presence/timeline` (the timeline searched by person, kind, camera and a
-//! time range in words — the same search as the `presence_timeline` tool) and `GET /api/v1/cameras`. Any token
+//! time range in words — the same search as the `presence_timeline` tool), `GET /api/v1/cameras`, a camera's
+//! latest frame and an event's snapshot (from Frigate, checked to be an image, never cached here). Any token
 //! reads them.
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -93,5 +95,122 @@ pub async fn timeline(
         }
         Err(ToolError::NotFound(m)) => error(StatusCode::NOT_FOUND, "not_found", m),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "failed", e.to_string()),
+    }
+}
+
+/// `?height=` for a frame: 90 to 2160 pixels.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameQuery {
+    height: Option<u32>,
+}
+
+/// The Frigate camera behind one of Jarvis's camera names.
+fn frigate_camera(ctx: &WebContext, camera: &str) -> Result<String, Response> {
+    let w = ctx.state.get();
+    let Some(c) = w.presence.cameras.iter().find(|c| c.info.name == camera) else {
+        return Err(error(StatusCode::NOT_FOUND, "not_found", "no such camera"));
+    };
+    match (&c.info.frigate_name, &ctx.frigate) {
+        (Some(f), Some(_)) => Ok(f.clone()),
+        _ => Err(error(
+            StatusCode::NOT_FOUND,
+            "no_frames",
+            format!("{camera}'s frames are not available here"),
+        )),
+    }
+}
+
+fn jpeg(bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+fn upstream(e: crate::vision::frigate::client::FrigateError) -> Response {
+    use crate::vision::frigate::client::FrigateError;
+    match e {
+        FrigateError::Http {
+            status: 404,
+            message,
+        } => error(StatusCode::NOT_FOUND, "not_found", message),
+        other => error(StatusCode::BAD_GATEWAY, "frigate", other.to_string()),
+    }
+}
+
+pub async fn latest(
+    State(ctx): State<Arc<WebContext>>,
+    Path(camera): Path<String>,
+    q: Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the only parameter is height",
+        );
+    };
+    if q.height.is_some_and(|h| !(90..=2160).contains(&h)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "height is 90 to 2160",
+        );
+    }
+    let name = match frigate_camera(&ctx, &camera) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let Some(client) = &ctx.frigate else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_frames",
+            "Frigate is not configured",
+        );
+    };
+    match client.latest(&name, q.height).await {
+        Ok(b) => jpeg(b),
+        Err(e) => upstream(e),
+    }
+}
+
+pub async fn event_snapshot(
+    State(ctx): State<Arc<WebContext>>,
+    Path((camera, id)): Path<(String, String)>,
+) -> Response {
+    let name = match frigate_camera(&ctx, &camera) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let Some(client) = &ctx.frigate else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_frames",
+            "Frigate is not configured",
+        );
+    };
+    if !crate::vision::frigate::client::valid_id(&id) {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "not an event id");
+    }
+    // The event must be this camera's: an id from one camera's list does not open another's.
+    match client.event(&id).await {
+        Ok(e) if e.camera == name => {}
+        Ok(_) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such event on this camera",
+            )
+        }
+        Err(e) => return upstream(e),
+    }
+    match client.snapshot(&id, false, None).await {
+        Ok(b) => jpeg(b),
+        Err(e) => upstream(e),
     }
 }

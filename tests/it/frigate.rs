@@ -252,6 +252,106 @@ async fn frigate_events_over_mqtt_and_polling_move_presence_through_every_fault(
         "{t}"
     );
 
+    // Pictures over the side port, the camera tools over REST, and over MCP the snapshot as an image.
+    let http = util::http();
+    let image = |path: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("http://{addr}{path}"))
+                .bearer_auth(crate::util::WEB_TOKEN)
+                .send()
+                .await
+                .expect("get");
+            let ct = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            (
+                r.status().as_u16(),
+                ct,
+                r.bytes().await.expect("body").to_vec(),
+            )
+        }
+    };
+    let (status, ct, body) = image("/api/v1/cameras/front_door/latest.jpg?height=360".into()).await;
+    assert_eq!((status, ct.as_str()), (200, "image/jpeg"));
+    assert!(body.starts_with(&[0xFF, 0xD8]));
+    let (status, _, body) = image(format!(
+        "/api/v1/cameras/front_door/events/{id}/snapshot.jpg"
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with(&[0xFF, 0xD8]));
+    assert_eq!(
+        image("/api/v1/cameras/attic/latest.jpg".into()).await.0,
+        404
+    );
+    assert_eq!(
+        image("/api/v1/cameras/front_door/latest.jpg?height=5".into())
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        image("/api/v1/cameras/front_door/latest.jpg?x=1".into())
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        image("/api/v1/cameras/front_door/events/..%2F..%2Fconfig/snapshot.jpg".into())
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        image("/api/v1/cameras/front_door/events/1.0-nothing/snapshot.jpg".into())
+            .await
+            .0,
+        404
+    );
+    let events: Value = http
+        .post(format!("http://{addr}/api/v1/tools/camera_events"))
+        .bearer_auth(crate::util::WEB_TOKEN)
+        .json(&json!({ "camera": "front door", "when": "today" }))
+        .send()
+        .await
+        .expect("tool")
+        .json()
+        .await
+        .expect("json");
+    assert!(events.to_string().contains(&id), "{events}");
+    let mcp = format!("http://{addr}/mcp");
+    let out = tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(util::peer_python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/peers/mcp_client.py"
+            ))
+            .args(["cameras", &mcp, crate::util::WEB_TOKEN])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("json")
+    })
+    .await
+    .expect("join");
+    assert_eq!(out["home"]["home"][0]["name"], "John", "{out}");
+    assert_eq!(out["snapshot"]["is_error"], false, "{out}");
+    assert_eq!(
+        out["snapshot"]["images"],
+        json!([{ "mime": "image/jpeg", "jpeg": true }]),
+        "{out}"
+    );
+    assert_eq!(out["no_such_camera"]["is_error"], true, "{out}");
+
     // Garbage and truncated payloads on Frigate's topics: dropped, nothing breaks.
     for junk in [
         &b"garbage"[..],

@@ -6,6 +6,7 @@ Usage: mcp_client.py http URL TOKEN OPERATOR_TOKEN REST_BASE
        mcp_client.py faces URL TOKEN
 Prints one JSON object with what each step saw; the Rust test asserts on it.
 """
+import base64
 import json
 import sys
 import urllib.error
@@ -88,6 +89,20 @@ async def faces(client, out: dict) -> None:
     out["assign_again"] = {"is_error": again.is_error, "text": text_of(again)}
 
 
+async def cameras(client, out: dict) -> None:
+    """Who is home, then a camera snapshot: the picture must come as MCP image content."""
+    out["home"] = json.loads(text_of(await client.call_tool("who_is_home", {})))
+    r = await client.call_tool("camera_snapshot", {"camera": "front_door"})
+    images = [c for c in r.content if getattr(c, "type", "") == "image"]
+    out["snapshot"] = {
+        "is_error": r.is_error,
+        "images": [{"mime": i.mime_type, "jpeg": base64.b64decode(i.data)[:3] == b"\xff\xd8\xff"} for i in images],
+        "text": text_of(r),
+    }
+    bad = await client.call_tool("camera_snapshot", {"camera": "attic"})
+    out["no_such_camera"] = {"is_error": bad.is_error, "text": text_of(bad)}
+
+
 def unauthenticated(url: str) -> int:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}, method="POST")
@@ -115,6 +130,11 @@ async def main() -> None:
         url, token = sys.argv[2:4]
         await elicited(url, token, "auto", True, out, "elicit_auto", 120)
         await elicited(url, token, "legacy", True, out, "elicit_legacy", 121)
+    elif kind == "cameras":
+        url, token = sys.argv[2:4]
+        async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as c:
+                await cameras(c, out)
     elif kind == "faces":
         url, token = sys.argv[2:4]
         async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:

@@ -340,15 +340,19 @@ impl FrigateClient {
     }
 }
 
-/// A path segment from outside (an event id, a camera name): letters, digits, `.`, `_` and `-` only.
-fn segment(s: &str) -> Result<&str, FrigateError> {
-    if !s.is_empty()
+/// Whether `s` can be a Frigate id or camera name: 1–128 letters, digits, `.`, `_` and `-`, not `.` or `..`.
+pub fn valid_id(s: &str) -> bool {
+    !s.is_empty()
         && s.len() <= 128
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && s != "."
         && s != ".."
-    {
+}
+
+/// A path segment from outside (an event id, a camera name), checked by [`valid_id`].
+fn segment(s: &str) -> Result<&str, FrigateError> {
+    if valid_id(s) {
         Ok(s)
     } else {
         Err(FrigateError::Decode(format!(
