@@ -106,18 +106,22 @@ pub struct FrameQuery {
 }
 
 /// The Frigate camera behind one of Jarvis's camera names.
-fn frigate_camera(ctx: &WebContext, camera: &str) -> Result<String, Response> {
+fn frigate_camera(ctx: &WebContext, camera: &str) -> Result<String, Box<Response>> {
     let w = ctx.state.get();
     let Some(c) = w.presence.cameras.iter().find(|c| c.info.name == camera) else {
-        return Err(error(StatusCode::NOT_FOUND, "not_found", "no such camera"));
+        return Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such camera",
+        )));
     };
     match (&c.info.frigate_name, &ctx.frigate) {
         (Some(f), Some(_)) => Ok(f.clone()),
-        _ => Err(error(
+        _ => Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "no_frames",
             format!("{camera}'s frames are not available here"),
-        )),
+        ))),
     }
 }
 
@@ -164,7 +168,7 @@ pub async fn latest(
     }
     let name = match frigate_camera(&ctx, &camera) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(client) = &ctx.frigate else {
         return error(
@@ -185,7 +189,7 @@ pub async fn event_snapshot(
 ) -> Response {
     let name = match frigate_camera(&ctx, &camera) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(client) = &ctx.frigate else {
         return error(
