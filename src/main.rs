@@ -465,8 +465,13 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
                 None => {
                     let dir = tempfile_dir()?;
                     let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-                    let demo =
-                        rt.block_on(Demo::start(demo_options(listen, listen, dir.clone(), None)))?;
+                    // No simulated household in screenshots: its photos are of real people (the scene draws
+                    // silhouettes instead).
+                    let opts = jarvis::demo::DemoOptions {
+                        cameras: false,
+                        ..demo_options(listen, listen, dir.clone(), None)
+                    };
+                    let demo = rt.block_on(Demo::start(opts))?;
                     let ctx = demo_kiosk(&demo, rt);
                     (
                         ctx,

@@ -59,7 +59,7 @@ impl WorldView {
         let now = crate::time::now_ms();
         WorldView {
             cluster: ClusterView::build(&world.cluster, now),
-            status: StatusView::build(&world.cluster, ctx.storage_thresholds, now),
+            status: StatusView::build(&world, ctx.storage_thresholds, now, &format::local_zone()),
             hosts: terminal::hosts(&world.cluster, &ctx.extra_hosts),
             snapshot: world.cluster.clone(),
         }
