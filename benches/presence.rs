@@ -156,6 +156,7 @@ async fn search_bench(n: usize) {
     let mut rng = StdRng::seed_from_u64(7);
     let mut ms = Vec::with_capacity(n);
     let mut found = 0usize;
+    let mut refused = 0usize;
     for i in 0..n {
         let args = TimelineArgs {
             person: (i % 4 != 3).then(|| names[rng.random_range(0..names.len())].to_string()),
@@ -170,13 +171,18 @@ async fn search_bench(n: usize) {
             oldest_first: Some(i % 2 == 0),
         };
         let t = Instant::now();
-        let r = timeline_search(store.clone(), args).await.expect("search");
+        // A phrase for a time still to come ("this morning" at 1 am) is answered as such: that counts too.
+        let r = timeline_search(store.clone(), args).await;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        found += r["entries"].as_array().map_or(0, Vec::len);
+        match r {
+            Ok(r) => found += r["entries"].as_array().map_or(0, Vec::len),
+            Err(jarvis::tools::ToolError::InvalidArguments { .. }) => refused += 1,
+            Err(e) => panic!("search: {e}"),
+        }
     }
     ms.sort_by(f64::total_cmp);
     println!(
-        "timeline search ({n} mixed searches, {found} rows returned): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (goal p99 ≤ 20 ms)",
+        "timeline search ({n} mixed searches, {found} rows returned, {refused} phrases answered as still to come): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (goal p99 ≤ 20 ms)",
         percentile(&ms, 0.5),
         percentile(&ms, 0.99),
         ms.last().copied().unwrap_or(0.0)

@@ -169,6 +169,8 @@ pub enum Event {
         state: String,
         detail: Option<String>,
     },
+    /// Show this camera's picture on the wall (the `show_camera` tool): the kiosk opens its tile.
+    CameraShown { camera: String },
     /// Someone arrived (`state` "home") or left ("away") on `camera` at `at_ms`; `inferred` when a departure was
     /// concluded from a camera's timeout rather than seen.
     PresenceChanged {
@@ -204,7 +206,7 @@ impl Event {
     pub fn persisted(&self) -> bool {
         // A key held down is live-only, like a successful read.
         !matches!(self, Event::ToolCalled { tier: 0, outcome, .. } if outcome == "ok")
-            && !matches!(self, Event::PushToTalk { .. })
+            && !matches!(self, Event::PushToTalk { .. } | Event::CameraShown { .. })
     }
 
     /// The `kind` tag as a string, for the store's index and for logs.
@@ -232,6 +234,7 @@ impl Event {
             Event::PresenceChanged { .. } => "presence_changed",
             Event::PersonSeen { .. } => "person_seen",
             Event::CameraStateChanged { .. } => "camera_state_changed",
+            Event::CameraShown { .. } => "camera_shown",
         }
     }
 }

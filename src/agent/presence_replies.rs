@@ -262,6 +262,12 @@ pub async fn show_camera(tools: &Registry, name: &str, p: &Persona) -> Answer {
         );
     };
     let spoken = spoken_camera(c["name"].as_str().unwrap_or(""));
+    let shown = tools
+        .invoke(ACTOR, "show_camera", json!({ "camera": c["name"] }))
+        .await;
+    if !matches!(shown, Ok(Outcome::Done { .. })) {
+        return failed("show_camera", shown, p);
+    }
     let text = match c["state"].as_str() {
         Some("live") => format!("The {spoken}, {}: it is on the wall", p.address),
         Some(state) => format!(
@@ -274,7 +280,7 @@ pub async fn show_camera(tools: &Registry, name: &str, p: &Persona) -> Answer {
         ),
         None => p.addressed(&format!("The {spoken} camera")),
     };
-    answer(format!("{text}."), Some("list_cameras"))
+    answer(format!("{text}."), Some("show_camera"))
 }
 
 /// The household for a model's context: who is home, out, not seen; the cameras and how they stand. Empty when

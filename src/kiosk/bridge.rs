@@ -33,6 +33,11 @@ pub fn start(weak: slint::Weak<AppWindow>, ctx: KioskContext) -> CancellationTok
         ctx.clone(),
         stop.clone(),
     ));
+    ctx.runtime.spawn(crate::kiosk::controllers::camera::watch(
+        weak.clone(),
+        ctx.clone(),
+        stop.clone(),
+    ));
     let ctx2 = ctx.clone();
     ctx.runtime.spawn_blocking(move || {
         let items = feed::seed(&ctx2, &format::local_zone());

@@ -108,6 +108,8 @@ pub struct KioskContext {
     pub own_calls: controllers::terminal::OwnCalls,
     /// Whether the on-screen keyboard comes up when a field takes the focus.
     pub keyboard: bool,
+    /// The camera tile's stream, when it is open.
+    pub camera: controllers::camera::Tile,
 }
 
 impl KioskContext {
@@ -131,6 +133,7 @@ impl KioskContext {
             agent: Some(app.agent.clone()),
             own_calls: Default::default(),
             keyboard: false,
+            camera: Default::default(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Camera tools, all reads: `camera_events` (Frigate's person events for a camera and a time range said in
+//! Camera tools, all reads: `show_camera` (the kiosk opens the camera's tile), `camera_events` (Frigate's person events for a camera and a time range said in
 //! words) and `camera_snapshot` (a camera's latest frame, or an event's snapshot, saved as a JPEG under the data
 //! folder: the MCP result carries the picture itself, other callers get the file path and the side port's URL).
 //! Frigate's text (sub labels, zones) is outside text: `camera_events` is in `OUTSIDE_TEXT_TOOLS`.
@@ -28,6 +28,21 @@ pub fn register(r: &mut Registry) {
         },
         |ctx, a| Box::pin(async move { camera_events(&ctx, a).await }),
     ));
+    r.register(TypedTool::<ShowArgs>::new(
+        "show_camera",
+        Tier::Read,
+        "Show a camera's live picture on the kiosk's wall display (it closes itself after two minutes).",
+        |a, _| format!("Show camera {} on the wall", a.camera),
+        |ctx, a| {
+            Box::pin(async move {
+                let camera = find_camera(&ctx, &a.camera)?;
+                ctx.bus.publish(crate::bus::Event::CameraShown {
+                    camera: camera.info.name.clone(),
+                });
+                Ok(json!({ "shown": camera.info.name, "state": camera.state }))
+            })
+        },
+    ));
     r.register(TypedTool::<SnapshotArgs>::new(
         "camera_snapshot",
         Tier::Read,
@@ -54,6 +69,14 @@ pub struct EventsArgs {
     #[serde(default)]
     #[schemars(range(min = 1, max = 50))]
     pub limit: Option<u32>,
+}
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShowArgs {
+    /// The camera's name (list_cameras).
+    #[schemars(length(min = 1, max = 64))]
+    pub camera: String,
 }
 
 #[derive(Deserialize, Serialize, JsonSchema)]

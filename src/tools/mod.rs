@@ -301,6 +301,11 @@ impl Registry {
         self.ctx.state.get()
     }
 
+    /// Frigate's client, when configured (the kiosk's camera tile reads frames through it).
+    pub fn frigate(&self) -> Option<Arc<crate::vision::frigate::client::FrigateClient>> {
+        self.ctx.frigate.clone()
+    }
+
     /// Where the database is (snapshots and other files tools make live beside it).
     pub fn store_path(&self) -> &std::path::Path {
         self.store.path()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use i_slint_backend_testing::{ElementHandle, ElementQuery};
 use jarvis::demo::{Demo, DemoOptions};
 use jarvis::kiosk::snapshot::{self, Capture};
-use jarvis::kiosk::ui::{AppWindow, ApprovalAdapter, ClusterAdapter, TerminalAdapter};
+use jarvis::kiosk::ui::{AppWindow, ApprovalAdapter, CameraAdapter, ClusterAdapter, TerminalAdapter};
 use jarvis::kiosk::KioskContext;
 use slint::{ComponentHandle, Model};
 
@@ -45,6 +45,15 @@ pub(crate) struct Harness {
 
 impl Harness {
     pub(crate) fn start() -> Harness {
+        Harness::with(false)
+    }
+
+    /// With the demo's household on its simulated Frigate (photos only: no face models, so nobody is enrolled).
+    pub(crate) fn with_cameras() -> Harness {
+        Harness::with(true)
+    }
+
+    fn with(cameras: bool) -> Harness {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -60,8 +69,19 @@ impl Harness {
                 poll: util::fast_poll(),
                 limits: Default::default(),
                 // Faces are read from the store; the engine itself is not needed here.
-                models: dir.path().join("no-models"),
-                cameras: false,
+                models: {
+                    let models = dir.path().join("no-models");
+                    if cameras {
+                        std::fs::create_dir_all(&models).expect("mkdir");
+                        std::os::unix::fs::symlink(
+                            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache/test-faces"),
+                            models.join("test-faces"),
+                        )
+                        .expect("symlink");
+                    }
+                    models
+                },
+                cameras,
             }))
             .expect("demo starts");
         let ctx = KioskContext::new(
@@ -591,4 +611,58 @@ fn the_presence_panel_shows_people_and_works_the_review_queue_at_every_size() {
             .iter()
             .any(|r| r.actor == "kiosk" && r.tool == "not_this_person" && r.outcome == "ok"));
     }));
+}
+
+/// The camera tile at the smallest size (over the tabs): its buttons list the cameras; a tap opens it and frames
+/// stream in, decoded on-device; CLOSE closes it; the `show_camera` tool (what "show me the front door" calls)
+/// opens it too; an unknown camera is refused by name.
+#[test]
+fn the_camera_tile_opens_by_a_tap_and_by_show_camera_and_streams_frames() {
+    let h = Harness::with_cameras();
+    let (ui, rx) = jarvis::kiosk::UiThread::queue();
+    let ctx = KioskContext {
+        ui,
+        ..h.ctx.clone()
+    };
+    let hud = snapshot::HeadlessUi::new(800, 480, 1.0).expect("headless");
+    let app = &hud.app;
+    let _stop = jarvis::kiosk::attach(app, &ctx);
+    let a = app.global::<CameraAdapter>();
+    let cameras = || a.get_cameras().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(
+        pump(&rx, Duration::from_secs(20), || cameras() == ["front_door", "side_house"]),
+        "{:?}",
+        cameras()
+    );
+    a.invoke_show("front_door".into());
+    assert!(
+        pump(&rx, Duration::from_secs(20), || a.get_has_frame() && a.get_state().starts_with("live")),
+        "state {:?}",
+        a.get_state()
+    );
+    assert_eq!(a.get_shown(), "front_door");
+    let size = a.get_frame().size();
+    assert_eq!((size.width, size.height), (1280, 720));
+    let _ = hud.render();
+    a.invoke_close();
+    assert!(pump(&rx, Duration::from_secs(5), || a.get_shown().is_empty()));
+
+    let shown = h
+        .rt
+        .block_on(ctx.tools.invoke("agent", "show_camera", serde_json::json!({ "camera": "side house" })));
+    assert!(matches!(shown, Ok(jarvis::tools::Outcome::Done { .. })), "{shown:?}");
+    assert!(
+        pump(&rx, Duration::from_secs(20), || a.get_shown() == "side_house" && a.get_has_frame()),
+        "shown {:?}",
+        a.get_shown()
+    );
+    let refused = h
+        .rt
+        .block_on(ctx.tools.invoke("agent", "show_camera", serde_json::json!({ "camera": "attic" })));
+    assert!(
+        matches!(&refused, Err(jarvis::tools::ToolError::NotFound(m)) if m.contains("front_door")),
+        "{refused:?}"
+    );
+    a.invoke_close();
+    assert!(pump(&rx, Duration::from_secs(5), || a.get_shown().is_empty()));
 }

@@ -140,7 +140,7 @@ pub fn describe(e: &Event) -> Option<(String, i32)> {
         Event::PushToTalk { .. } => return None,
         Event::FaceSeen { .. } => return None,
         Event::FacesChanged { change } => (change.clone(), INFO),
-        Event::PersonSeen { .. } => return None,
+        Event::PersonSeen { .. } | Event::CameraShown { .. } => return None,
         Event::CameraStateChanged {
             camera,
             state,

@@ -3,6 +3,7 @@
 //! that build rows from the spine (unit-tested without a window), an `apply`/`setup` that runs on the UI thread.
 
 pub mod approvals;
+pub mod camera;
 pub mod chat;
 pub mod cluster;
 pub mod faces;
@@ -22,6 +23,7 @@ pub fn setup(w: &AppWindow, ctx: &KioskContext) {
     chat::setup(w, ctx, ctx.chat.clone());
     status::setup(w, ctx);
     faces::setup(w, ctx);
+    camera::setup(w, ctx);
     terminal::setup(w, ctx);
     approvals::setup(w, ctx);
     keyboard::setup(w, ctx.keyboard);
