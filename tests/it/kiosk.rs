@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use i_slint_backend_testing::{ElementHandle, ElementQuery};
 use jarvis::demo::{Demo, DemoOptions};
 use jarvis::kiosk::snapshot::{self, Capture};
-use jarvis::kiosk::ui::{AppWindow, ApprovalAdapter, CameraAdapter, ClusterAdapter, TerminalAdapter};
+use jarvis::kiosk::ui::{
+    AppWindow, ApprovalAdapter, CameraAdapter, ClusterAdapter, TerminalAdapter,
+};
 use jarvis::kiosk::KioskContext;
 use slint::{ComponentHandle, Model};
 
@@ -74,7 +76,8 @@ impl Harness {
                     if cameras {
                         std::fs::create_dir_all(&models).expect("mkdir");
                         std::os::unix::fs::symlink(
-                            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache/test-faces"),
+                            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                                .join("models/cache/test-faces"),
                             models.join("test-faces"),
                         )
                         .expect("symlink");
@@ -628,15 +631,22 @@ fn the_camera_tile_opens_by_a_tap_and_by_show_camera_and_streams_frames() {
     let app = &hud.app;
     let _stop = jarvis::kiosk::attach(app, &ctx);
     let a = app.global::<CameraAdapter>();
-    let cameras = || a.get_cameras().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cameras = || {
+        a.get_cameras()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
     assert!(
-        pump(&rx, Duration::from_secs(20), || cameras() == ["front_door", "side_house"]),
+        pump(&rx, Duration::from_secs(20), || cameras()
+            == ["front_door", "side_house"]),
         "{:?}",
         cameras()
     );
     a.invoke_show("front_door".into());
     assert!(
-        pump(&rx, Duration::from_secs(20), || a.get_has_frame() && a.get_state().starts_with("live")),
+        pump(&rx, Duration::from_secs(20), || a.get_has_frame()
+            && a.get_state().starts_with("live")),
         "state {:?}",
         a.get_state()
     );
@@ -645,24 +655,37 @@ fn the_camera_tile_opens_by_a_tap_and_by_show_camera_and_streams_frames() {
     assert_eq!((size.width, size.height), (1280, 720));
     let _ = hud.render();
     a.invoke_close();
-    assert!(pump(&rx, Duration::from_secs(5), || a.get_shown().is_empty()));
+    assert!(pump(&rx, Duration::from_secs(5), || a
+        .get_shown()
+        .is_empty()));
 
-    let shown = h
-        .rt
-        .block_on(ctx.tools.invoke("agent", "show_camera", serde_json::json!({ "camera": "side house" })));
-    assert!(matches!(shown, Ok(jarvis::tools::Outcome::Done { .. })), "{shown:?}");
+    let shown = h.rt.block_on(ctx.tools.invoke(
+        "agent",
+        "show_camera",
+        serde_json::json!({ "camera": "side house" }),
+    ));
     assert!(
-        pump(&rx, Duration::from_secs(20), || a.get_shown() == "side_house" && a.get_has_frame()),
+        matches!(shown, Ok(jarvis::tools::Outcome::Done { .. })),
+        "{shown:?}"
+    );
+    assert!(
+        pump(&rx, Duration::from_secs(20), || a.get_shown()
+            == "side_house"
+            && a.get_has_frame()),
         "shown {:?}",
         a.get_shown()
     );
-    let refused = h
-        .rt
-        .block_on(ctx.tools.invoke("agent", "show_camera", serde_json::json!({ "camera": "attic" })));
+    let refused = h.rt.block_on(ctx.tools.invoke(
+        "agent",
+        "show_camera",
+        serde_json::json!({ "camera": "attic" }),
+    ));
     assert!(
         matches!(&refused, Err(jarvis::tools::ToolError::NotFound(m)) if m.contains("front_door")),
         "{refused:?}"
     );
     a.invoke_close();
-    assert!(pump(&rx, Duration::from_secs(5), || a.get_shown().is_empty()));
+    assert!(pump(&rx, Duration::from_secs(5), || a
+        .get_shown()
+        .is_empty()));
 }

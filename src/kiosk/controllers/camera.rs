@@ -27,7 +27,10 @@ pub struct Tile(Arc<Mutex<Option<(String, CancellationToken)>>>);
 
 impl Tile {
     fn replace(&self, next: Option<(String, CancellationToken)>) {
-        let mut held = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut held = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, old)) = held.take() {
             old.cancel();
         }
@@ -47,7 +50,13 @@ impl Tile {
 /// Opens the tile on `camera` (a configured camera's name) and starts its stream.
 pub fn open(ctx: &KioskContext, weak: slint::Weak<AppWindow>, camera: &str) {
     let w = ctx.state.get();
-    let Some(view) = w.presence.cameras.iter().find(|c| c.info.name == camera).cloned() else {
+    let Some(view) = w
+        .presence
+        .cameras
+        .iter()
+        .find(|c| c.info.name == camera)
+        .cloned()
+    else {
         return;
     };
     let stop = CancellationToken::new();
@@ -88,7 +97,10 @@ pub fn open(ctx: &KioskContext, weak: slint::Weak<AppWindow>, camera: &str) {
                     }
                     Err(e) => format!("lost: {e}"),
                 },
-                _ => "its frames are not available here (an RTSP camera, or Frigate not configured)".into(),
+                _ => {
+                    "its frames are not available here (an RTSP camera, or Frigate not configured)"
+                        .into()
+                }
             };
             let weak2 = weak.clone();
             ctx2.ui.post(move || {
@@ -110,11 +122,19 @@ pub fn open(ctx: &KioskContext, weak: slint::Weak<AppWindow>, camera: &str) {
     });
 }
 
-fn post_frame(ctx: &KioskContext, weak: slint::Weak<AppWindow>, width: u32, height: u32, rgb: Vec<u8>) {
+fn post_frame(
+    ctx: &KioskContext,
+    weak: slint::Weak<AppWindow>,
+    width: u32,
+    height: u32,
+    rgb: Vec<u8>,
+) {
     ctx.ui.post(move || {
         if let Some(w) = weak.upgrade() {
             let a = w.global::<CameraAdapter>();
-            a.set_frame(slint::Image::from_rgb8(slint::SharedPixelBuffer::clone_from_slice(&rgb, width, height)));
+            a.set_frame(slint::Image::from_rgb8(
+                slint::SharedPixelBuffer::clone_from_slice(&rgb, width, height),
+            ));
             a.set_has_frame(true);
         }
     });
@@ -135,7 +155,13 @@ pub fn close(ctx: &KioskContext, weak: slint::Weak<AppWindow>) {
 
 /// The camera buttons, from the state.
 pub fn names(ctx: &KioskContext) -> Vec<slint::SharedString> {
-    ctx.state.get().presence.cameras.iter().map(|c| c.info.name.as_str().into()).collect()
+    ctx.state
+        .get()
+        .presence
+        .cameras
+        .iter()
+        .map(|c| c.info.name.as_str().into())
+        .collect()
 }
 
 /// Opens the tile on every `CameraShown`, and keeps the buttons in step with the cameras.
