@@ -403,7 +403,7 @@ mod tests {
     #[test]
     fn cameras_are_read_in_order_with_their_rules() {
         let c = parse(
-            "[presence]\nkeep_days = 90\n\n[[cameras]]\nname = \"front_door\"\ninside_zones = [\"porch\"]\noutside_zones = [\"street\"]\n\n[[cameras]]\nname = \"hall\"\nsource = \"rtsp\"\nurl = \"rtsp://viewer@10.0.0.9:554/h264\"\nmode = \"arrivals\"\ndeparture_timeout_minutes = 45\nsample_fps = 4\n",
+            "[presence]\nkeep_days = 90\n\n[frigate]\nurl = \"http://agent1.lan:5000\"\n\n[[cameras]]\nname = \"front_door\"\ninside_zones = [\"porch\"]\noutside_zones = [\"street\"]\n\n[[cameras]]\nname = \"hall\"\nsource = \"rtsp\"\nurl = \"rtsp://viewer@10.0.0.9:554/h264\"\nmode = \"arrivals\"\ndeparture_timeout_minutes = 45\nsample_fps = 4\n",
         )
         .expect("valid");
         assert_eq!(c.presence.keep_days, 90);
