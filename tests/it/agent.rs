@@ -103,11 +103,15 @@ async fn the_offline_engine_answers_through_the_registry() {
             Some("storage_status"),
             "The fullest is nas (shared)",
         ),
-        ("who is home?", None, "I have no cameras to go by yet"),
+        (
+            "who is home?",
+            Some("who_is_home"),
+            "I have no cameras to go by",
+        ),
         (
             "when did John leave yesterday?",
-            None,
-            "when John came or went",
+            Some("presence_timeline"),
+            "I don't know anyone called John",
         ),
         (
             "remember that the printer is on VLAN 30",
@@ -458,7 +462,7 @@ async fn chat_on_the_websocket_and_a_malformed_message_loses_nothing() {
             Some("reboot_node"),
             "needs your approval",
         ),
-        ("w4", "who is home?", None, "no cameras"),
+        ("w4", "who is home?", Some("who_is_home"), "no cameras"),
     ] {
         ws.send(Message::Text(
             json!({"type": "chat", "id": id, "text": text})
