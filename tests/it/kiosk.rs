@@ -315,7 +315,7 @@ fn callbacks_go_through_the_registry_and_approving_on_the_card_runs_the_action()
     let hud = snapshot::HeadlessUi::new(1920, 1080, 1.0).expect("headless");
     let app = &hud.app;
     let _stop = jarvis::kiosk::attach(app, &ctx);
-    assert!(pump(&rx, Duration::from_secs(10), || app
+    assert!(pump(&rx, Duration::from_secs(30), || app
         .global::<ClusterAdapter>()
         .get_all_guests()
         .row_count()
@@ -324,7 +324,7 @@ fn callbacks_go_through_the_registry_and_approving_on_the_card_runs_the_action()
     // A read from the allowlist runs at once, as the kiosk, and its output lands in the panel.
     app.global::<TerminalAdapter>()
         .invoke_run("pve".into(), "uptime".into());
-    assert!(pump(&rx, Duration::from_secs(10), || lines(app)
+    assert!(pump(&rx, Duration::from_secs(30), || lines(app)
         .iter()
         .any(|l| l.contains("load average"))));
     // The audit row is written when the call ends, which may be just after its output shows.
@@ -335,7 +335,7 @@ fn callbacks_go_through_the_registry_and_approving_on_the_card_runs_the_action()
         })
     };
     assert!(
-        pump(&rx, Duration::from_secs(10), audited),
+        pump(&rx, Duration::from_secs(30), audited),
         "{:?}",
         ctx.store.audit(20)
     );
@@ -354,7 +354,7 @@ fn callbacks_go_through_the_registry_and_approving_on_the_card_runs_the_action()
         .expect("a running guest on pve");
     app.global::<ClusterAdapter>()
         .invoke_guest_power(guest.vmid);
-    assert!(pump(&rx, Duration::from_secs(10), || app
+    assert!(pump(&rx, Duration::from_secs(30), || app
         .global::<ApprovalAdapter>()
         .get_cards()
         .row_count()
@@ -399,19 +399,19 @@ fn callbacks_go_through_the_registry_and_approving_on_the_card_runs_the_action()
 
     // The kill switch from the screen holds every action, and the power button now reports the refusal.
     app.global::<ApprovalAdapter>().invoke_set_kill_switch(true);
-    assert!(pump(&rx, Duration::from_secs(10), || app
+    assert!(pump(&rx, Duration::from_secs(30), || app
         .global::<ApprovalAdapter>()
         .get_kill_switch()));
     assert!(ctx.tools.kill_switch());
     app.global::<ClusterAdapter>()
         .invoke_guest_power(guest.vmid);
-    assert!(pump(&rx, Duration::from_secs(10), || lines(app)
+    assert!(pump(&rx, Duration::from_secs(30), || lines(app)
         .iter()
         .any(|l| l.contains("kill switch is on"))));
     assert_eq!(status(guest.vmid).as_deref(), Some("stopped"));
     app.global::<ApprovalAdapter>()
         .invoke_set_kill_switch(false);
-    assert!(pump(&rx, Duration::from_secs(10), || !app
+    assert!(pump(&rx, Duration::from_secs(30), || !app
         .global::<ApprovalAdapter>()
         .get_kill_switch()));
 }

@@ -1,7 +1,8 @@
 //! Frigate's MQTT messages, with rumqttc: subscribes to `{prefix}/events`, `{prefix}/available`,
 //! `{prefix}/reviews` and `{prefix}/tracked_object_update` on every connection (a clean session: a broker that
 //! restarted knows nothing of us), hands person events and Frigate's availability to the watcher, and says how
-//! the link stands. A broker that goes away is retried with back-off (0.5 s doubling to 10 s); one that refuses
+//! the link stands. A broker that goes away is retried with back-off (0.5 s doubling to 5 s, so a broker that comes
+//! back is followed again within seconds); one that refuses
 //! our credentials is retried only every minute, with the reason in the state — never a retry storm. Payloads
 //! that do not parse are counted and logged at most once a minute.
 
@@ -124,7 +125,7 @@ pub async fn run(
                 } else {
                     backoff
                 };
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                backoff = (backoff * 2).min(Duration::from_secs(5));
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(wait) => {}
