@@ -272,25 +272,11 @@ impl Demo {
 /// The demo's two cameras, as DESIGN.md's household has them: the front door (the porch is inside, the street
 /// outside) and the side of the house (people passing in the garden).
 pub fn demo_cameras() -> Vec<crate::vision::cameras::CameraSettings> {
-    use crate::vision::cameras::{CameraSettings, CameraSource};
-    use crate::vision::presence::{CameraMode, CameraRules};
-    let camera = |name: &str, mode, inside: &[&str], outside: &[&str]| CameraSettings {
-        name: name.into(),
-        source: CameraSource::Frigate {
-            frigate_name: name.into(),
-        },
-        rules: CameraRules {
-            name: name.into(),
-            mode,
-            inside_zones: inside.iter().map(|z| z.to_string()).collect(),
-            outside_zones: outside.iter().map(|z| z.to_string()).collect(),
-            departure_timeout_ms: 0,
-        },
-        sample_fps: 2.0,
-    };
+    use crate::vision::cameras::CameraSettings;
+    use crate::vision::presence::CameraMode;
     vec![
-        camera("front_door", CameraMode::Zones, &["porch"], &["street"]),
-        camera("side_house", CameraMode::Passing, &[], &[]),
+        CameraSettings::frigate("front_door", CameraMode::Zones, &["porch"], &["street"]),
+        CameraSettings::frigate("side_house", CameraMode::Passing, &[], &[]),
     ]
 }
 

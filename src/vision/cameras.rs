@@ -39,6 +39,31 @@ pub struct CameraSettings {
     pub sample_fps: f32,
 }
 
+impl CameraSettings {
+    /// A camera Frigate records under the same name, with its rules and the default sampling rate.
+    pub fn frigate(
+        name: &str,
+        mode: super::presence::CameraMode,
+        inside: &[&str],
+        outside: &[&str],
+    ) -> CameraSettings {
+        CameraSettings {
+            name: name.into(),
+            source: CameraSource::Frigate {
+                frigate_name: name.into(),
+            },
+            rules: CameraRules {
+                name: name.into(),
+                mode,
+                inside_zones: inside.iter().map(|z| z.to_string()).collect(),
+                outside_zones: outside.iter().map(|z| z.to_string()).collect(),
+                departure_timeout_ms: 0,
+            },
+            sample_fps: 2.0,
+        }
+    }
+}
+
 /// A camera as shown to people and tools: never the URL's credentials.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CameraInfo {

@@ -157,26 +157,17 @@ impl Household {
                 frigate_event,
                 ..
             } => {
-                if self.presence.camera(&source).is_none() {
-                    self.unknown_camera(&source);
-                    return;
-                }
-                let who = match (person_id, person) {
-                    (Some(id), Some(name)) => Some(Who { id, name }),
-                    _ => None,
-                };
                 let s = Sighting {
                     at_ms,
                     camera: source,
-                    who,
+                    who: who(person_id, person),
                     confidence: score,
                     zones,
                     track,
                     sighting: Some(sighting),
                     frigate_event,
                 };
-                let out = self.presence.observe(&s);
-                self.apply(out).await;
+                self.observe(s).await;
             }
             Event::PersonSeen {
                 camera,
@@ -189,26 +180,17 @@ impl Household {
                 frigate_event,
                 sighting,
             } => {
-                if self.presence.camera(&camera).is_none() {
-                    self.unknown_camera(&camera);
-                    return;
-                }
-                let who = match (person_id, person) {
-                    (Some(id), Some(name)) => Some(Who { id, name }),
-                    _ => None,
-                };
                 let s = Sighting {
                     at_ms,
                     camera,
-                    who,
+                    who: who(person_id, person),
                     confidence,
                     zones,
                     track: Some(track),
                     sighting,
                     frigate_event,
                 };
-                let out = self.presence.observe(&s);
-                self.apply(out).await;
+                self.observe(s).await;
             }
             Event::FacesChanged { .. } => {
                 let s = self.store.clone();
@@ -223,6 +205,16 @@ impl Household {
             }
             _ => {}
         }
+    }
+
+    /// Applies one sighting of a configured camera (one not in the config is reported once and ignored).
+    async fn observe(&mut self, s: Sighting) {
+        if self.presence.camera(&s.camera).is_none() {
+            self.unknown_camera(&s.camera);
+            return;
+        }
+        let out = self.presence.observe(&s);
+        self.apply(out).await;
     }
 
     fn unknown_camera(&mut self, camera: &str) {
@@ -302,6 +294,14 @@ impl Household {
             Ok(Err(e)) => tracing::warn!("presence timeline retention failed: {e}"),
             _ => {}
         }
+    }
+}
+
+/// The person a sighting names, when it names one.
+fn who(id: Option<i64>, name: Option<String>) -> Option<Who> {
+    match (id, name) {
+        (Some(id), Some(name)) => Some(Who { id, name }),
+        _ => None,
     }
 }
 

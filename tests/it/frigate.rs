@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use jarvis::app::App;
 use jarvis::sim::frigate::{FrigateSim, FrigateSimOptions};
-use jarvis::vision::cameras::{CameraSettings, CameraSource};
+use jarvis::vision::cameras::CameraSettings;
 use jarvis::vision::frigate::client::{FrigateClient, FrigateError, FrigateSettings};
 use jarvis::vision::frigate::mqtt::MqttSettings;
-use jarvis::vision::presence::{CameraMode, CameraRules};
+use jarvis::vision::presence::CameraMode;
 use serde_json::{json, Value};
 
 use crate::util::{self, OPERATOR_TOKEN};
@@ -108,20 +108,7 @@ fn sim_options(mqtt: Option<SocketAddr>, login: Option<(String, String)>) -> Fri
 }
 
 fn front_door() -> CameraSettings {
-    CameraSettings {
-        name: "front_door".into(),
-        source: CameraSource::Frigate {
-            frigate_name: "front_door".into(),
-        },
-        rules: CameraRules {
-            name: "front_door".into(),
-            mode: CameraMode::Zones,
-            inside_zones: vec!["porch".into()],
-            outside_zones: vec!["street".into()],
-            departure_timeout_ms: 0,
-        },
-        sample_fps: 2.0,
-    }
+    CameraSettings::frigate("front_door", CameraMode::Zones, &["porch"], &["street"])
 }
 
 fn frigate_settings(url: String) -> FrigateSettings {

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use jarvis::app::App;
-use jarvis::vision::cameras::{CameraSettings, CameraSource};
-use jarvis::vision::presence::{CameraMode, CameraRules};
+use jarvis::vision::cameras::CameraSettings;
+use jarvis::vision::presence::CameraMode;
 use serde_json::{json, Value};
 
 use crate::util::{self, OPERATOR_TOKEN, WEB_TOKEN};
@@ -22,29 +22,12 @@ fn read(name: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{name}: {e} (scripts/fetch-models --with-tests fetches it)"))
 }
 
-fn camera(name: &str, mode: CameraMode, inside: &[&str], outside: &[&str]) -> CameraSettings {
-    CameraSettings {
-        name: name.into(),
-        source: CameraSource::Frigate {
-            frigate_name: name.into(),
-        },
-        rules: CameraRules {
-            name: name.into(),
-            mode,
-            inside_zones: inside.iter().map(|z| z.to_string()).collect(),
-            outside_zones: outside.iter().map(|z| z.to_string()).collect(),
-            departure_timeout_ms: 0,
-        },
-        sample_fps: 2.0,
-    }
-}
-
 async fn start(sim: &jarvis::sim::Simulator, dir: &Path) -> App {
     let mut config = util::config(sim, dir);
     config.faces.models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache");
     config.cameras = vec![
-        camera("front_door", CameraMode::Zones, &["porch"], &["street"]),
-        camera("hall", CameraMode::Arrivals, &[], &[]),
+        CameraSettings::frigate("front_door", CameraMode::Zones, &["porch"], &["street"]),
+        CameraSettings::frigate("hall", CameraMode::Arrivals, &[], &[]),
     ];
     let app = App::start(&config, "test").await.expect("app starts");
     let state = app.state.clone();

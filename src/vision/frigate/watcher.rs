@@ -266,7 +266,7 @@ impl Watcher {
             return;
         };
         if !self.tracks.contains_key(&o.id) && self.tracks.len() >= OPEN_MAX {
-            // Drop the oldest open track rather than grow without bound (ids are Frigate's, or a liar's).
+            // Drop an open track (any one) rather than grow without bound (ids are Frigate's, or a liar's).
             if let Some(oldest) = self.tracks.keys().next().cloned() {
                 self.tracks.remove(&oldest);
             }
