@@ -103,7 +103,7 @@ impl Harness {
 
     fn capture(&self, size: (u32, u32), scene: bool) -> Capture {
         let scale = snapshot::auto_scale(size.0, size.1);
-        snapshot::capture(&self.ctx, size, scale, scene, Duration::from_secs(15)).expect("renders")
+        snapshot::capture(&self.ctx, size, scale, scene, Duration::from_secs(60)).expect("renders")
     }
 }
 

@@ -231,10 +231,11 @@ impl Watcher {
             None => ("live", None),
             Some(e) => ("lost", Some(e.to_string())),
         };
-        set_link_state(&self.state, "frigate", state, detail.clone());
+        // Cameras first: whoever sees the link lost then also sees its cameras lost.
         for camera in self.cameras.values() {
             set_camera_state(&self.state, &self.bus, camera, state, detail.clone());
         }
+        set_link_state(&self.state, "frigate", state, detail);
     }
 
     /// One poll of `GET /api/events` after the cursor, oldest first.
