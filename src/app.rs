@@ -95,6 +95,7 @@ impl App {
             },
             None => None,
         };
+        let frames = crate::vision::frames::LiveFrames::default();
         let path = config.store_path.clone();
         let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&path)).await??);
         let shutdown = CancellationToken::new();
@@ -124,6 +125,7 @@ impl App {
                 live: None,
                 store: None,
                 frigate: frigate.clone(),
+                frames: frames.clone(),
             },
             store.clone(),
         )?);
@@ -205,6 +207,21 @@ impl App {
                     w.run(rx, mqtt_configured, stop).await;
                 }),
             ));
+        }
+        for camera in config
+            .cameras
+            .iter()
+            .filter(|c| crate::vision::rtsp::decodes(c))
+        {
+            let task = crate::vision::rtsp::CameraTask {
+                camera: camera.clone(),
+                faces: faces.clone(),
+                bus: bus.clone(),
+                state: state.clone(),
+                frames: frames.clone(),
+                timeouts: Default::default(),
+            };
+            tasks.push(("camera", tokio::spawn(task.run(shutdown.clone()))));
         }
         tasks.push((
             "faces",

@@ -226,7 +226,7 @@ fn read_camera(
     }
     let source = match s.string("source") {
         None => Some("frigate".to_string()),
-        Some((v, span)) if v == "frigate" || v == "rtsp" => {
+        Some((v, span)) if v == "frigate" || v == "rtsp" || v == "file" => {
             let _ = span;
             Some(v)
         }
@@ -234,13 +234,14 @@ fn read_camera(
             s.fail(
                 "source",
                 Some(span),
-                format!("\"{v}\" is not a source: use \"frigate\" or \"rtsp\""),
+                format!("\"{v}\" is not a source: use \"frigate\", \"rtsp\" or \"file\""),
             );
             None
         }
     };
     let url = s.string("url");
     let password_file = s.string("password_file");
+    let file = s.string("path");
     let frigate_name = s.string("frigate_name");
     let source = match source.as_deref() {
         Some("rtsp") => {
@@ -278,6 +279,14 @@ fn read_camera(
                 );
                 return None;
             }
+            if password_file.is_some() && !authority.contains('@') {
+                s.fail(
+                    "url",
+                    Some(span),
+                    "a password_file needs the user it belongs to in the url (rtsp://user@host/...)".into(),
+                );
+                return None;
+            }
             let password = match password_file {
                 Some((file, span)) => {
                     match Secret::from_file(&remember(secrets, resolve(base, &file))) {
@@ -291,6 +300,19 @@ fn read_camera(
                 None => None,
             };
             CameraSource::Rtsp { url, password }
+        }
+        Some("file") => {
+            let Some((path, _)) = file else {
+                s.fail(
+                    "path",
+                    None,
+                    "a file camera needs the video's path (played in a loop)".into(),
+                );
+                return None;
+            };
+            CameraSource::File {
+                path: resolve(base, &path),
+            }
         }
         Some(_) => {
             if let Some((_, span)) = url {
@@ -307,8 +329,19 @@ fn read_camera(
         }
         None => return None,
     };
+    let decoded = !matches!(source, CameraSource::Frigate { .. });
     let mode = match s.string("mode") {
+        // Only Frigate knows zones; a stream Jarvis decodes itself says who, not where in the picture.
+        None if decoded => CameraMode::Passing,
         None => CameraMode::Zones,
+        Some((m, span)) if decoded && m == "zones" => {
+            s.fail(
+                "mode",
+                Some(span),
+                "zones come from Frigate: a camera Jarvis decodes itself is \"arrivals\" or \"passing\"".into(),
+            );
+            return None;
+        }
         Some((m, span)) => match CameraMode::parse(&m) {
             Some(m) => m,
             None => {
@@ -468,5 +501,35 @@ mod tests {
         };
         assert!(top("cameras = [\"front\"]\n").contains("cameras[0]: expected a table"));
         assert!(top("cameras = 1\n").contains("[[cameras]]"));
+    }
+
+    #[test]
+    fn cameras_jarvis_decodes_have_no_zones_and_a_password_needs_its_user() {
+        let p = problems(
+            "[[cameras]]\nname = \"hall\"\nsource = \"rtsp\"\nurl = \"rtsp://10.0.0.9/s\"\nmode = \"zones\"\ninside_zones = [\"a\"]\n\n[[cameras]]\nname = \"gate\"\nsource = \"rtsp\"\nurl = \"rtsp://10.0.0.9/s\"\npassword_file = \"/nonexistent\"\n\n[[cameras]]\nname = \"clip\"\nsource = \"file\"\n",
+        )
+        .join("\n");
+        for want in [
+            "cameras[0].mode: zones come from Frigate",
+            "cameras[1].url: a password_file needs the user",
+            "cameras[2].path: a file camera needs the video's path",
+        ] {
+            assert!(p.contains(want), "missing {want:?} in:\n{p}");
+        }
+        let c = parse(
+            "[[cameras]]\nname = \"garden\"\nsource = \"file\"\npath = \"clips/garden.mp4\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.cameras[0].source,
+            CameraSource::File {
+                path: "/etc/jarvis/clips/garden.mp4".into()
+            }
+        );
+        assert_eq!(
+            c.cameras[0].rules.mode,
+            CameraMode::Passing,
+            "the default for a decoded camera"
+        );
     }
 }

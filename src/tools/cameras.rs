@@ -194,10 +194,30 @@ async fn camera_events(ctx: &ToolContext, a: EventsArgs) -> Result<Value, ToolEr
 async fn camera_snapshot(ctx: &ToolContext, a: SnapshotArgs) -> Result<Value, ToolError> {
     let camera = find_camera(ctx, &a.camera)?;
     if camera.info.source != "frigate" {
-        return Err(ToolError::Failed(format!(
-            "{} is an RTSP camera: its frames are not available yet",
-            camera.info.name
-        )));
+        if a.event.is_some() {
+            return Err(ToolError::Failed(format!(
+                "{} is decoded by Jarvis itself: events (and their snapshots) come only from Frigate cameras",
+                camera.info.name
+            )));
+        }
+        let (frames, name) = (ctx.frames.clone(), camera.info.name.clone());
+        let jpeg = tokio::task::spawn_blocking(move || frames.latest_jpeg(&name, None))
+            .await
+            .map_err(|e| ToolError::Failed(e.to_string()))?
+            .ok_or_else(|| {
+                ToolError::Failed(format!(
+                    "{} has no recent frame (its stream is {}{})",
+                    camera.info.name,
+                    camera.state,
+                    camera
+                        .detail
+                        .as_ref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
+                ))
+            })?;
+        let url = format!("/api/v1/cameras/{}/latest.jpg", camera.info.name);
+        return saved(ctx, &camera, jpeg, None, url).await;
     }
     let client = frigate(ctx)?;
     let frigate_name = camera
@@ -228,6 +248,17 @@ async fn camera_snapshot(ctx: &ToolContext, a: SnapshotArgs) -> Result<Value, To
             format!("/api/v1/cameras/{}/latest.jpg", camera.info.name),
         ),
     };
+    saved(ctx, &camera, jpeg, a.event.clone(), url).await
+}
+
+/// Saves a snapshot in the snapshots folder and says where it is.
+async fn saved(
+    ctx: &ToolContext,
+    camera: &CameraView,
+    jpeg: Vec<u8>,
+    event: Option<String>,
+    url: String,
+) -> Result<Value, ToolError> {
     let store = ctx
         .store
         .clone()
@@ -241,7 +272,7 @@ async fn camera_snapshot(ctx: &ToolContext, a: SnapshotArgs) -> Result<Value, To
         .map_err(|e| ToolError::Failed(format!("cannot save the snapshot: {e}")))?;
     Ok(json!({
         "camera": camera.info.name,
-        "event": a.event,
+        "event": event,
         "taken": crate::time::rfc3339_ms(crate::time::now_ms()),
         "bytes": bytes,
         "image_file": path.display().to_string(),

@@ -151,6 +151,8 @@ pub struct ToolContext {
     pub store: Option<Arc<Store>>,
     /// Frigate's API, when configured (camera events and snapshots).
     pub frigate: Option<Arc<crate::vision::frigate::client::FrigateClient>>,
+    /// The latest frames of the cameras Jarvis decodes itself.
+    pub frames: crate::vision::frames::LiveFrames,
 }
 
 /// Settings the tools need from the config.
@@ -304,6 +306,11 @@ impl Registry {
     /// Frigate's client, when configured (the kiosk's camera tile reads frames through it).
     pub fn frigate(&self) -> Option<Arc<crate::vision::frigate::client::FrigateClient>> {
         self.ctx.frigate.clone()
+    }
+
+    /// The latest frames of the cameras Jarvis decodes itself.
+    pub fn frames(&self) -> &crate::vision::frames::LiveFrames {
+        &self.ctx.frames
     }
 
     /// Where the database is (snapshots and other files tools make live beside it).

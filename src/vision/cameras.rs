@@ -19,6 +19,9 @@ pub enum CameraSource {
         url: String,
         password: Option<Secret>,
     },
+    /// A video file Jarvis plays in a loop as if it were a camera, through the same decoder (demos, tests, trying
+    /// the presence rules on a recording).
+    File { path: std::path::PathBuf },
 }
 
 impl CameraSource {
@@ -26,6 +29,7 @@ impl CameraSource {
         match self {
             CameraSource::Frigate { .. } => "frigate",
             CameraSource::Rtsp { .. } => "rtsp",
+            CameraSource::File { .. } => "file",
         }
     }
 }
@@ -85,7 +89,7 @@ impl CameraSettings {
             source: self.source.kind(),
             frigate_name: match &self.source {
                 CameraSource::Frigate { frigate_name } => Some(frigate_name.clone()),
-                CameraSource::Rtsp { .. } => None,
+                CameraSource::Rtsp { .. } | CameraSource::File { .. } => None,
             },
             mode: self.rules.mode,
             inside_zones: self.rules.inside_zones.clone(),

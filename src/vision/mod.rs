@@ -4,11 +4,13 @@
 //! detection with landmarks, [`align`]ment to the 112×112 template, SFace embeddings compared by cosine). The
 //! [`quality`] gates say whether a face is good enough to enrol or learn from. The gallery, enrolment and review
 //! build on them. Presence (issue 13): the [`cameras`] as configured, the [`presence`] rules, the [`timeline`] in
-//! the store and the [`household`] task that keeps who is home live.
+//! the store and the [`household`] task that keeps who is home live; Frigate's API and MQTT ([`frigate`]); cameras
+//! Jarvis decodes itself ([`rtsp`]) and their latest [`frames`].
 
 pub mod align;
 pub mod cameras;
 pub mod faces;
+pub mod frames;
 pub mod frigate;
 pub mod gallery;
 pub mod household;
@@ -16,6 +18,7 @@ pub mod photo;
 pub mod presence;
 pub mod quality;
 pub mod review;
+pub mod rtsp;
 pub mod service;
 pub mod timeline;
 

@@ -106,6 +106,16 @@ pub struct FrameQuery {
 }
 
 /// The Frigate camera behind one of Jarvis's camera names.
+/// The camera, if Jarvis decodes it itself (RTSP, a file).
+fn decoded_camera(ctx: &WebContext, camera: &str) -> Option<crate::vision::household::CameraView> {
+    let w = ctx.state.get();
+    w.presence
+        .cameras
+        .iter()
+        .find(|c| c.info.name == camera && c.info.source != "frigate")
+        .cloned()
+}
+
 fn frigate_camera(ctx: &WebContext, camera: &str) -> Result<String, Box<Response>> {
     let w = ctx.state.get();
     let Some(c) = w.presence.cameras.iter().find(|c| c.info.name == camera) else {
@@ -165,6 +175,25 @@ pub async fn latest(
             "bad_request",
             "height is 90 to 2160",
         );
+    }
+    if let Some(c) = decoded_camera(&ctx, &camera) {
+        // A camera Jarvis decodes itself: its latest sampled frame, encoded here.
+        let frames = ctx.tools.frames().clone();
+        let encoded =
+            tokio::task::spawn_blocking(move || frames.latest_jpeg(&camera, q.height)).await;
+        return match encoded {
+            Ok(Some(b)) => jpeg(b),
+            _ => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_frames",
+                format!(
+                    "{} has no recent frame (its stream is {}{})",
+                    c.info.name,
+                    c.state,
+                    c.detail.map(|d| format!(": {d}")).unwrap_or_default()
+                ),
+            ),
+        };
     }
     let name = match frigate_camera(&ctx, &camera) {
         Ok(n) => n,

@@ -121,7 +121,7 @@ fn frigate_settings(url: String) -> FrigateSettings {
     }
 }
 
-async fn enrol(addr: SocketAddr, name: &str, files: &[&str]) {
+pub async fn enrol(addr: SocketAddr, name: &str, files: &[&str]) {
     let http = util::http();
     let made: Value = http
         .post(format!("http://{addr}/api/v1/faces/people"))

@@ -349,6 +349,7 @@ async fn approvals_expire() {
         live: None,
         store: None,
         frigate: None,
+        frames: Default::default(),
     };
     let mut reg = Registry::with_all_tools(ctx, store).expect("registry");
     reg.set_approval_ttl(Duration::from_millis(300));
@@ -1065,6 +1066,7 @@ async fn tier_three_is_never_listed_and_never_run() {
         live: None,
         store: None,
         frigate: None,
+        frames: Default::default(),
     };
     let mut reg = Registry::new(ctx, store).expect("registry");
     static RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -1,8 +1,9 @@
 //! The camera tile (`CameraAdapter`): a camera's picture a few times a second over the HUD, opened by a tap on the
 //! camera's button under the presence panel or by `CameraShown` on the bus (the `show_camera` tool: "show me the
 //! front door", an MCP client), closed by a tap or after [`OPEN_FOR`]. Frames come from Frigate's latest frame,
-//! fetched and decoded (through `vision::photo`, within its limits) off the UI thread; one camera streams at a
-//! time, and nothing streams while the tile is closed.
+//! fetched and decoded (through `vision::photo`, within its limits) off the UI thread, or, for a camera Jarvis
+//! decodes itself, from its reader's latest frame (`vision::frames`); one camera streams at a time, and nothing
+//! streams while the tile is closed.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -97,10 +98,41 @@ pub fn open(ctx: &KioskContext, weak: slint::Weak<AppWindow>, camera: &str) {
                     }
                     Err(e) => format!("lost: {e}"),
                 },
-                _ => {
-                    "its frames are not available here (an RTSP camera, or Frigate not configured)"
-                        .into()
+                _ if view.info.source != "frigate" => {
+                    // Decoded here: the reader's latest frame, shown as it is (no JPEG round trip).
+                    let name = view.info.name.clone();
+                    match ctx2.tools.frames().latest(&name) {
+                        Some(f) => {
+                            frames += 1;
+                            let p = f.photo.clone();
+                            post_frame(&ctx2, weak.clone(), p.width, p.height, p.rgb.clone());
+                            let w = ctx2.state.get();
+                            let detail = w
+                                .presence
+                                .cameras
+                                .iter()
+                                .find(|c| c.info.name == name)
+                                .and_then(|c| c.detail.clone())
+                                .unwrap_or_default();
+                            format!("live · {detail}")
+                        }
+                        None => {
+                            let w = ctx2.state.get();
+                            match w.presence.cameras.iter().find(|c| c.info.name == name) {
+                                Some(c) => format!(
+                                    "{}{}",
+                                    c.state,
+                                    c.detail
+                                        .as_ref()
+                                        .map(|d| format!(": {d}"))
+                                        .unwrap_or_default()
+                                ),
+                                None => "lost".into(),
+                            }
+                        }
+                    }
                 }
+                _ => "its frames are not available here (Frigate is not configured)".into(),
             };
             let weak2 = weak.clone();
             ctx2.ui.post(move || {

@@ -145,7 +145,7 @@ impl Watcher {
                 CameraSource::Frigate { frigate_name } => {
                     Some((frigate_name.clone(), c.name.clone()))
                 }
-                CameraSource::Rtsp { .. } => None,
+                CameraSource::Rtsp { .. } | CameraSource::File { .. } => None,
             })
             .collect();
         let cursor = store
