@@ -172,10 +172,16 @@ impl Demo {
                 ..Default::default()
             },
             presence: Default::default(),
-            cameras: if frigate.is_some() {
-                demo_cameras()
-            } else {
-                Vec::new()
+            cameras: {
+                let mut c = if frigate.is_some() {
+                    demo_cameras()
+                } else {
+                    Vec::new()
+                };
+                if opts.cameras {
+                    c.extend(garden_camera(&opts.models));
+                }
+                c
             },
             frigate: frigate
                 .as_ref()
@@ -278,6 +284,33 @@ pub fn demo_cameras() -> Vec<crate::vision::cameras::CameraSettings> {
         CameraSettings::frigate("front_door", CameraMode::Zones, &["porch"], &["street"]),
         CameraSettings::frigate("side_house", CameraMode::Passing, &[], &[]),
     ]
+}
+
+/// The demo's third camera, "garden": a clip made from the household's photos (`scripts/make-clips`) that
+/// Jarvis plays in a loop through the same FFmpeg decoder as an RTSP camera — Emma and a stranger walk by.
+pub fn garden_camera(models: &std::path::Path) -> Option<crate::vision::cameras::CameraSettings> {
+    use crate::vision::cameras::{CameraSettings, CameraSource};
+    use crate::vision::presence::{CameraMode, CameraRules};
+    let path = models.join("clips/garden.mp4");
+    if !path.is_file() {
+        tracing::warn!(
+            "no {}: the demo has no decoded camera (scripts/make-clips makes it)",
+            path.display()
+        );
+        return None;
+    }
+    Some(CameraSettings {
+        name: "garden".into(),
+        source: CameraSource::File { path },
+        rules: CameraRules {
+            name: "garden".into(),
+            mode: CameraMode::Passing,
+            inside_zones: Vec::new(),
+            outside_zones: Vec::new(),
+            departure_timeout_ms: 0,
+        },
+        sample_fps: 2.0,
+    })
 }
 
 /// Enrols the demo household (two photos each) when the gallery has nobody yet; returns how many.

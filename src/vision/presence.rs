@@ -12,8 +12,8 @@
 //!
 //! A track (a Frigate event, an RTSP face track) makes at most one arrival or departure. Someone last seen on a
 //! camera with a departure timeout who is not seen again for that long is taken to have left when last seen;
-//! the row says it was inferred. "Seen" rows are written when the camera changes or every
-//! [`SEEN_EVERY_MS`], so a person standing in view does not fill the timeline.
+//! the row says it was inferred. "Seen" rows are written at most every [`SEEN_EVERY_MS`] per person and
+//! camera, so a person standing in view (or in view of two cameras at once) does not fill the timeline.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -133,8 +133,8 @@ pub struct Presence {
     people: BTreeMap<i64, PersonPresence>,
     /// Tracks already decided (arrival or departure made), oldest first.
     decided: VecDeque<String>,
-    /// Last "seen" row written per person: (camera, when).
-    seen_rows: HashMap<i64, (String, u64)>,
+    /// Newest "seen" row written per person and camera.
+    seen_rows: HashMap<(i64, String), u64>,
     /// Last "unknown" row per camera: (track, when).
     unknown_rows: HashMap<String, (Option<String>, u64)>,
 }
@@ -194,7 +194,7 @@ impl Presence {
             p.name = name.clone();
         }
         self.seen_rows
-            .retain(|id, _| people.iter().any(|(p, _)| p == id));
+            .retain(|(id, _), _| people.iter().any(|(p, _)| p == id));
         before != self.people
     }
 
@@ -270,20 +270,30 @@ impl Presence {
                     self.decided.pop_front();
                 }
             }
-            self.seen_rows.insert(who.id, (s.camera.clone(), s.at_ms));
+            self.wrote_seen(who.id, &s.camera, s.at_ms);
             return out;
         }
-        let due = match self.seen_rows.get(&who.id) {
-            Some((camera, at)) => {
-                camera != &s.camera || s.at_ms >= at.saturating_add(SEEN_EVERY_MS)
+        // Far enough from the newest row for this person and camera, later or (history filled in) earlier.
+        let due = match self.seen_rows.get(&(who.id, s.camera.clone())) {
+            Some(&at) => {
+                s.at_ms >= at.saturating_add(SEEN_EVERY_MS)
+                    || s.at_ms.saturating_add(SEEN_EVERY_MS) <= at
             }
             None => true,
         };
         if due {
             out.rows.push(row(Kind::Seen));
-            self.seen_rows.insert(who.id, (s.camera.clone(), s.at_ms));
+            self.wrote_seen(who.id, &s.camera, s.at_ms);
         }
         out
+    }
+
+    fn wrote_seen(&mut self, person: i64, camera: &str, at_ms: u64) {
+        let newest = self
+            .seen_rows
+            .entry((person, camera.to_string()))
+            .or_insert(at_ms);
+        *newest = (*newest).max(at_ms);
     }
 
     fn unknown(&mut self, s: &Sighting, out: &mut Outcome) {
@@ -425,6 +435,38 @@ mod tests {
 
     fn presence() -> Presence {
         Presence::new(vec![front_door(), hall(), garden()])
+    }
+
+    #[test]
+    fn two_cameras_seeing_someone_in_turn_write_a_seen_row_each_not_one_per_sighting() {
+        const T0: u64 = 3_600_000;
+        let mut p = Presence::new(vec![
+            garden(),
+            CameraRules {
+                name: "yard".into(),
+                ..garden()
+            },
+        ]);
+        let mut rows = Vec::new();
+        for i in 0..20u64 {
+            let camera = if i % 2 == 0 { "garden" } else { "yard" };
+            rows.extend(
+                p.observe(&seen(T0 + i * 5_000, camera, &[], &format!("t{i}")))
+                    .rows,
+            );
+        }
+        assert_eq!(
+            rows.iter().map(|r| r.camera.as_str()).collect::<Vec<_>>(),
+            ["garden", "yard"]
+        );
+        // History filled in later (a Frigate backlog) still lands, once per SEEN_EVERY.
+        let old = p.observe(&seen(T0 - SEEN_EVERY_MS - 1, "garden", &[], "h1"));
+        assert_eq!(kinds(&old), [Kind::Seen]);
+        // …and it does not reopen the present: the next live sighting is still within SEEN_EVERY.
+        assert!(p
+            .observe(&seen(T0 + 200_000, "garden", &[], "t99"))
+            .rows
+            .is_empty());
     }
 
     #[test]
