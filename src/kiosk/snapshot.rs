@@ -181,6 +181,7 @@ pub fn capture(
     let hud = HeadlessUi::new(width, height, scale)?;
     if scene {
         seed_faces(&ctx.store);
+        seed_presence(&ctx);
     }
     let stop = attach(&hud.app, &ctx);
     let build = started.elapsed();
@@ -320,6 +321,67 @@ pub fn seed_faces(store: &crate::store::Store) {
         };
         let _ = review::record(store, &index, &seen, &settings, now);
     }
+}
+
+/// The scene's presence: the demo's cameras (live), and a morning of arrivals and departures for the seeded
+/// people in the timeline, restored through the household's own start (the rules and the panel as in use).
+fn seed_presence(ctx: &KioskContext) {
+    use crate::vision::timeline::{self, Kind, NewEntry};
+    let Ok(people) = crate::vision::gallery::people(&ctx.store) else {
+        return;
+    };
+    let id = |name: &str| people.iter().find(|p| p.name == name).map(|p| p.id);
+    let now = crate::time::now_ms();
+    let min = 60_000;
+    let rows: Vec<NewEntry> = [
+        ("Bob", Kind::Arrived, 190 * min),
+        ("Alice", Kind::Arrived, 150 * min),
+        ("Bob", Kind::Left, 95 * min),
+        ("Carol", Kind::Arrived, 40 * min),
+        ("Alice", Kind::Seen, 12 * min),
+    ]
+    .into_iter()
+    .filter_map(|(name, kind, ago)| {
+        Some(NewEntry {
+            at_ms: now - ago,
+            kind,
+            person: Some(id(name)?),
+            camera: if kind == Kind::Seen {
+                "side_house"
+            } else {
+                "front_door"
+            }
+            .into(),
+            confidence: 0.72,
+            inferred: false,
+            sighting: None,
+            frigate_event: None,
+        })
+    })
+    .collect();
+    let probe = timeline::Query {
+        limit: 1,
+        ..Default::default()
+    };
+    let fresh = timeline::search(&ctx.store, &probe).is_ok_and(|r| r.is_empty());
+    if fresh {
+        let _ = timeline::append_all(&ctx.store, &rows);
+    }
+    let cameras = crate::demo::demo_cameras();
+    let (store, state, bus) = (ctx.store.clone(), ctx.state.clone(), ctx.bus.clone());
+    ctx.runtime.block_on(async move {
+        crate::vision::household::Household::start(
+            store,
+            state.clone(),
+            bus.clone(),
+            &cameras,
+            Default::default(),
+        )
+        .await;
+        for c in &cameras {
+            crate::vision::household::set_camera_state(&state, &bus, &c.name, "live", None);
+        }
+    });
 }
 
 /// A head-and-shoulders silhouette on a dark ground, 112×112, as a JPEG.
