@@ -79,6 +79,10 @@ pub enum StreamError {
     Stopped,
 }
 
+/// Pictures larger than this (8K is 33 MP) end the stream: a hostile "camera" does not get to make the decoder
+/// and the scaler allocate without bound.
+pub const MAX_PIXELS: u64 = 40_000_000;
+
 static INIT: Once = Once::new();
 
 fn init() {
@@ -221,6 +225,14 @@ fn play_once(
         while decoder.receive_frame(&mut frame).is_ok() {
             last_picture = Instant::now();
             pictures += 1;
+            if u64::from(frame.width()) * u64::from(frame.height()) > MAX_PIXELS {
+                return Err(StreamError::Unsupported(format!(
+                    "{}×{} pictures are beyond what a camera sends ({} MP at most)",
+                    frame.width(),
+                    frame.height(),
+                    MAX_PIXELS / 1_000_000
+                )));
+            }
             if pictures == 1 {
                 let live = News::Live {
                     codec: codec.clone(),
@@ -341,7 +353,9 @@ impl Sampler {
                 ffmpeg::format::Pixel::RGB24,
                 dw,
                 dh,
-                ffmpeg::software::scaling::Flags::BILINEAR,
+                // FAST_BILINEAR: cheaper than BILINEAR (the decode benchmark: 15.4 → 14.4 % of a core at
+                // 2 fps), and the face engine resamples what it looks at anyway (letterbox, alignment).
+                ffmpeg::software::scaling::Flags::FAST_BILINEAR,
             )
             .map_err(|e| format!("cannot convert {format:?} pictures: {e}"))?;
             self.scaler = Some((s, (format, w, h)));
