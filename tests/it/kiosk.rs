@@ -75,12 +75,12 @@ impl Harness {
                     let models = dir.path().join("no-models");
                     if cameras {
                         std::fs::create_dir_all(&models).expect("mkdir");
-                        std::os::unix::fs::symlink(
-                            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                                .join("models/cache/test-faces"),
-                            models.join("test-faces"),
-                        )
-                        .expect("symlink");
+                        let cache =
+                            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache");
+                        for what in ["test-faces", "clips"] {
+                            std::os::unix::fs::symlink(cache.join(what), models.join(what))
+                                .expect("symlink");
+                        }
                     }
                     models
                 },
@@ -680,7 +680,7 @@ fn the_camera_tile_opens_by_a_tap_and_by_show_camera_and_streams_frames() {
     };
     assert!(
         pump(&rx, Duration::from_secs(20), || cameras()
-            == ["front_door", "side_house"]),
+            == ["front_door", "side_house", "garden"]),
         "{:?}",
         cameras()
     );
@@ -716,6 +716,27 @@ fn the_camera_tile_opens_by_a_tap_and_by_show_camera_and_streams_frames() {
         "shown {:?}",
         a.get_shown()
     );
+    a.invoke_close();
+    assert!(pump(&rx, Duration::from_secs(5), || a
+        .get_shown()
+        .is_empty()));
+
+    // The garden camera is decoded by Jarvis itself (a clip through FFmpeg): its tile shows the reader's frames.
+    a.invoke_show("garden".into());
+    assert!(
+        pump(&rx, Duration::from_secs(30), || a.get_has_frame()
+            && a.get_state().starts_with("live")),
+        "state {:?}",
+        a.get_state()
+    );
+    assert!(
+        a.get_state().contains("H.264 1280×720"),
+        "{:?}",
+        a.get_state()
+    );
+    let size = a.get_frame().size();
+    assert_eq!((size.width, size.height), (1280, 720));
+
     let refused = h.rt.block_on(ctx.tools.invoke(
         "agent",
         "show_camera",
