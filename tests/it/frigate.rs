@@ -121,6 +121,19 @@ fn frigate_settings(url: String) -> FrigateSettings {
     }
 }
 
+/// The app started with the real face models, once its face engine is ready.
+pub async fn start_with_faces(config: &jarvis::config::Config) -> App {
+    let app = App::start(config, "test").await.expect("app");
+    let state = app.state.clone();
+    assert!(
+        util::eventually(Duration::from_secs(120), || state.get().faces.engine
+            == "ready")
+        .await,
+        "the face engine never became ready"
+    );
+    app
+}
+
 pub async fn enrol(addr: SocketAddr, name: &str, files: &[&str]) {
     let http = util::http();
     let made: Value = http
@@ -197,13 +210,8 @@ async fn frigate_events_over_mqtt_and_polling_move_presence_through_every_fault(
         tls: None,
         topic_prefix: "frigate".into(),
     });
-    let app = App::start(&config, "test").await.expect("app");
+    let app = start_with_faces(&config).await;
     let state = app.state.clone();
-    assert!(
-        util::eventually(Duration::from_secs(120), || state.get().faces.engine
-            == "ready")
-        .await
-    );
     let addr = app.side_port().expect("side port");
     let john = &jarvis::sim::frigate::household::HOUSEHOLD[0];
     enrol(addr, "John", &john.enrol).await;
@@ -545,13 +553,7 @@ async fn yesterday_is_caught_up_from_frigates_api_and_recognised() {
     let mut config = util::config(&pve, dir.path());
     config.faces.models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache");
     // Enrol the household first (as the demo does), then start following Frigate.
-    let app = App::start(&config, "test").await.expect("app");
-    let state = app.state.clone();
-    assert!(
-        util::eventually(Duration::from_secs(120), || state.get().faces.engine
-            == "ready")
-        .await
-    );
+    let app = start_with_faces(&config).await;
     let addr = app.side_port().expect("side port");
     for m in &jarvis::sim::frigate::household::HOUSEHOLD {
         enrol(addr, m.name, &m.enrol).await;

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jarvis::app::App;
 use jarvis::bus::{Bus, Event};
 use jarvis::secret::Secret;
 use jarvis::state::{StateHandle, World};
@@ -210,13 +209,8 @@ async fn an_rtsp_camera_is_decoded_recognised_and_followed_through_a_dying_serve
         },
         CameraMode::Arrivals,
     )];
-    let app = App::start(&config, "test").await.expect("app");
+    let app = crate::frigate::start_with_faces(&config).await;
     let state = app.state.clone();
-    assert!(
-        util::eventually(Duration::from_secs(120), || state.get().faces.engine
-            == "ready")
-        .await
-    );
     let addr = app.side_port().expect("side port");
     let emma = &jarvis::sim::frigate::household::HOUSEHOLD[2];
     crate::frigate::enrol(addr, emma.name, &emma.enrol).await;
