@@ -36,5 +36,6 @@ pub mod time;
 pub mod tls;
 pub mod tools;
 pub mod vision;
+pub mod voice;
 pub mod web;
 pub mod when;

@@ -24,4 +24,5 @@ mod rtsp; // cameras Jarvis decodes itself against a real RTSP server: H.264, H.
 mod ssh; // SSH against a real sshd: commands, host keys, timeouts, temperatures
 mod tools; // the registry, the safety gate, approvals, kill switch, and the tools themselves
 mod util; // shared helpers
+mod voice; // the voice models on speech synthesised at test time: the wake word, the VAD, every wrong WAV
 mod web; // side port: auth, REST, WebSocket, slow clients, body limits
