@@ -9,6 +9,7 @@
 //! - [`vad`]: Silero voice activity, and the rule that cuts an utterance out of the stream.
 
 pub mod listener;
+pub mod stt;
 pub mod vad;
 pub mod wake;
 pub mod wav;
@@ -33,6 +34,16 @@ pub enum VoiceError {
 
 /// Loads an ONNX model with fixed f32 input shapes (in input order) and optimises it.
 pub(crate) fn load_plan(path: &Path, inputs: &[&[usize]]) -> Result<Plan, VoiceError> {
+    let typed: Vec<(DatumType, &[usize])> =
+        inputs.iter().map(|s| (f32::datum_type(), *s)).collect();
+    load_typed_plan(path, &typed)
+}
+
+/// Loads an ONNX model with fixed input types and shapes (in input order) and optimises it.
+pub(crate) fn load_typed_plan(
+    path: &Path,
+    inputs: &[(DatumType, &[usize])],
+) -> Result<Plan, VoiceError> {
     let err = |e: TractError| VoiceError::Load {
         path: path.display().to_string(),
         message: format!("{e:#}"),
@@ -41,9 +52,9 @@ pub(crate) fn load_plan(path: &Path, inputs: &[&[usize]]) -> Result<Plan, VoiceE
     let mut proto = onnx.proto_model_for_path(path).map_err(err)?;
     name_nodes(&mut proto);
     let mut model = onnx.model_for_proto_model(&proto).map_err(err)?;
-    for (i, shape) in inputs.iter().enumerate() {
+    for (i, (datum, shape)) in inputs.iter().enumerate() {
         model = model
-            .with_input_fact(i, f32::fact(shape.to_vec()).into())
+            .with_input_fact(i, InferenceFact::dt_shape(*datum, shape.to_vec()))
             .map_err(err)?;
     }
     model

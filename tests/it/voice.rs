@@ -146,3 +146,52 @@ fn silence_and_noise_alone_never_wake() {
         .collect();
     assert!(listen(&models, &square).0.is_empty());
 }
+
+/// Words in lower case without punctuation, for comparing transcripts.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase())
+        .collect()
+}
+
+#[test]
+fn whisper_transcribes_read_speech_and_synthesised_questions() {
+    let whisper = jarvis::voice::stt::Whisper::load(&models()).unwrap();
+    let beckett = wav::read(&models().join("beckett.wav")).unwrap();
+    let t = whisper.transcribe(&beckett.samples).unwrap();
+    assert_eq!(
+        words(&t.text),
+        words("Ever tried, ever failed. No matter, try again. Fail again. Fail better."),
+        "{t:?}"
+    );
+    assert!(t.no_speech < 0.2, "{t:?}");
+    let q = espeak(
+        "hey jarvis, what is the status of the cluster?",
+        "en-us",
+        0.2,
+    );
+    let t = whisper.transcribe(&q).unwrap();
+    assert!(
+        words(&t.text).ends_with(&words("what is the status of the cluster")),
+        "{t:?}"
+    );
+    // Silence: Whisper says there is no speech, and the text (if any) is short.
+    let t = whisper
+        .transcribe(&vec![0.0; 3 * wav::RATE as usize])
+        .unwrap();
+    assert!(t.no_speech > 0.5 || t.text.is_empty(), "{t:?}");
+    // Noise alone never makes a long text: the token budget follows the audio's length.
+    let hiss = with_noise(&vec![0.01; wav::RATE as usize], 0.0);
+    let t = whisper.transcribe(&hiss).unwrap();
+    assert!(t.tokens <= 26, "{t:?}");
+    // Longer than 30 s: the rest is cut, never an error.
+    let long: Vec<f32> = beckett
+        .samples
+        .iter()
+        .cycle()
+        .take(40 * wav::RATE as usize)
+        .copied()
+        .collect();
+    assert!(whisper.transcribe(&long).is_ok());
+}
