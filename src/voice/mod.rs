@@ -10,6 +10,7 @@
 
 pub mod listener;
 pub mod stt;
+pub mod tts;
 pub mod vad;
 pub mod wake;
 pub mod wav;

@@ -195,3 +195,64 @@ fn whisper_transcribes_read_speech_and_synthesised_questions() {
         .collect();
     assert!(whisper.transcribe(&long).is_ok());
 }
+
+#[test]
+fn piper_speaks_sentences_that_whisper_understands_and_espeak_stands_in() {
+    use jarvis::voice::tts::{text, Speaker, VoiceName};
+    // Piper itself, not through the fallback.
+    let piper = jarvis::voice::tts::piper::PiperVoice::load(&models()).unwrap();
+    let ids = piper.phoneme_ids("Good evening, sir.").unwrap();
+    assert_eq!(&ids[..2], &[1, 0], "^ then a pad");
+    assert_eq!(ids.last(), Some(&2), "$ last");
+    assert!(piper.speak("Good evening, sir.").unwrap().len() > 22_050 / 2);
+    let speaker = Speaker::load(&models(), None);
+    assert!(speaker.has_piper(), "{:?}", speaker.piper_problem);
+    let whisper = jarvis::voice::stt::Whisper::load(&models()).unwrap();
+    for (reply, expect) in [
+        (
+            "Good evening, sir. All three nodes are online.",
+            "good evening sir all three nodes are online",
+        ),
+        (
+            "**pve1** is at 51°C, CPU 39%.",
+            "pve1 is at 51 degrees cpu 39 percent",
+        ),
+    ] {
+        let spoken = text::speakable(reply);
+        let speech = speaker.speak(&spoken).unwrap();
+        assert_eq!((speech.voice, speech.rate), (VoiceName::Piper, 22_050));
+        let seconds = speech.samples.len() as f32 / 22_050.0;
+        assert!((1.0..8.0).contains(&seconds), "{reply}: {seconds} s");
+        let heard = wav::resample(&speech.samples, 22_050, wav::RATE).unwrap();
+        let t = whisper.transcribe(&heard).unwrap();
+        // Whisper writes numbers as digits or words; compare the words that are not numbers.
+        let got: Vec<String> = words(&t.text)
+            .into_iter()
+            .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+            .collect();
+        let want: Vec<String> = words(expect)
+            .into_iter()
+            .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+            .collect();
+        let missing: Vec<&String> = want.iter().filter(|w| !got.contains(w)).collect();
+        assert!(
+            missing.len() <= 1,
+            "{reply}: heard {:?}, missing {missing:?}",
+            t.text
+        );
+    }
+    // Without Piper, espeak-ng speaks: there is always some audio.
+    let fallback = Speaker::espeak_only("test")
+        .speak("The backup finished at 3 a.m.")
+        .unwrap();
+    assert_eq!(fallback.voice, VoiceName::Espeak);
+    assert!(fallback.samples.len() > 22_050 / 2);
+    // A broken Piper model folder: loading reports it and espeak-ng speaks.
+    let empty = tempfile::tempdir().unwrap();
+    let broken = Speaker::load(empty.path(), None);
+    assert!(!broken.has_piper() && broken.piper_problem.is_some());
+    assert_eq!(
+        broken.speak("Still here, sir.").unwrap().voice,
+        VoiceName::Espeak
+    );
+}
