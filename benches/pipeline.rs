@@ -90,6 +90,7 @@ async fn run(samples: usize, interval_ms: u64) {
         cameras: Vec::new(),
         frigate: None,
         mqtt: None,
+        voice: Default::default(),
     };
     let app = App::start(&config, "bench").await.expect("app");
     let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))

@@ -293,6 +293,7 @@ async fn event_bench(visits: usize) {
             tls: None,
             topic_prefix: "frigate".into(),
         }),
+        voice: Default::default(),
     };
     let app = App::start(&config, "bench").await.expect("app");
     while app.state.get().faces.engine != "ready" {

@@ -241,6 +241,19 @@ impl App {
                 shutdown.clone(),
             )),
         ));
+        let voice = VoiceSlot::default();
+        tasks.push((
+            "voice",
+            tokio::spawn(load_voice(
+                config.voice.clone(),
+                agent.clone(),
+                tools.clone(),
+                bus.clone(),
+                store.clone(),
+                state.clone(),
+                voice.clone(),
+            )),
+        ));
         let poller = Poller::new(client, config.poll.clone(), bus.clone(), state.clone());
         tasks.push(("poller", tokio::spawn(poller.run(shutdown.clone()))));
         tasks.push((
@@ -279,6 +292,7 @@ impl App {
                 tools: tools.clone(),
                 agent: agent.clone(),
                 faces: faces.clone(),
+                voice: voice.clone(),
                 frigate: frigate.clone(),
                 token: config.web.token.clone(),
                 operator_token: config.web.operator_token.clone(),
@@ -356,6 +370,72 @@ impl App {
             tracing::warn!("store writer did not finish in time");
         }
         tracing::info!("Jarvis stopped");
+    }
+}
+
+/// The voice service, once loaded; shared by the side port and the microphone loop.
+pub type VoiceSlot = Arc<std::sync::OnceLock<Arc<crate::voice::service::VoiceService>>>;
+
+/// Loads the voice models off the async threads and says how it went in the state (`voice`).
+async fn load_voice(
+    settings: crate::voice::service::VoiceSettings,
+    agent: Arc<crate::agent::Agent>,
+    tools: Arc<Registry>,
+    bus: Bus,
+    store: Arc<Store>,
+    state: StateHandle,
+    slot: VoiceSlot,
+) {
+    use crate::state::VoiceStatus;
+    let set = |engine: &str, detail: Option<String>| {
+        state.update(|w| {
+            w.voice = VoiceStatus {
+                engine: engine.into(),
+                detail: detail.clone(),
+                ..w.voice.clone()
+            }
+        })
+    };
+    if !settings.enabled {
+        set("off", Some("[voice] enabled = false".into()));
+        return;
+    }
+    set("loading", None);
+    let started = std::time::Instant::now();
+    let for_load = settings.clone();
+    let loaded =
+        tokio::task::spawn_blocking(move || crate::voice::service::VoiceModels::load(&for_load))
+            .await;
+    match loaded {
+        Ok(Ok(models)) => {
+            let piper_problem = models.speaker.piper_problem.clone();
+            let service = crate::voice::service::VoiceService::new(
+                Arc::new(models),
+                settings,
+                agent,
+                tools,
+                bus,
+                store.clone(),
+            );
+            let _ = slot.set(Arc::new(service));
+            tracing::info!(ms = started.elapsed().as_millis() as u64, "voice ready");
+            set(
+                "ready",
+                piper_problem.map(|p| format!("espeak-ng speaks: the Piper voice failed ({p})")),
+            );
+            let latency =
+                tokio::task::spawn_blocking(move || crate::voice::trace::latest(&store, 20))
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .and_then(|t| crate::voice::trace::summary(&t));
+            state.update(|w| w.voice.latency = latency.clone());
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("voice is unavailable: {e}");
+            set("unavailable", Some(e.to_string()));
+        }
+        Err(e) => set("unavailable", Some(format!("the loader stopped: {e}"))),
     }
 }
 

@@ -130,6 +130,16 @@ pub enum Event {
     Asked { via: String, text: String },
     /// The push-to-talk key went down (`pressed`) or up. `listening` says whether a voice pipeline took it.
     PushToTalk { pressed: bool, listening: bool },
+    /// The voice pipeline moved on: `listening` (woken, or the key), `thinking`, `speaking`, `idle`, or
+    /// `unavailable` (no sound card, or the models failed); `detail` says why or what was heard.
+    VoiceActivity {
+        state: String,
+        detail: Option<String>,
+    },
+    /// The microphone's level (0..1, the loudest of the last 80 ms) while listening, for the visualiser.
+    VoiceLevel { level: f32 },
+    /// A spoken reply is ready: its audio is at `/api/v1/voice/replies/{id}.wav` and `.ogg` (Opus).
+    VoiceReply { id: String, text: String, ms: u64 },
     /// A face was seen (a camera, a reported photo): who it matched, or the unknown-face group it joined. Never a
     /// notification by itself.
     FaceSeen {
@@ -193,7 +203,10 @@ impl Event {
             | Event::ApprovalDecided { .. }
             | Event::KillSwitch { .. }
             | Event::Asked { .. } => Channel::Jarvis,
-            Event::PushToTalk { .. } => Channel::Voice,
+            Event::PushToTalk { .. }
+            | Event::VoiceActivity { .. }
+            | Event::VoiceLevel { .. }
+            | Event::VoiceReply { .. } => Channel::Voice,
             Event::FaceSeen { .. } | Event::FacesChanged { .. } | Event::PresenceChanged { .. } => {
                 Channel::Vision
             }
@@ -206,7 +219,14 @@ impl Event {
     pub fn persisted(&self) -> bool {
         // A key held down is live-only, like a successful read.
         !matches!(self, Event::ToolCalled { tier: 0, outcome, .. } if outcome == "ok")
-            && !matches!(self, Event::PushToTalk { .. } | Event::CameraShown { .. })
+            && !matches!(
+                self,
+                Event::PushToTalk { .. }
+                    | Event::CameraShown { .. }
+                    | Event::VoiceActivity { .. }
+                    | Event::VoiceLevel { .. }
+                    | Event::VoiceReply { .. }
+            )
     }
 
     /// The `kind` tag as a string, for the store's index and for logs.
@@ -229,6 +249,9 @@ impl Event {
             Event::JarvisStopping => "jarvis_stopping",
             Event::Asked { .. } => "asked",
             Event::PushToTalk { .. } => "push_to_talk",
+            Event::VoiceActivity { .. } => "voice_activity",
+            Event::VoiceLevel { .. } => "voice_level",
+            Event::VoiceReply { .. } => "voice_reply",
             Event::FaceSeen { .. } => "face_seen",
             Event::FacesChanged { .. } => "faces_changed",
             Event::PresenceChanged { .. } => "presence_changed",

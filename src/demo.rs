@@ -202,6 +202,14 @@ impl Demo {
                     tls: None,
                     topic_prefix: "frigate".into(),
                 }),
+            // Voice from the same models folder; without a sound card the demo still answers recordings
+            // (`jarvis listen --wav`).
+            voice: crate::voice::service::VoiceSettings {
+                enabled: true,
+                models: opts.models.clone(),
+                cache_dir: Some(opts.data_dir.join("speech-cache")),
+                ..Default::default()
+            },
         };
         let sim_cert = opts.data_dir.join("pve-sim-cert.pem");
         if let Err(e) = std::fs::create_dir_all(&opts.data_dir)

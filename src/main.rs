@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 mod faces_cli;
+mod listen_cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -129,6 +130,25 @@ enum Command {
         url: String,
         /// File holding the side-port token (default: the JARVIS_WEB_TOKEN environment variable). The operator
         /// token also works, and may release the kill switch.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// Send a recording to a running Jarvis, as if said in the room: "hey Jarvis, who is home?". Prints what was
+    /// heard and the reply, and writes the spoken reply to --out.
+    Listen {
+        /// A WAV file (any rate, mono or stereo; it is converted to 16 kHz mono).
+        #[arg(long)]
+        wav: PathBuf,
+        /// Where to write the spoken reply (WAV).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The recording has no wake word: listen from its start.
+        #[arg(long)]
+        push_to_talk: bool,
+        /// The side port of the running Jarvis.
+        #[arg(long, default_value = "http://127.0.0.1:8443")]
+        url: String,
+        /// File holding the side-port token (default: the JARVIS_WEB_TOKEN environment variable).
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
@@ -373,6 +393,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", answer["text"].as_str().unwrap_or_default());
         }
         Command::Faces { action, operator } => faces_cli::run(action, &operator).await?,
+        Command::Listen {
+            wav,
+            out,
+            push_to_talk,
+            url,
+            token_file,
+        } => {
+            listen_cli::run(listen_cli::ListenArgs {
+                wav,
+                out,
+                push_to_talk,
+                url,
+                token_file,
+            })
+            .await?
+        }
         Command::CheckConfig { .. } | Command::KioskProbe { .. } => {
             unreachable!("handled without a runtime")
         }

@@ -40,12 +40,25 @@ pub struct FacesStatus {
     pub detail: Option<String>,
 }
 
+/// The voice pipeline: `engine` is `off`, `loading`, `ready` or `unavailable` (with why); `audio` is the sound
+/// card's state (`live`, `unavailable` with why, or `none` when only uploads are heard).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VoiceStatus {
+    pub engine: String,
+    pub detail: Option<String>,
+    pub audio: String,
+    pub audio_detail: Option<String>,
+    /// The last exchanges' latency in a line (`voice: reply in 0.8 s …`), for the kiosk.
+    pub latency: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct World {
     pub cluster: ClusterSnapshot,
     pub jarvis: JarvisStatus,
     pub display: DisplayStatus,
     pub faces: FacesStatus,
+    pub voice: VoiceStatus,
     /// Who is home, the latest comings and goings, the cameras.
     pub presence: crate::vision::household::PresenceView,
 }

@@ -158,4 +158,23 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX presence_by_person ON presence_events(person, ts_ms);
     CREATE INDEX presence_by_time ON presence_events(ts_ms);
     CREATE INDEX presence_by_kind ON presence_events(kind, ts_ms);",
+    // 10: the voice pipeline's latency traces: one row per utterance, each stage's time in ms from the start of
+    // listening (NULL: the stage was not reached), and how the exchange ended.
+    "CREATE TABLE voice_traces (
+        id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_ms              INTEGER NOT NULL,
+        via                TEXT    NOT NULL,
+        outcome            TEXT    NOT NULL,
+        transcript         TEXT    NOT NULL,
+        engine             TEXT,
+        voice              TEXT,
+        wake_ms            INTEGER,
+        end_of_speech_ms   INTEGER,
+        stt_ms             INTEGER,
+        first_token_ms     INTEGER,
+        first_sentence_ms  INTEGER,
+        first_audio_ms     INTEGER,
+        done_ms            INTEGER
+    );
+    CREATE INDEX voice_traces_by_time ON voice_traces(ts_ms);",
 ];

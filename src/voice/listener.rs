@@ -60,6 +60,8 @@ pub struct Listener<'m> {
     utterance_settings: UtteranceSettings,
     mode: Mode,
     audio: Vec<f32>,
+    /// The last [`PRE_ROLL`] samples while waiting: a question that starts as the wake word ends is not clipped.
+    recent: VecDeque<f32>,
     /// Samples seen so far.
     position: u64,
     /// The highest wake score seen (reported by `jarvis listen` and the benchmarks).
@@ -68,6 +70,9 @@ pub struct Listener<'m> {
 
 /// VAD frames in the half second the wake gate looks back over.
 const GATE_FRAMES: usize = 16;
+/// Audio kept from before the wake (1.6 s): the wake word fires near its end and speech may follow at once; and
+/// Whisper hears a short question far better with "hey Jarvis" before it (the words are stripped from the text).
+const PRE_ROLL: usize = 25_600;
 
 impl<'m> Listener<'m> {
     pub fn new(models: &'m EarModels, wake: WakeSettings, utterance: UtteranceSettings) -> Self {
@@ -79,6 +84,7 @@ impl<'m> Listener<'m> {
             utterance_settings: utterance,
             mode: Mode::Waiting,
             audio: Vec::new(),
+            recent: VecDeque::with_capacity(PRE_ROLL + STEP),
             position: 0,
             best_score: 0.0,
         }
@@ -114,6 +120,7 @@ impl<'m> Listener<'m> {
             from_ms: self.now_ms(),
         };
         self.audio.clear();
+        self.audio.extend(self.recent.drain(..));
     }
 
     /// Feeds samples; returns what they completed. The wake word and the VAD both run on every sample (the VAD
@@ -132,6 +139,10 @@ impl<'m> Listener<'m> {
             self.position += chunk.len() as u64;
             match &mut self.mode {
                 Mode::Waiting => {
+                    self.recent.extend(chunk);
+                    while self.recent.len() > PRE_ROLL {
+                        self.recent.pop_front();
+                    }
                     let speech = self.recent_speech.iter().fold(0f32, |m, &p| m.max(p));
                     for score in self.wake.push(chunk)? {
                         self.best_score = self.best_score.max(score);

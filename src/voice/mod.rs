@@ -9,7 +9,9 @@
 //! - [`vad`]: Silero voice activity, and the rule that cuts an utterance out of the stream.
 
 pub mod listener;
+pub mod service;
 pub mod stt;
+pub mod trace;
 pub mod tts;
 pub mod vad;
 pub mod wake;

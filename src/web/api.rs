@@ -30,6 +30,9 @@ pub async fn healthz(State(ctx): State<Arc<WebContext>>) -> Response {
     if !world.faces.engine.is_empty() {
         body["faces"] = json!(world.faces);
     }
+    if !world.voice.engine.is_empty() {
+        body["voice"] = json!(world.voice);
+    }
     Json(body).into_response()
 }
 

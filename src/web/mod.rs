@@ -12,6 +12,7 @@ pub mod faces;
 pub mod mcp_sessions;
 pub mod presence;
 pub mod tools;
+pub mod voice;
 pub mod ws;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct WebContext {
     pub agent: Arc<crate::agent::Agent>,
     /// The face engine, once loaded.
     pub faces: crate::app::FaceSlot,
+    /// The voice service, once loaded.
+    pub voice: crate::app::VoiceSlot,
     /// Frigate's API, when configured (camera frames and event snapshots).
     pub frigate: Option<Arc<crate::vision::frigate::client::FrigateClient>>,
     pub token: Secret,
@@ -117,6 +120,8 @@ pub fn router(
             get(presence::event_snapshot),
         )
         .route("/api/v1/faces/sightings/{id}/crop.jpg", get(faces::crop))
+        .route("/api/v1/voice/replies/{file}", get(voice::reply_audio))
+        .route("/api/v1/traces", get(voice::traces))
         .layer(middleware::from_fn_with_state(
             ctx.clone(),
             auth::require_bearer,
@@ -141,6 +146,15 @@ pub fn router(
             ctx.clone(),
             auth::require_bearer,
         ));
+    // Recordings for the voice pipeline: their own cap, refused by Content-Length before the body is read.
+    let recordings = Router::new()
+        .route("/api/v1/voice/listen", axum::routing::post(voice::listen))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(voice::MAX_WAV_BYTES))
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::require_bearer,
+        ));
     Router::new()
         .route("/healthz", get(api::healthz))
         .merge(protected)
@@ -153,6 +167,7 @@ pub fn router(
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .merge(mcp_routes)
         .merge(uploads)
+        .merge(recordings)
         .with_state(ctx)
 }
 

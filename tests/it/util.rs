@@ -111,6 +111,7 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
         cameras: Vec::new(),
         frigate: None,
         mqtt: None,
+        voice: Default::default(),
     }
 }
 

@@ -138,6 +138,17 @@ pub fn describe(e: &Event) -> Option<(String, i32)> {
             QUIET,
         ),
         Event::PushToTalk { .. } => return None,
+        Event::VoiceActivity { state, detail } if state == "unavailable" => (
+            format!(
+                "Voice unavailable: {}",
+                detail.as_deref().unwrap_or("no reason given")
+            ),
+            QUIET,
+        ),
+        // The kiosk core and the conversation panel show these.
+        Event::VoiceActivity { .. } | Event::VoiceLevel { .. } | Event::VoiceReply { .. } => {
+            return None
+        }
         Event::FaceSeen { .. } => return None,
         Event::FacesChanged { change } => (change.clone(), INFO),
         Event::PersonSeen { .. } | Event::CameraShown { .. } => return None,
