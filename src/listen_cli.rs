@@ -1,6 +1,7 @@
 //! `jarvis listen --wav FILE [--out REPLY.wav]`: a recording sent to a running Jarvis, which hears it as it would
 //! hear the room (the wake word, or `--push-to-talk`, then the end of speech), answers through the agent and
 //! speaks the reply. Prints the transcript, the reply and the stage times; writes the reply's audio to `--out`.
+//! `jarvis say TEXT --out FILE.wav` speaks with the same voice, locally.
 
 use std::path::{Path, PathBuf};
 
@@ -109,5 +110,37 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("wav.part");
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Speaks `text` (made speakable, sentence by sentence) into a WAV file.
+pub fn say(text: &str, out: &Path, models: &Path, espeak_only: bool) -> anyhow::Result<()> {
+    use jarvis::voice::tts::{text as spoken, Speaker};
+    let speaker = if espeak_only {
+        Speaker::espeak_only("--espeak")
+    } else {
+        Speaker::load(models, None)
+    };
+    if let Some(problem) = &speaker.piper_problem {
+        if !espeak_only {
+            eprintln!("the Piper voice is not available ({problem}); espeak-ng speaks");
+        }
+    }
+    let mut splitter = spoken::SentenceSplitter::new();
+    let mut sentences = splitter.push(&spoken::speakable(text));
+    sentences.extend(splitter.finish());
+    let (mut samples, mut rate) = (Vec::new(), 22_050);
+    for sentence in sentences {
+        let speech = speaker.speak(&sentence)?;
+        if !samples.is_empty() {
+            samples.extend(std::iter::repeat_n(0.0, speech.rate as usize / 8));
+        }
+        rate = speech.rate;
+        samples.extend(speech.samples);
+    }
+    if samples.is_empty() {
+        bail!("nothing to say");
+    }
+    jarvis::voice::wav::write(out, &samples, rate)?;
     Ok(())
 }

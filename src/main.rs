@@ -152,6 +152,19 @@ enum Command {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
+    /// Speak a text with Jarvis's voice into a WAV file, here (no running Jarvis needed): the Piper voice, or
+    /// espeak-ng when Piper is missing or fails.
+    Say {
+        text: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the voice models are (default: JARVIS_MODELS, else /usr/share/jarvis/models).
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Use espeak-ng's own voice.
+        #[arg(long)]
+        espeak: bool,
+    },
     /// The face gallery of a running Jarvis, as the operator: enroll, list, identify, review, delete.
     Faces {
         #[command(subcommand)]
@@ -393,6 +406,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", answer["text"].as_str().unwrap_or_default());
         }
         Command::Faces { action, operator } => faces_cli::run(action, &operator).await?,
+        Command::Say {
+            text,
+            out,
+            models,
+            espeak,
+        } => {
+            let models = models
+                .or_else(|| std::env::var_os("JARVIS_MODELS").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("/usr/share/jarvis/models"));
+            listen_cli::say(&text, &out, &models, espeak)?
+        }
         Command::Listen {
             wav,
             out,

@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use crate::util;
 
 use jarvis::voice::listener::{EarEvent, EarModels, Listener};
 use jarvis::voice::vad::{UtteranceSettings, UtteranceStep};
@@ -255,4 +258,216 @@ fn piper_speaks_sentences_that_whisper_understands_and_espeak_stands_in() {
         broken.speak("Still here, sir.").unwrap().voice,
         VoiceName::Espeak
     );
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_jarvis");
+
+/// The app with voice on (the real models), waiting until they are loaded and the cluster is seen.
+async fn voice_app(
+    dir: &Path,
+) -> (
+    jarvis::app::App,
+    std::net::SocketAddr,
+    jarvis::sim::Simulator,
+) {
+    let sim = util::sim().await;
+    let mut config = util::config(&sim, dir);
+    config.voice = jarvis::voice::service::VoiceSettings {
+        enabled: true,
+        models: models(),
+        cache_dir: Some(dir.join("speech-cache")),
+        ..Default::default()
+    };
+    let app = jarvis::app::App::start(&config, "test")
+        .await
+        .expect("app starts");
+    let state = app.state.clone();
+    assert!(
+        util::eventually(Duration::from_secs(120), || state.get().voice.engine
+            == "ready")
+        .await,
+        "voice: {:?}",
+        state.get().voice
+    );
+    util::cluster_seen(&app).await;
+    let addr = app.side_port().expect("side port");
+    (app, addr, sim)
+}
+
+fn write_clip(path: &Path, samples: &[f32]) {
+    wav::write(path, samples, wav::RATE).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jarvis_listen_hears_a_recording_answers_and_writes_the_spoken_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, addr, _sim) = voice_app(dir.path()).await;
+    // The question in the Piper voice (as `jarvis say` makes it), with a little noise.
+    let said = dir.path().join("said.wav");
+    let out = Command::new(BIN)
+        .args(["say", "Hey Jarvis, who is home?", "--out"])
+        .arg(&said)
+        .arg("--models")
+        .arg(models())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut question = vec![0.0; wav::RATE as usize / 2];
+    question.extend(wav::read(&said).unwrap().samples);
+    write_clip(&dir.path().join("q.wav"), &with_noise(&question, 25.0));
+    let reply_path = dir.path().join("reply.wav");
+    let run = tokio::task::spawn_blocking({
+        let (q, reply_path) = (dir.path().join("q.wav"), reply_path.clone());
+        move || {
+            Command::new(BIN)
+                .args(["listen", "--wav"])
+                .arg(&q)
+                .arg("--out")
+                .arg(&reply_path)
+                .args(["--url", &format!("http://{addr}")])
+                .env("JARVIS_WEB_TOKEN", util::WEB_TOKEN)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let heard = stdout
+        .lines()
+        .find(|l| l.starts_with("heard"))
+        .unwrap_or_default();
+    assert!(heard.to_lowercase().contains("who is home"), "{stdout}");
+    assert!(stdout.contains("jarvis: "), "{stdout}");
+    // The reply was spoken: Whisper hears it back.
+    let reply = wav::read(&reply_path).unwrap();
+    assert!(reply.seconds() > 1.0, "{} s", reply.seconds());
+    let whisper = jarvis::voice::stt::Whisper::load(&models()).unwrap();
+    let back = whisper
+        .transcribe(&reply.samples[..reply.samples.len().min(30 * 16_000)])
+        .unwrap();
+    assert!(
+        words(&back.text).iter().any(|w| w == "home" || w == "seen"),
+        "{back:?}"
+    );
+    // The trace has every stage, in order, and is served.
+    let (status, traces) = util::get_json(addr, "/api/v1/traces").await;
+    assert_eq!(status, 200);
+    let t = &traces["traces"][0];
+    assert_eq!(
+        (t["via"].as_str(), t["outcome"].as_str()),
+        (Some("upload"), Some("answered")),
+        "{t}"
+    );
+    let stage = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {t}"));
+    assert!(stage("wake_ms") < stage("end_of_speech_ms"));
+    assert!(stage("end_of_speech_ms") <= stage("stt_ms"));
+    assert!(stage("stt_ms") <= stage("first_sentence_ms"));
+    assert!(stage("first_sentence_ms") <= stage("first_audio_ms"));
+    assert!(stage("first_audio_ms") <= stage("done_ms"));
+    assert!(
+        traces["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("voice: reply in"),
+        "{traces}"
+    );
+    let (_, health) = util::get_json(addr, "/healthz").await;
+    assert_eq!(health["voice"]["engine"], "ready", "{health}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listen_endpoint_refuses_what_is_not_a_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, addr, _sim) = voice_app(dir.path()).await;
+    let http = util::http();
+    let url = format!("http://{addr}/api/v1/voice/listen");
+    let post = |body: Vec<u8>, query: &'static str| {
+        let http = http.clone();
+        let url = format!("{url}{query}");
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(util::WEB_TOKEN)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    // No token, a wrong one.
+    let r = http.post(&url).body(vec![0u8; 10]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // Not a WAV (a JPEG's first bytes), an empty body, a truncated WAV.
+    let (s, b) = post(vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F'], "").await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("bad_wav")), "{b}");
+    assert_eq!(post(Vec::new(), "").await.0, 400);
+    let good = wav::to_bytes(&espeak("hey jarvis, who is home?", "en-us", 0.3), wav::RATE);
+    assert_eq!(post(good[..good.len() / 2].to_vec(), "").await.0, 400);
+    // A parameter nobody asked for; a wrong value.
+    assert_eq!(post(good.clone(), "?admin=true").await.0, 400);
+    assert_eq!(post(good.clone(), "?push_to_talk=maybe").await.0, 400);
+    // Speech without the wake word, and silence: nothing heard, clearly.
+    let plain = wav::to_bytes(
+        &espeak("the weather is fine today", "en-us", 0.3),
+        wav::RATE,
+    );
+    let (s, b) = post(plain, "").await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (422, Some("nothing_heard")),
+        "{b}"
+    );
+    let silence = wav::to_bytes(&vec![0.0; 3 * wav::RATE as usize], wav::RATE);
+    assert_eq!(post(silence, "?push_to_talk=true").await.0, 422);
+    // Too big: refused by its Content-Length before the body is read.
+    let r = http
+        .post(&url)
+        .bearer_auth(util::WEB_TOKEN)
+        .header("content-length", (900u64 << 20).to_string())
+        .body(vec![0u8; 1024])
+        .send()
+        .await;
+    if let Ok(r) = r {
+        assert_eq!(r.status().as_u16(), 413);
+    }
+    // Longer than two minutes (a valid WAV).
+    let long = wav::to_bytes(&vec![0.0; 125 * wav::RATE as usize], wav::RATE);
+    assert_eq!(post(long, "?push_to_talk=true").await.0, 413);
+    // One exchange at a time: a second recording while the first is answered is told so.
+    let slow = {
+        let mut v = espeak(
+            "hey jarvis, what is the status of the cluster?",
+            "en-us",
+            0.3,
+        );
+        v.extend(with_noise(&vec![0.0; 20 * wav::RATE as usize], 60.0));
+        wav::to_bytes(&v, wav::RATE)
+    };
+    let first = tokio::spawn(post(slow, ""));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (s, b) = post(good.clone(), "").await;
+    assert_eq!((s, b["error"].as_str()), (409, Some("busy")), "{b}");
+    assert_eq!(first.await.unwrap().0, 200);
+    // Afterwards the next is heard.
+    assert_eq!(post(good, "").await.0, 200);
+    // Unknown reply audio.
+    let (s, _) = util::get_json(addr, "/api/v1/voice/replies/0000.wav").await;
+    assert_eq!(s, 404);
+    app.shutdown().await;
 }
