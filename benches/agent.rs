@@ -51,6 +51,7 @@ fn main() {
             limits: Default::default(),
             models: std::path::PathBuf::from("/nonexistent"),
             cameras: false,
+            voice_devices: ("default".into(), "default".into()),
         }))
         .expect("demo");
     while demo.app.state.get().cluster.nodes.is_empty() {

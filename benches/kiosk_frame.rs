@@ -42,6 +42,7 @@ fn main() {
             limits: Default::default(),
             models: std::path::PathBuf::from("/nonexistent"),
             cameras: false,
+            voice_devices: ("default".into(), "default".into()),
         }))
         .expect("demo starts");
     let (ui, rx) = UiThread::queue();

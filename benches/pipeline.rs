@@ -6,18 +6,13 @@
 #[path = "support/mod.rs"]
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use jarvis::app::App;
-use jarvis::cluster::client::{ApiToken, PveEndpoint};
 use jarvis::cluster::poller::PollSettings;
-use jarvis::config::{Config, WebSettings};
-use jarvis::secret::Secret;
 use jarvis::sim::model::Power;
-use jarvis::sim::{SimOptions, Simulator, DEMO_TOKEN_ID};
-use jarvis::tls::Trust;
+use jarvis::sim::{SimOptions, Simulator};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -55,43 +50,7 @@ async fn run(samples: usize, interval_ms: u64) {
         resources: Duration::from_millis(interval_ms),
         ..PollSettings::default()
     };
-    let config = Config {
-        pve: PveEndpoint {
-            url: sim.url(),
-            token: ApiToken {
-                id: DEMO_TOKEN_ID.into(),
-                secret: Secret::new(secret),
-            },
-            trust: Trust::Pinned(sim.identity.fingerprint()),
-            timeout: Duration::from_secs(5),
-        },
-        poll,
-        web: WebSettings {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            token: Secret::new(TOKEN),
-            operator_token: Secret::new("bench-operator-0123456789abcdef"),
-            max_body_bytes: 65536,
-            mcp: Default::default(),
-            limits: Default::default(),
-        },
-        store_path: dir.path().join("bench.db"),
-        log_level: "warn".into(),
-        tools: jarvis::tools::ToolSettings::default(),
-        ssh: None,
-        kiosk: Default::default(),
-        persona: Default::default(),
-        history_tokens: jarvis::agent::DEFAULT_HISTORY_TOKENS,
-        llm: None,
-        claude: None,
-        route: Default::default(),
-        prices: Default::default(),
-        faces: Default::default(),
-        presence: Default::default(),
-        cameras: Vec::new(),
-        frigate: None,
-        mqtt: None,
-        voice: Default::default(),
-    };
+    let config = common::config(&sim, secret, dir.path(), poll, TOKEN);
     let app = App::start(&config, "bench").await.expect("app");
     let mut req = format!("ws://{}/ws", app.side_port().expect("side port"))
         .into_client_request()

@@ -254,6 +254,17 @@ impl App {
                 voice.clone(),
             )),
         ));
+        if config.voice.enabled {
+            tasks.push((
+                "microphone",
+                tokio::spawn(crate::voice::live::run(
+                    voice.clone(),
+                    bus.clone(),
+                    state.clone(),
+                    shutdown.clone(),
+                )),
+            ));
+        }
         let poller = Poller::new(client, config.poll.clone(), bus.clone(), state.clone());
         tasks.push(("poller", tokio::spawn(poller.run(shutdown.clone()))));
         tasks.push((
@@ -322,7 +333,7 @@ impl App {
             None
         };
         if let Some(keys) = config.kiosk.keys.clone() {
-            start_key_reader(keys, &tools, &bus, &shutdown);
+            start_key_reader(keys, &tools, &bus, &state, &shutdown);
         }
         bus.publish(Event::JarvisStarted {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -513,12 +524,13 @@ pub async fn shutdown_signal() {
 }
 
 /// The hardware keys (`[keys]`), with or without a window: the kill-switch key turns the kill switch on through
-/// the registry; push-to-talk goes on the bus (`PushToTalk`), where the voice pipeline will listen for it — until
-/// it exists the event says nobody is listening, and the kiosk's core says so.
+/// the registry; push-to-talk goes on the bus (`PushToTalk`), where the voice pipeline's microphone loop listens
+/// for it; without a live microphone the event says nobody is listening, and the kiosk's core says so.
 fn start_key_reader(
     keys: crate::kiosk::keys::KeySettings,
     tools: &Arc<Registry>,
     bus: &Bus,
+    state: &StateHandle,
     shutdown: &CancellationToken,
 ) {
     use crate::kiosk::keys::{spawn_reader, KeyAction};
@@ -530,7 +542,7 @@ fn start_key_reader(
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
     }
-    let (tools, bus) = (tools.clone(), bus.clone());
+    let (tools, bus, state) = (tools.clone(), bus.clone(), state.clone());
     spawn_reader(keys, stop, move |action| match action {
         KeyAction::KillSwitch => {
             tracing::warn!("kill-switch key pressed");
@@ -540,7 +552,7 @@ fn start_key_reader(
         }
         KeyAction::TalkStart | KeyAction::TalkStop => bus.publish(Event::PushToTalk {
             pressed: action == KeyAction::TalkStart,
-            listening: false,
+            listening: state.get().voice.audio == "live",
         }),
     });
 }

@@ -28,6 +28,8 @@ pub struct DemoOptions {
     pub models: PathBuf,
     /// Run the simulated Frigate and its household (needs the test faces in `models/test-faces`).
     pub cameras: bool,
+    /// The ALSA capture and playback devices voice uses.
+    pub voice_devices: (String, String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +210,8 @@ impl Demo {
                 enabled: true,
                 models: opts.models.clone(),
                 cache_dir: Some(opts.data_dir.join("speech-cache")),
+                capture_device: opts.voice_devices.0.clone(),
+                playback_device: opts.voice_devices.1.clone(),
                 ..Default::default()
             },
         };

@@ -65,6 +65,15 @@ enum Command {
         /// Let Ctrl+Alt+Backspace end the demo on LinuxKMS (the appliance ignores it).
         #[arg(long)]
         allow_quit_chord: bool,
+        /// The microphone (an ALSA device: `arecord -L` lists them).
+        #[arg(long, default_value = "default")]
+        capture_device: String,
+        /// The loudspeaker (an ALSA device: `aplay -L` lists them).
+        #[arg(long, default_value = "default")]
+        playback_device: String,
+        /// Leave out the simulated Frigate and the decoded garden camera.
+        #[arg(long)]
+        no_cameras: bool,
     },
     /// Internal: check that a renderer draws on a backend (run by the kiosk before it commits to a GPU).
     #[command(hide = true)]
@@ -469,15 +478,20 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
             renderer,
             keyboard,
             allow_quit_chord,
+            capture_device,
+            playback_device,
+            no_cameras,
         } => {
             init_logging("info");
             let data_dir = match data_dir {
                 Some(d) => d,
                 None => default_demo_dir()?,
             };
-            let demo = rt.block_on(Demo::start(demo_options(
-                listen, sim_listen, data_dir, poll_ms,
-            )))?;
+            let demo = rt.block_on(Demo::start(jarvis::demo::DemoOptions {
+                voice_devices: (capture_device, playback_device),
+                cameras: !no_cameras,
+                ..demo_options(listen, sim_listen, data_dir, poll_ms)
+            }))?;
             println!("{}", demo.banner());
             // The demo opens a window where there is a display; it takes over the screen (LinuxKMS) only when
             // asked to, so starting it over SSH never grabs a machine's console.
@@ -609,6 +623,7 @@ fn demo_options(
         limits: Default::default(),
         models: jarvis::demo::default_models(),
         cameras: true,
+        voice_devices: ("default".into(), "default".into()),
     }
 }
 

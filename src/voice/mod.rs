@@ -8,7 +8,9 @@
 //!   wake.
 //! - [`vad`]: Silero voice activity, and the rule that cuts an utterance out of the stream.
 
+pub mod audio;
 pub mod listener;
+pub mod live;
 pub mod service;
 pub mod stt;
 pub mod trace;

@@ -29,6 +29,7 @@ async fn demo(dir: &std::path::Path) -> Demo {
         },
         models: dir.join("no-models"),
         cameras: false,
+        voice_devices: ("default".into(), "default".into()),
     })
     .await
     .expect("demo starts");

@@ -85,6 +85,7 @@ impl Harness {
                     models
                 },
                 cameras,
+                voice_devices: ("default".into(), "default".into()),
             }))
             .expect("demo starts");
         let ctx = KioskContext::new(

@@ -471,3 +471,107 @@ async fn the_listen_endpoint_refuses_what_is_not_a_question() {
     assert_eq!(s, 404);
     app.shutdown().await;
 }
+
+/// An ALSA configuration with a microphone that plays a file and a loudspeaker that writes one: the real ALSA
+/// code paths (alsa-lib's `file` plugin over `null`), no sound card.
+fn alsa_config(dir: &Path, question: &Path, reply: &Path) -> PathBuf {
+    let conf = dir.join("asound.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "</usr/share/alsa/alsa.conf>\n\
+             pcm.jarvis_silence {{ type null }}\n\
+             pcm.jarvis_mic {{ type file slave.pcm \"jarvis_silence\" file \"/dev/null\" infile \"{}\" format \"raw\" }}\n\
+             pcm.jarvis_speaker {{ type file slave.pcm \"jarvis_silence\" file \"{}\" format \"raw\" }}\n",
+            question.display(),
+            reply.display()
+        ),
+    )
+    .unwrap();
+    conf
+}
+
+#[test]
+fn the_microphone_hears_hey_jarvis_and_the_loudspeaker_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    // "Hey Jarvis, what is the status of the cluster?" in the Piper voice, as raw 16-bit 16 kHz mono, with quiet
+    // around it.
+    let said = dir.path().join("said.wav");
+    let ok = Command::new(BIN)
+        .args([
+            "say",
+            "Hey Jarvis, what is the status of the cluster?",
+            "--out",
+        ])
+        .arg(&said)
+        .arg("--models")
+        .arg(models())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut samples = vec![0.0; 2 * wav::RATE as usize];
+    samples.extend(wav::read(&said).unwrap().samples);
+    samples.extend(vec![0.0; 4 * wav::RATE as usize]);
+    let raw: Vec<u8> = samples
+        .iter()
+        .flat_map(|&s| wav::to_i16(s).to_le_bytes())
+        .collect();
+    let question = dir.path().join("question.raw");
+    std::fs::write(&question, raw).unwrap();
+    let reply = dir.path().join("reply.raw");
+    let conf = alsa_config(dir.path(), &question, &reply);
+    let models = models();
+    let demo = crate::cli::start_demo_with(
+        dir.path(),
+        1000,
+        &[
+            "--capture-device",
+            "jarvis_mic",
+            "--playback-device",
+            "jarvis_speaker",
+            "--no-cameras",
+        ],
+        &[
+            ("JARVIS_MODELS", models.to_str().unwrap()),
+            ("ALSA_CONFIG_PATH", conf.to_str().unwrap()),
+        ],
+    );
+    let http = crate::cli::blocking_http(None);
+    let get = |path: &str| -> serde_json::Value {
+        http.get(format!("{}{path}", demo.web))
+            .bearer_auth(&demo.token)
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let mut trace = serde_json::Value::Null;
+    while std::time::Instant::now() < deadline {
+        let t = get("/api/v1/traces");
+        if let Some(first) = t["traces"].as_array().and_then(|a| a.first()) {
+            trace = first.clone();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let health = get("/healthz");
+    assert_eq!(trace["via"], "wake", "{trace} {health}");
+    assert_eq!(trace["outcome"], "answered", "{trace}");
+    assert!(
+        words(trace["transcript"].as_str().unwrap_or_default())
+            .ends_with(&words("status of the cluster")),
+        "{trace}"
+    );
+    assert_eq!(health["voice"]["audio"], "live", "{health}");
+    // The reply reached the loudspeaker: seconds of 22.05 kHz audio in the file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut played = 0;
+    while std::time::Instant::now() < deadline {
+        played = std::fs::metadata(&reply).map(|m| m.len()).unwrap_or(0);
+        if played > 3 * 44_100 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(played > 3 * 44_100, "{played} bytes played");
+}

@@ -134,7 +134,7 @@ pub fn describe(e: &Event) -> Option<(String, i32)> {
             pressed: true,
             listening: false,
         } => (
-            "Push-to-talk pressed: voice is not set up yet, so nobody is listening".into(),
+            "Push-to-talk pressed: no microphone is live, so nobody is listening".into(),
             QUIET,
         ),
         Event::PushToTalk { .. } => return None,
