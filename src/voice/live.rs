@@ -24,8 +24,9 @@ use super::tts::Speech;
 use crate::bus::{Bus, Event};
 use crate::state::StateHandle;
 
-/// How long to wait before opening a device that failed again.
+/// How long to wait before opening a device that failed again (doubling while it keeps failing the same way).
 const REOPEN_AFTER: Duration = Duration::from_secs(3);
+const MAX_REOPEN_AFTER: Duration = Duration::from_secs(30);
 
 /// What the capture thread tells the async side.
 enum Heard {
@@ -54,22 +55,35 @@ pub async fn run(
         }
     };
     let mut keys = bus.subscribe();
+    let mut last_problem = String::new();
+    let mut wait = REOPEN_AFTER;
     loop {
         let outcome = listen_until_failure(&service, &bus, &state, &mut keys, &shutdown).await;
         match outcome {
             None => return, // shutting down
             Some(e) => {
-                tracing::warn!("voice audio unavailable: {e}");
-                set_audio(&state, "unavailable", Some(e.to_string()));
-                bus.publish(Event::VoiceActivity {
-                    state: "unavailable".into(),
-                    detail: Some(e.to_string()),
-                });
+                let problem = e.to_string();
+                let was_live = state.get().voice.audio == "live";
+                set_audio(&state, "unavailable", Some(problem.clone()));
+                // Said once per new problem: a box without a sound card does not fill its log.
+                if problem != last_problem || was_live {
+                    tracing::warn!(
+                        "voice audio unavailable: {problem} (trying again every few seconds)"
+                    );
+                    bus.publish(Event::VoiceActivity {
+                        state: "unavailable".into(),
+                        detail: Some(problem.clone()),
+                    });
+                    wait = REOPEN_AFTER;
+                } else {
+                    wait = (wait * 2).min(MAX_REOPEN_AFTER);
+                }
+                last_problem = problem;
             }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(REOPEN_AFTER) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
