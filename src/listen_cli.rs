@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use jarvis::secret::Secret;
-
 pub struct ListenArgs {
     pub wav: PathBuf,
     pub out: Option<PathBuf>,
@@ -24,13 +22,7 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
         jarvis::voice::wav::read(&args.wav).with_context(|| format!("{}", args.wav.display()))?;
     let bytes =
         std::fs::read(&args.wav).with_context(|| format!("cannot read {}", args.wav.display()))?;
-    let token = match &args.token_file {
-        Some(f) => Secret::from_file(f)?,
-        None => Secret::new(
-            std::env::var(jarvis::config::ENV_WEB_TOKEN)
-                .context("give --token-file or set JARVIS_WEB_TOKEN")?,
-        ),
-    };
+    let token = crate::client_token(args.token_file.as_deref())?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()

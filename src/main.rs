@@ -190,6 +190,17 @@ enum Command {
     },
 }
 
+/// The side-port token: from `--token-file`, else the JARVIS_WEB_TOKEN environment variable.
+pub(crate) fn client_token(file: Option<&std::path::Path>) -> anyhow::Result<Secret> {
+    Ok(match file {
+        Some(f) => Secret::from_file(f)?,
+        None => Secret::new(
+            std::env::var(jarvis::config::ENV_WEB_TOKEN)
+                .context("give --token-file or set JARVIS_WEB_TOKEN")?,
+        ),
+    })
+}
+
 /// How to reach a running Jarvis as the operator.
 #[derive(clap::Args)]
 pub(crate) struct OperatorArgs {
@@ -382,13 +393,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             url,
             token_file,
         } => {
-            let token = match &token_file {
-                Some(f) => Secret::from_file(f)?,
-                None => Secret::new(
-                    std::env::var(jarvis::config::ENV_WEB_TOKEN)
-                        .context("give --token-file or set JARVIS_WEB_TOKEN")?,
-                ),
-            };
+            let token = client_token(token_file.as_deref())?;
             let client = reqwest::Client::builder()
                 .no_proxy()
                 .build()

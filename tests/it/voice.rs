@@ -494,6 +494,26 @@ fn alsa_config(dir: &Path, question: &Path, reply: &Path) -> PathBuf {
     conf
 }
 
+/// `jarvis demo` with the real models, voice on the ALSA devices of [`alsa_config`], no cameras.
+fn demo_on_test_audio(dir: &Path, conf: &Path) -> crate::cli::DemoProc {
+    let models = models();
+    crate::cli::start_demo_with(
+        dir,
+        1000,
+        &[
+            "--capture-device",
+            "jarvis_mic",
+            "--playback-device",
+            "jarvis_speaker",
+            "--no-cameras",
+        ],
+        &[
+            ("JARVIS_MODELS", models.to_str().unwrap()),
+            ("ALSA_CONFIG_PATH", conf.to_str().unwrap()),
+        ],
+    )
+}
+
 #[test]
 fn the_microphone_hears_hey_jarvis_and_the_loudspeaker_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -524,22 +544,7 @@ fn the_microphone_hears_hey_jarvis_and_the_loudspeaker_answers() {
     std::fs::write(&question, raw).unwrap();
     let reply = dir.path().join("reply.raw");
     let conf = alsa_config(dir.path(), &question, &reply);
-    let models = models();
-    let demo = crate::cli::start_demo_with(
-        dir.path(),
-        1000,
-        &[
-            "--capture-device",
-            "jarvis_mic",
-            "--playback-device",
-            "jarvis_speaker",
-            "--no-cameras",
-        ],
-        &[
-            ("JARVIS_MODELS", models.to_str().unwrap()),
-            ("ALSA_CONFIG_PATH", conf.to_str().unwrap()),
-        ],
-    );
+    let demo = demo_on_test_audio(dir.path(), &conf);
     let http = crate::cli::blocking_http(None);
     let get = |path: &str| -> serde_json::Value {
         http.get(format!("{}{path}", demo.web))
@@ -587,22 +592,7 @@ fn a_microphone_that_is_missing_is_unavailable_until_it_appears() {
     let question = dir.path().join("later.raw");
     let reply = dir.path().join("reply.raw");
     let conf = alsa_config(dir.path(), &question, &reply);
-    let models = models();
-    let demo = crate::cli::start_demo_with(
-        dir.path(),
-        1000,
-        &[
-            "--capture-device",
-            "jarvis_mic",
-            "--playback-device",
-            "jarvis_speaker",
-            "--no-cameras",
-        ],
-        &[
-            ("JARVIS_MODELS", models.to_str().unwrap()),
-            ("ALSA_CONFIG_PATH", conf.to_str().unwrap()),
-        ],
-    );
+    let demo = demo_on_test_audio(dir.path(), &conf);
     let http = crate::cli::blocking_http(None);
     let health = || -> serde_json::Value {
         http.get(format!("{}/healthz", demo.web))
