@@ -1,4 +1,4 @@
-//! `jarvis listen --wav FILE [--out REPLY.wav]`: a recording sent to a running Jarvis, which hears it as it would
+//! `jarvis listen --wav FILE [--out REPLY.wav|REPLY.ogg]`: a recording sent to a running Jarvis, which hears it as it would
 //! hear the room (the wake word, or `--push-to-talk`, then the end of speech), answers through the agent and
 //! speaks the reply. Prints the transcript, the reply and the stage times; writes the reply's audio to `--out`.
 //! `jarvis say TEXT --out FILE.wav` speaks with the same voice, locally.
@@ -77,7 +77,16 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
         stage("first_audio_ms"),
         stage("done_ms")
     );
-    if let (Some(out), Some(path)) = (&args.out, answer["audio"].as_str()) {
+    if let (Some(out), Some(wav_path)) = (&args.out, answer["audio"].as_str()) {
+        // `--out reply.ogg` takes the Ogg Opus the phone plays; anything else the WAV.
+        let opus = out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("ogg") || e.eq_ignore_ascii_case("opus"));
+        let path = if opus {
+            wav_path.replace(".wav", ".ogg")
+        } else {
+            wav_path.to_string()
+        };
         let audio = client
             .get(format!("{base}{path}"))
             .bearer_auth(token.expose())

@@ -148,7 +148,7 @@ enum Command {
         /// A WAV file (any rate, mono or stereo; it is converted to 16 kHz mono).
         #[arg(long)]
         wav: PathBuf,
-        /// Where to write the spoken reply (WAV).
+        /// Where to write the spoken reply: WAV, or Ogg Opus when the name ends in .ogg.
         #[arg(long)]
         out: Option<PathBuf>,
         /// The recording has no wake word: listen from its start.

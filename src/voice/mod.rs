@@ -7,10 +7,12 @@
 //! - [`wake`]: "hey jarvis" (openWakeWord's three models, streaming in 80 ms steps) and the gate that decides a
 //!   wake.
 //! - [`vad`]: Silero voice activity, and the rule that cuts an utterance out of the stream.
+//! - [`opus`]: a spoken reply as Ogg Opus, for the phone.
 
 pub mod audio;
 pub mod listener;
 pub mod live;
+pub mod opus;
 pub mod service;
 pub mod stt;
 pub mod trace;

@@ -145,7 +145,7 @@ pub struct VoiceService {
     bus: Bus,
     store: Arc<Store>,
     busy: tokio::sync::Mutex<()>,
-    replies: Mutex<VecDeque<(String, Arc<Vec<u8>>)>>,
+    replies: Mutex<VecDeque<Arc<KeptReply>>>,
     raised: Mutex<Option<Raised>>,
 }
 
@@ -171,13 +171,10 @@ impl VoiceService {
         }
     }
 
-    /// A reply's audio as WAV bytes, while it is kept.
-    pub fn reply_wav(&self, id: &str) -> Option<Arc<Vec<u8>>> {
+    /// A reply's audio, while it is kept.
+    pub fn reply(&self, id: &str) -> Option<Arc<KeptReply>> {
         let replies = self.replies.lock().unwrap_or_else(|p| p.into_inner());
-        replies
-            .iter()
-            .find(|(i, _)| i == id)
-            .map(|(_, w)| w.clone())
+        replies.iter().find(|r| r.id == id).cloned()
     }
 
     fn activity(&self, state: &str, detail: Option<String>) {
@@ -396,9 +393,15 @@ impl VoiceService {
             return None;
         }
         let id = format!("{:016x}", rand::random::<u64>());
-        let wav = Arc::new(super::wav::to_bytes(audio, rate));
+        let kept = KeptReply {
+            id: id.clone(),
+            wav: super::wav::to_bytes(audio, rate),
+            samples: audio.to_vec(),
+            rate,
+            ogg: std::sync::OnceLock::new(),
+        };
         let mut replies = self.replies.lock().unwrap_or_else(|p| p.into_inner());
-        replies.push_back((id.clone(), wav));
+        replies.push_back(Arc::new(kept));
         while replies.len() > REPLIES_KEPT {
             replies.pop_front();
         }
@@ -409,6 +412,28 @@ impl VoiceService {
             ms: (audio.len() as u64 * 1000) / u64::from(rate.max(1)),
         });
         Some(id)
+    }
+}
+
+/// A spoken reply kept for the side port: its WAV, and its Ogg Opus made on the first request for it.
+pub struct KeptReply {
+    pub id: String,
+    pub wav: Vec<u8>,
+    samples: Vec<f32>,
+    rate: u32,
+    /// Encoded once: concurrent first requests wait for the one encoding.
+    ogg: std::sync::OnceLock<Result<Vec<u8>, String>>,
+}
+
+impl KeptReply {
+    /// The reply as Ogg Opus (encoded once; blocking: call it off the async threads).
+    pub fn ogg(&self) -> Result<&[u8], String> {
+        self.ogg
+            .get_or_init(|| {
+                super::opus::to_ogg_opus(&self.samples, self.rate).map_err(|e| e.to_string())
+            })
+            .as_deref()
+            .map_err(Clone::clone)
     }
 }
 

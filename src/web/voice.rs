@@ -1,7 +1,7 @@
 //! Voice over the side port: `POST /api/v1/voice/listen` takes a WAV recording (what `jarvis listen --wav` sends,
 //! and what a phone can record) and runs the whole voice exchange on it — wake word (or `?push_to_talk=true`),
 //! end of speech, transcript, the agent asked as a voice, the spoken reply; `GET /api/v1/voice/replies/{id}.wav`
-//! serves the reply's audio while it is kept; `GET /api/v1/traces` the latency traces.
+//! and `.ogg` (Ogg Opus, what a phone plays) serve the reply's audio while it is kept; `GET /api/v1/traces` the latency traces.
 //!
 //! A recording is at most [`MAX_WAV_BYTES`] (refused by its Content-Length before it is read) and two minutes
 //! long; one exchange runs at a time (`409` while Jarvis listens or speaks); the chat rate limit applies.
@@ -108,24 +108,33 @@ pub async fn listen(
 }
 
 pub async fn reply_audio(State(ctx): State<Arc<WebContext>>, Path(file): Path<String>) -> Response {
-    let Some(id) = file.strip_suffix(".wav") else {
+    let (id, ogg) = match (file.strip_suffix(".wav"), file.strip_suffix(".ogg")) {
+        (Some(id), _) => (id, false),
+        (_, Some(id)) => (id, true),
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "replies are served as {id}.wav and {id}.ogg",
+            )
+        }
+    };
+    let Some(reply) = ctx.voice.get().and_then(|v| v.reply(id)) else {
         return error(
             StatusCode::NOT_FOUND,
             "not_found",
-            "replies are served as {id}.wav",
+            "no such reply (only the last few are kept)",
         );
     };
-    match ctx.voice.get().and_then(|v| v.reply_wav(id)) {
-        Some(bytes) => (
-            [(header::CONTENT_TYPE, "audio/wav")],
-            bytes.as_ref().clone(),
-        )
-            .into_response(),
-        None => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such reply (only the last few are kept)",
-        ),
+    if !ogg {
+        return ([(header::CONTENT_TYPE, "audio/wav")], reply.wav.clone()).into_response();
+    }
+    match tokio::task::spawn_blocking(move || reply.ogg().map(<[u8]>::to_vec)).await {
+        Ok(Ok(bytes)) => {
+            ([(header::CONTENT_TYPE, "audio/ogg; codecs=opus")], bytes).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "opus", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "opus", e.to_string()),
     }
 }
 

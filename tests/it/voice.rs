@@ -468,10 +468,74 @@ async fn the_listen_endpoint_refuses_what_is_not_a_question() {
     assert_eq!((s, b["error"].as_str()), (409, Some("busy")), "{b}");
     assert_eq!(first.await.unwrap().0, 200);
     // Afterwards the next is heard.
-    assert_eq!(post(good, "").await.0, 200);
-    // Unknown reply audio.
-    let (s, _) = util::get_json(addr, "/api/v1/voice/replies/0000.wav").await;
-    assert_eq!(s, 404);
+    let (s, answered) = post(good, "").await;
+    assert_eq!(s, 200, "{answered}");
+    // Its reply as Ogg Opus, which ffmpeg (the phone's stand-in) decodes to the same length and words as the WAV.
+    let wav_path = answered["audio"].as_str().expect("a reply").to_string();
+    let ogg_path = wav_path.replace(".wav", ".ogg");
+    let fetch = |path: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("http://{addr}{path}"))
+                .bearer_auth(util::WEB_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            let kind = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (kind, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (kind, ogg) = fetch(ogg_path.clone()).await;
+    assert_eq!(kind, "audio/ogg; codecs=opus");
+    assert_eq!(&ogg[..4], b"OggS");
+    assert_eq!(
+        fetch(ogg_path).await.1,
+        ogg,
+        "encoded once, served the same"
+    );
+    let (_, wav_bytes) = fetch(wav_path).await;
+    std::fs::write(dir.path().join("reply.ogg"), &ogg).unwrap();
+    let decoded = dir.path().join("decoded.wav");
+    let ffmpeg = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(dir.path().join("reply.ogg"))
+        .args(["-ac", "1", "-ar", "16000"])
+        .arg(&decoded)
+        .output()
+        .unwrap();
+    assert!(
+        ffmpeg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ffmpeg.stderr)
+    );
+    let from_ogg = wav::read(&decoded).unwrap();
+    let from_wav = wav::read_from(std::io::Cursor::new(wav_bytes)).unwrap();
+    let seconds = answered["seconds"].as_f64().unwrap() as f32;
+    assert!(
+        (from_ogg.seconds() - seconds).abs() < 0.03,
+        "{} s of Opus for a {seconds} s reply",
+        from_ogg.seconds()
+    );
+    let whisper = jarvis::voice::stt::Whisper::load(&models()).unwrap();
+    let cut = |c: &wav::Clip| c.samples[..c.samples.len().min(30 * 16_000)].to_vec();
+    let heard_ogg = words(&whisper.transcribe(&cut(&from_ogg)).unwrap().text);
+    let heard_wav = words(&whisper.transcribe(&cut(&from_wav)).unwrap().text);
+    let same = heard_wav.iter().filter(|w| heard_ogg.contains(w)).count();
+    assert!(
+        !heard_wav.is_empty() && same * 10 >= heard_wav.len() * 9,
+        "Opus: {heard_ogg:?}, WAV: {heard_wav:?}"
+    );
+    // Unknown reply audio, and formats that are not served.
+    for path in ["0000.wav", "0000.ogg", "0000.mp3", "..%2F..%2Fetc%2Fpasswd"] {
+        let (s, _) = util::get_json(addr, &format!("/api/v1/voice/replies/{path}")).await;
+        assert_eq!(s, 404, "{path}");
+    }
     app.shutdown().await;
 }
 
