@@ -6,6 +6,7 @@
 
 pub mod reader;
 pub mod vision;
+mod voice;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -274,7 +275,13 @@ impl Config {
             vision::read_frigate(s, base, &mut secrets, needs_frigate)
         });
         let mqtt = r.section("mqtt", |s| vision::read_mqtt(s, base, &mut secrets));
-        let voice = r.section("voice", |s| read_voice(s, base, &store_path));
+        let mut voice = r.section("voice", |s| voice::read_voice(s, base, &store_path));
+        voice.cloud_stt = r.section("cloud_stt", |s| {
+            voice::read_cloud_stt(s, base, env, &mut secrets)
+        });
+        voice.cloud_tts = r.section("cloud_tts", |s| {
+            voice::read_cloud_tts(s, base, env, &mut secrets)
+        });
         let problems = r.finish();
         match (pve, web) {
             (Some(pve), Some(web)) if problems.is_empty() => Ok(Config {
@@ -422,41 +429,6 @@ fn read_kiosk(s: &mut Section<'_, '_>) -> KioskSettings {
 }
 
 /// `[faces]`: where the models are, how many photos are analysed at once, and the thresholds (docs/FACES.md).
-/// `[voice]`: on unless turned off; the models, the wake word, the end of an utterance, the sound devices.
-fn read_voice(
-    s: &mut Section<'_, '_>,
-    base: &Path,
-    store_path: &Path,
-) -> crate::voice::service::VoiceSettings {
-    let mut v = crate::voice::service::VoiceSettings {
-        enabled: s.bool_or("enabled", true),
-        ..Default::default()
-    };
-    v.models = match s.string("models") {
-        Some((m, _)) => resolve(base, &m),
-        None => crate::vision::service::FaceSettings::default().models,
-    };
-    let w = &mut v.wake;
-    w.threshold = s.number_or("wake_threshold", w.threshold as f64, 0.05, 0.99) as f32;
-    w.refractory_ms = s.int_or("wake_refractory_ms", w.refractory_ms, 0, 60_000);
-    w.vad_gate = s.number_or("wake_vad_gate", w.vad_gate as f64, 0.0, 1.0) as f32;
-    let u = &mut v.utterance;
-    u.silence_ms = s.int_or("end_silence_ms", u.silence_ms, 200, 5_000);
-    u.max_ms = s.int_or("max_utterance_ms", u.max_ms, 2_000, 30_000);
-    u.start_timeout_ms = s.int_or("start_timeout_ms", u.start_timeout_ms, 1_000, 30_000);
-    if let Some((d, _)) = s.string("capture_device") {
-        v.capture_device = d;
-    }
-    if let Some((d, _)) = s.string("playback_device") {
-        v.playback_device = d;
-    }
-    v.spoken_confirmation = s.bool_or("spoken_confirmation", false);
-    v.cache_bytes = s.int_or("cache_mb", 64, 0, 10_000) << 20;
-    v.cache_dir = store_path.parent().map(|d| d.join("speech-cache"));
-    v.tts_parallel = s.int_or("tts_parallel", 2, 1, 8) as usize;
-    v
-}
-
 fn read_faces(s: &mut Section<'_, '_>, base: &Path) -> crate::vision::service::FaceSettings {
     let mut f = crate::vision::service::FaceSettings::default();
     if let Some((m, _)) = s.string("models") {
@@ -853,7 +825,7 @@ fn read_wol(s: &mut Section<'_, '_>) -> Vec<WolTarget> {
 }
 
 /// A secret from the file named by `key` (remembered in `secrets`), else from the environment variable `env_name`.
-fn read_secret(
+pub(super) fn read_secret(
     s: &mut Section<'_, '_>,
     key: &str,
     env_name: &str,

@@ -177,4 +177,6 @@ pub const MIGRATIONS: &[&str] = &[
         done_ms            INTEGER
     );
     CREATE INDEX voice_traces_by_time ON voice_traces(ts_ms);",
+    // 11: who heard the words (`whisper`, `cloud`, `whisper (cloud failed)`): the cloud transcription is optional.
+    "ALTER TABLE voice_traces ADD COLUMN stt TEXT;",
 ];

@@ -8,8 +8,10 @@
 //!   wake.
 //! - [`vad`]: Silero voice activity, and the rule that cuts an utterance out of the stream.
 //! - [`opus`]: a spoken reply as Ogg Opus, for the phone.
+//! - [`cloud`]: the optional cloud transcription and voices (used only when configured, always with a fallback).
 
 pub mod audio;
+pub mod cloud;
 pub mod listener;
 pub mod live;
 pub mod opus;

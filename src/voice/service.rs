@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use super::cloud::{CloudStt, CloudSttSettings, CloudTts, CloudTtsSettings};
 use super::listener::{EarEvent, EarModels, Heard, Listener};
 use super::stt::Whisper;
 use super::trace::{Trace, TraceClock};
@@ -44,6 +45,10 @@ pub struct VoiceSettings {
     pub cache_dir: Option<PathBuf>,
     /// Sentences synthesised at once.
     pub tts_parallel: usize,
+    /// A transcription service to use before Whisper (`[cloud_stt]`).
+    pub cloud_stt: Option<CloudSttSettings>,
+    /// A cloud voice to use before Piper (`[cloud_tts]`).
+    pub cloud_tts: Option<CloudTtsSettings>,
 }
 
 impl Default for VoiceSettings {
@@ -59,6 +64,8 @@ impl Default for VoiceSettings {
             cache_bytes: 64 << 20,
             cache_dir: None,
             tts_parallel: 2,
+            cloud_stt: None,
+            cloud_tts: None,
         }
     }
 }
@@ -147,6 +154,8 @@ pub struct VoiceService {
     busy: tokio::sync::Mutex<()>,
     replies: Mutex<VecDeque<Arc<KeptReply>>>,
     raised: Mutex<Option<Raised>>,
+    cloud_stt: Option<CloudStt>,
+    cloud_tts: Option<Arc<CloudTts>>,
 }
 
 impl VoiceService {
@@ -158,7 +167,20 @@ impl VoiceService {
         bus: Bus,
         store: Arc<Store>,
     ) -> VoiceService {
+        let cloud_stt = settings.cloud_stt.clone().and_then(|c| {
+            CloudStt::new(c)
+                .map_err(|e| tracing::warn!("cloud transcription off: {e}"))
+                .ok()
+        });
+        let cloud_tts = settings.cloud_tts.clone().and_then(|c| {
+            CloudTts::new(c)
+                .map(Arc::new)
+                .map_err(|e| tracing::warn!("cloud voice off: {e}"))
+                .ok()
+        });
         VoiceService {
+            cloud_stt,
+            cloud_tts,
             models,
             settings,
             agent,
@@ -262,15 +284,12 @@ impl VoiceService {
             return Err(ExchangeError::NothingHeard);
         }
         self.activity("thinking", None);
-        let models = self.models.clone();
-        let audio = heard.audio;
-        let transcript = tokio::task::spawn_blocking(move || models.whisper.transcribe(&audio))
-            .await
-            .map_err(|e| ExchangeError::Stopped(e.to_string()))??;
+        let (text, no_speech, stt) = self.transcribe(heard.audio).await?;
         clock.mark(|t| &mut t.stt_ms);
-        let question = strip_wake_words(&transcript.text);
+        clock.trace.stt = Some(stt);
+        let question = strip_wake_words(&text);
         clock.trace.transcript = question.clone();
-        if question.is_empty() || transcript.no_speech > NO_SPEECH {
+        if question.is_empty() || no_speech > NO_SPEECH {
             return Err(ExchangeError::NothingHeard);
         }
         self.activity("thinking", Some(question.clone()));
@@ -349,6 +368,26 @@ impl VoiceService {
             trace: clock.trace.clone(),
             confirmed: None,
         })
+    }
+
+    /// The words in the question: the cloud's when configured and it answers, else Whisper's on the device. Also
+    /// says who heard them (`cloud`, `whisper`, or `whisper (cloud failed)`) and Whisper's no-speech probability.
+    async fn transcribe(&self, audio: Vec<f32>) -> Result<(String, f32, String), ExchangeError> {
+        let mut stt = "whisper";
+        if let Some(cloud) = &self.cloud_stt {
+            match cloud.transcribe(&audio).await {
+                Ok(text) => return Ok((text, 0.0, "cloud".into())),
+                Err(e) => {
+                    tracing::warn!("cloud transcription failed, Whisper listens instead: {e}");
+                    stt = "whisper (cloud failed)";
+                }
+            }
+        }
+        let models = self.models.clone();
+        let t = tokio::task::spawn_blocking(move || models.whisper.transcribe(&audio))
+            .await
+            .map_err(|e| ExchangeError::Stopped(e.to_string()))??;
+        Ok((t.text, t.no_speech, stt.into()))
     }
 
     /// Speaks a fixed text (a confirmation's answer).
@@ -475,9 +514,9 @@ impl<'a> SentenceQueue<'a> {
             self.collect_one().await?;
         }
         let models = self.service.models.clone();
-        self.pending.push_back(tokio::task::spawn_blocking(move || {
-            models.speaker.speak(&spoken)
-        }));
+        let cloud = self.service.cloud_tts.clone();
+        self.pending
+            .push_back(tokio::spawn(speak_sentence(models, cloud, spoken)));
         Ok(())
     }
 
@@ -515,6 +554,40 @@ impl<'a> SentenceQueue<'a> {
         }
         Ok((self.audio, self.rate, self.voice))
     }
+}
+
+/// One sentence: by the cloud voice when configured (from the cache when it said it before), else — or when the
+/// cloud fails — by the voices on the device.
+async fn speak_sentence(
+    models: Arc<VoiceModels>,
+    cloud: Option<Arc<CloudTts>>,
+    sentence: String,
+) -> Result<Speech, super::tts::TtsError> {
+    if let Some(cloud) = cloud {
+        let voice = cloud.cache_voice();
+        let cached = models.speaker.cached(&voice, &sentence);
+        let said = match cached {
+            Some(hit) => Ok((hit, true)),
+            None => cloud.speak(&sentence).await.map(|s| (s, false)),
+        };
+        match said {
+            Ok(((samples, rate), cached)) => {
+                if !cached {
+                    models.speaker.remember(&voice, &sentence, &samples, rate);
+                }
+                return Ok(Speech {
+                    samples,
+                    rate,
+                    voice: super::tts::VoiceName::Cloud,
+                    cached,
+                });
+            }
+            Err(e) => tracing::warn!("the cloud voice failed, the voice on the device speaks: {e}"),
+        }
+    }
+    tokio::task::spawn_blocking(move || models.speaker.speak(&sentence))
+        .await
+        .map_err(|e| super::tts::TtsError::Run(e.to_string()))?
 }
 
 /// What the ears found in a recording.

@@ -25,8 +25,10 @@ pub struct Trace {
     pub transcript: String,
     /// The agent's engine (`offline`, `local`, `claude`, `none`).
     pub engine: Option<String>,
-    /// Which voice spoke (`piper`, `espeak`).
+    /// Which voice spoke (`piper`, `espeak`, `cloud`).
     pub voice: Option<String>,
+    /// Who heard the words (`whisper`, `cloud`, `whisper (cloud failed)`).
+    pub stt: Option<String>,
     pub wake_ms: Option<u64>,
     pub end_of_speech_ms: Option<u64>,
     pub stt_ms: Option<u64>,
@@ -104,8 +106,8 @@ pub fn store(store: &Store, t: &Trace) -> Result<i64, StoreError> {
     store.write(|tx| {
         tx.execute(
             "INSERT INTO voice_traces (ts_ms, via, outcome, transcript, engine, voice, wake_ms, end_of_speech_ms,
-             stt_ms, first_token_ms, first_sentence_ms, first_audio_ms, done_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             stt_ms, first_token_ms, first_sentence_ms, first_audio_ms, done_ms, stt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 t.at_ms as i64,
                 t.via,
@@ -119,7 +121,8 @@ pub fn store(store: &Store, t: &Trace) -> Result<i64, StoreError> {
                 ms(t.first_token_ms),
                 ms(t.first_sentence_ms),
                 ms(t.first_audio_ms),
-                ms(t.done_ms)
+                ms(t.done_ms),
+                t.stt
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -133,7 +136,7 @@ pub fn latest(store: &Store, limit: usize) -> Result<Vec<Trace>, StoreError> {
     store.read(|conn| {
         let mut stmt = conn.prepare(
             "SELECT id, ts_ms, via, outcome, transcript, engine, voice, wake_ms, end_of_speech_ms, stt_ms,
-                    first_token_ms, first_sentence_ms, first_audio_ms, done_ms
+                    first_token_ms, first_sentence_ms, first_audio_ms, done_ms, stt
              FROM voice_traces ORDER BY id DESC LIMIT ?1",
         )?;
         let ms = |v: Option<i64>| v.map(|v| v.max(0) as u64);
@@ -153,6 +156,7 @@ pub fn latest(store: &Store, limit: usize) -> Result<Vec<Trace>, StoreError> {
                 first_sentence_ms: ms(r.get(11)?),
                 first_audio_ms: ms(r.get(12)?),
                 done_ms: ms(r.get(13)?),
+                stt: r.get(14)?,
             })
         })?;
         rows.collect()

@@ -25,4 +25,5 @@ mod ssh; // SSH against a real sshd: commands, host keys, timeouts, temperatures
 mod tools; // the registry, the safety gate, approvals, kill switch, and the tools themselves
 mod util; // shared helpers
 mod voice; // the voice models on speech synthesised at test time: the wake word, the VAD, every wrong WAV
+mod voice_cloud; // the cloud transcription and voices against servers speaking OpenAI's and ElevenLabs' formats
 mod web; // side port: auth, REST, WebSocket, slow clients, body limits

@@ -12,7 +12,7 @@ use jarvis::voice::vad::{UtteranceSettings, UtteranceStep};
 use jarvis::voice::wake::WakeSettings;
 use jarvis::voice::wav;
 
-fn models() -> PathBuf {
+pub fn models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache")
 }
 
@@ -272,6 +272,18 @@ async fn voice_app(
     std::net::SocketAddr,
     jarvis::sim::Simulator,
 ) {
+    voice_app_with(dir, |_| {}).await
+}
+
+/// [`voice_app`] with its voice settings changed by `tweak`.
+pub async fn voice_app_with(
+    dir: &Path,
+    tweak: impl FnOnce(&mut jarvis::voice::service::VoiceSettings),
+) -> (
+    jarvis::app::App,
+    std::net::SocketAddr,
+    jarvis::sim::Simulator,
+) {
     let sim = util::sim().await;
     let mut config = util::config(&sim, dir);
     config.voice = jarvis::voice::service::VoiceSettings {
@@ -280,6 +292,7 @@ async fn voice_app(
         cache_dir: Some(dir.join("speech-cache")),
         ..Default::default()
     };
+    tweak(&mut config.voice);
     let app = jarvis::app::App::start(&config, "test")
         .await
         .expect("app starts");

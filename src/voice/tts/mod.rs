@@ -30,6 +30,8 @@ pub enum TtsError {
 pub enum VoiceName {
     Piper,
     Espeak,
+    /// A cloud voice (`[cloud_tts]`).
+    Cloud,
 }
 
 /// One sentence, spoken.
@@ -123,6 +125,18 @@ impl Speaker {
             }
         }
         self.speak_espeak(sentence)
+    }
+
+    /// A sentence another voice (the cloud's) said before, from the cache.
+    pub fn cached(&self, voice: &str, sentence: &str) -> Option<(Vec<f32>, u32)> {
+        self.cache.as_ref()?.get(&cache::key(voice, sentence))
+    }
+
+    /// Keeps what another voice said, for next time.
+    pub fn remember(&self, voice: &str, sentence: &str, samples: &[f32], rate: u32) {
+        if let Some(c) = &self.cache {
+            c.put(&cache::key(voice, sentence), samples, rate);
+        }
     }
 
     /// espeak-ng's voice, always.
