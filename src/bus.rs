@@ -136,7 +136,8 @@ pub enum Event {
         state: String,
         detail: Option<String>,
     },
-    /// The microphone's level (0..1, the loudest of the last 80 ms) while listening, for the visualiser.
+    /// The audio level for the visualiser (0..1, the loudest sample of the last 80–100 ms): the microphone's while
+    /// listening, the loudspeaker's while speaking.
     VoiceLevel { level: f32 },
     /// A spoken reply is ready: its audio is at `/api/v1/voice/replies/{id}.wav` and `.ogg` (Opus).
     VoiceReply { id: String, text: String, ms: u64 },

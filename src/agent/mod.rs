@@ -154,6 +154,20 @@ impl Agent {
         asker: Asker,
         deltas: Option<tokio::sync::mpsc::Sender<String>>,
     ) -> Reply {
+        let actor = if asker.voice {
+            offline::VOICE_ACTOR
+        } else {
+            offline::ACTOR
+        };
+        offline::acting_for(actor, self.reply_as(text, asker, deltas)).await
+    }
+
+    async fn reply_as(
+        &self,
+        text: &str,
+        asker: Asker,
+        deltas: Option<tokio::sync::mpsc::Sender<String>>,
+    ) -> Reply {
         let world = self.tools.world();
         let has_model = self.local.is_some() || self.claude.is_some();
         let mut reply = match intent::parse(text, &world) {

@@ -15,8 +15,27 @@ use crate::tools::{Outcome, Registry, ToolError};
 /// How long the engine waits for the state to show a power action's effect before it reports what it sees.
 const READ_BACK_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The actor the agent's calls carry in the audit log.
+/// The actor the agent's calls carry in the audit log (and its approvals): `agent`, or `voice` when the question
+/// was spoken in the room.
 pub const ACTOR: &str = "agent";
+/// The actor when the asker is a voice.
+pub const VOICE_ACTOR: &str = "voice";
+
+tokio::task_local! {
+    /// Who the tools are acting for, for the length of one reply: set by `Agent::reply_streaming` from the asker,
+    /// read by every tool call the engine or the model makes in that reply.
+    static ACTING_FOR: &'static str;
+}
+
+/// The actor of the reply being made (`agent` outside one).
+pub fn actor() -> &'static str {
+    ACTING_FOR.try_with(|a| *a).unwrap_or(ACTOR)
+}
+
+/// Runs `reply` with its tool calls acting for `actor`.
+pub async fn acting_for<F: std::future::Future>(actor: &'static str, reply: F) -> F::Output {
+    ACTING_FOR.scope(actor, reply).await
+}
 
 /// What the engine did: the reply, and the tool it called (for the API and the tests).
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +89,7 @@ pub async fn carry_out(
                 Some(n) => json!({ "node": n }),
                 None => json!({}),
             };
-            match tools.invoke(ACTOR, "node_temperatures", args).await {
+            match tools.invoke(actor(), "node_temperatures", args).await {
                 Ok(Outcome::Done { result }) => {
                     answer(temperatures(&result, p), Some("node_temperatures"))
                 }
@@ -79,7 +98,7 @@ pub async fn carry_out(
         }
         Intent::Power { action, target } => power(tools, *action, target, p).await,
         Intent::Wake(node) => match tools
-            .invoke(ACTOR, "wake_on_lan", json!({ "node": node }))
+            .invoke(actor(), "wake_on_lan", json!({ "node": node }))
             .await
         {
             Ok(Outcome::Done { .. }) => answer(
@@ -99,7 +118,7 @@ pub async fn carry_out(
         Intent::LastSeen(person) => presence_replies::last_seen(tools, person, p).await,
         Intent::Remember { text, tier } => {
             match tools
-                .invoke(ACTOR, "remember", json!({ "text": text, "tier": tier }))
+                .invoke(actor(), "remember", json!({ "text": text, "tier": tier }))
                 .await
             {
                 Ok(Outcome::Done { .. }) => answer(
@@ -114,7 +133,7 @@ pub async fn carry_out(
                 Some(a) => json!({ "about": a, "limit": 5 }),
                 None => json!({ "limit": 5 }),
             };
-            match tools.invoke(ACTOR, "recall", args).await {
+            match tools.invoke(actor(), "recall", args).await {
                 Ok(Outcome::Done { result }) => {
                     answer(recalled(&result, about.as_deref(), p), Some("recall"))
                 }
@@ -122,7 +141,7 @@ pub async fn carry_out(
             }
         }
         Intent::Forget(about) => match tools
-            .invoke(ACTOR, "forget", json!({ "about": about }))
+            .invoke(actor(), "forget", json!({ "about": about }))
             .await
         {
             Ok(Outcome::Done { result }) => answer(forgotten(&result, p), Some("forget")),
@@ -237,7 +256,7 @@ async fn read(
     p: &Persona,
     phrase: impl FnOnce(&World, &Persona) -> String,
 ) -> Answer {
-    match tools.invoke(ACTOR, tool, args).await {
+    match tools.invoke(actor(), tool, args).await {
         Ok(Outcome::Done { .. }) => answer(phrase(&tools.world(), p), Some(tool)),
         other => failed(tool, other, p),
     }
@@ -487,7 +506,7 @@ async fn power(tools: &Registry, action: Power, target: &Target, p: &Persona) ->
                 );
             }
             match tools
-                .invoke(ACTOR, "reboot_node", json!({ "node": node }))
+                .invoke(actor(), "reboot_node", json!({ "node": node }))
                 .await
             {
                 Ok(Outcome::Done { .. }) => answer(
@@ -517,7 +536,7 @@ async fn power(tools: &Registry, action: Power, target: &Target, p: &Persona) ->
                 Power::Stop => ("stop_guest", "stopped"),
                 Power::Reboot => ("reboot_guest", "rebooted"),
             };
-            match tools.invoke(ACTOR, tool, json!({ "vmid": vmid })).await {
+            match tools.invoke(actor(), tool, json!({ "vmid": vmid })).await {
                 Ok(Outcome::Done { .. }) => {
                     // Read the guest again before claiming anything; the poller shows the change within a poll or
                     // two of the task's end, so wait for that (a few seconds at most).
@@ -530,7 +549,7 @@ async fn power(tools: &Registry, action: Power, target: &Target, p: &Persona) ->
                     let mut now = String::from("unknown");
                     loop {
                         if let Ok(Outcome::Done { result }) = tools
-                            .invoke(ACTOR, "guest_status", json!({ "vmid": vmid }))
+                            .invoke(actor(), "guest_status", json!({ "vmid": vmid }))
                             .await
                         {
                             now = result["status"].as_str().unwrap_or("unknown").to_string();

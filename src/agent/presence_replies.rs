@@ -5,12 +5,12 @@
 use jiff::tz::TimeZone;
 use serde_json::{json, Value};
 
-use super::offline::{answer, failed, Answer, ACTOR};
+use super::offline::{actor, answer, failed, Answer};
 use super::persona::Persona;
 use crate::tools::{Outcome, Registry, ToolError};
 
 pub async fn who_is_home(tools: &Registry, p: &Persona) -> Answer {
-    let r = match tools.invoke(ACTOR, "who_is_home", json!({})).await {
+    let r = match tools.invoke(actor(), "who_is_home", json!({})).await {
         Ok(Outcome::Done { result }) => result,
         other => return failed("who_is_home", other, p),
     };
@@ -69,7 +69,7 @@ pub async fn who_is_home(tools: &Registry, p: &Persona) -> Answer {
 }
 
 pub async fn is_home(tools: &Registry, person: &str, p: &Persona) -> Answer {
-    let r = match tools.invoke(ACTOR, "who_is_home", json!({})).await {
+    let r = match tools.invoke(actor(), "who_is_home", json!({})).await {
         Ok(Outcome::Done { result }) => result,
         other => return failed("who_is_home", other, p),
     };
@@ -118,7 +118,7 @@ pub async fn when_did(
     if let Some(w) = when {
         args["when"] = json!(w);
     }
-    let r = match tools.invoke(ACTOR, "presence_timeline", args).await {
+    let r = match tools.invoke(actor(), "presence_timeline", args).await {
         Ok(Outcome::Done { result }) => result,
         Err(ToolError::InvalidArguments { field, message, .. }) if field == "when" => {
             return answer(
@@ -183,7 +183,7 @@ pub async fn when_did(
 
 pub async fn last_seen(tools: &Registry, person: &str, p: &Persona) -> Answer {
     let r = match tools
-        .invoke(ACTOR, "last_seen", json!({ "person": person }))
+        .invoke(actor(), "last_seen", json!({ "person": person }))
         .await
     {
         Ok(Outcome::Done { result }) => result,
@@ -220,7 +220,7 @@ pub async fn last_seen(tools: &Registry, person: &str, p: &Persona) -> Answer {
 }
 
 pub async fn show_camera(tools: &Registry, name: &str, p: &Persona) -> Answer {
-    let r = match tools.invoke(ACTOR, "list_cameras", json!({})).await {
+    let r = match tools.invoke(actor(), "list_cameras", json!({})).await {
         Ok(Outcome::Done { result }) => result,
         other => return failed("list_cameras", other, p),
     };
@@ -263,7 +263,7 @@ pub async fn show_camera(tools: &Registry, name: &str, p: &Persona) -> Answer {
     };
     let spoken = spoken_camera(c["name"].as_str().unwrap_or(""));
     let shown = tools
-        .invoke(ACTOR, "show_camera", json!({ "camera": c["name"] }))
+        .invoke(actor(), "show_camera", json!({ "camera": c["name"] }))
         .await;
     if !matches!(shown, Ok(Outcome::Done { .. })) {
         return failed("show_camera", shown, p);

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::llm::{LlmError, Message, Provider, Role, SystemPrompt, ToolSpec, Usage};
-use super::offline::ACTOR;
+use super::offline::actor;
 use crate::tools::{Invocation, Outcome, Registry, Tier};
 
 /// How long a read-back waits for the next state update after a write.
@@ -152,7 +152,7 @@ pub async fn call_tool(
         taint,
         ..Invocation::default()
     };
-    match tools.invoke_with(ACTOR, name, args.clone(), how).await {
+    match tools.invoke_with(actor(), name, args.clone(), how).await {
         Ok(Outcome::Done { result }) => {
             let mut out = json!({ "result": result });
             if tools.tier_of(name).is_some_and(|t| t >= Tier::Routine) {
@@ -184,7 +184,7 @@ async fn read_back(tools: &Registry, args: &Value) -> Option<Value> {
     };
     // The first state after the write that can show its effect (the poller bursts after an action).
     tools.next_world(READ_BACK_WAIT).await;
-    match tools.invoke(ACTOR, tool, read_args).await {
+    match tools.invoke(actor(), tool, read_args).await {
         Ok(Outcome::Done { result }) => Some(result),
         _ => None,
     }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::Event;
 use crate::kiosk::controllers::{
-    approvals, cluster::ClusterView, feed, header, status::StatusView, terminal,
+    approvals, cluster::ClusterView, feed, header, status::StatusView, terminal, voice,
 };
 use crate::kiosk::format;
 use crate::kiosk::ui::AppWindow;
@@ -121,6 +121,20 @@ async fn watch_bus(weak: slint::Weak<AppWindow>, ctx: KioskContext, stop: Cancel
         }
         if let Event::PushToTalk { pressed, listening } = stamped.event {
             voice_note(&ctx, &weak, pressed, listening, &note_generation);
+        }
+        if matches!(
+            stamped.event,
+            Event::VoiceActivity { .. } | Event::VoiceLevel { .. }
+        ) {
+            if matches!(&stamped.event, Event::VoiceActivity { state, .. } if state == "idle") {
+                voice::refresh_latency(&ctx, weak.clone());
+            }
+            let (w2, event) = (weak.clone(), stamped.event.clone());
+            ctx.ui.post(move || {
+                if let Some(w) = w2.upgrade() {
+                    voice::apply(&w, &event);
+                }
+            });
         }
         if let Some(item) = feed::item(&stamped, &tz) {
             let w2 = weak.clone();

@@ -189,7 +189,7 @@ async fn listen_until_failure(
                 }
                 Some(Heard::Ear(EarEvent::Heard(question))) => {
                     let c = clock.take().unwrap_or_else(|| TraceClock::start("wake"));
-                    let (sink, playing) = play(settings.playback_device.clone());
+                    let (sink, playing) = play(settings.playback_device.clone(), bus.clone());
                     let service = service.clone();
                     let cancelled = playing.clone();
                     let task = tokio::spawn(async move {
@@ -227,7 +227,7 @@ fn barge_in(speaking: &mut Option<(tokio::task::JoinHandle<()>, Arc<AtomicBool>)
 
 /// A playback thread for one reply: sentences arrive on the returned sender and are played in order; the flag
 /// stops it at once.
-fn play(device: String) -> (mpsc::Sender<Speech>, Arc<AtomicBool>) {
+fn play(device: String, bus: Bus) -> (mpsc::Sender<Speech>, Arc<AtomicBool>) {
     let (tx, mut rx) = mpsc::channel::<Speech>(16);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -255,6 +255,8 @@ fn play(device: String) -> (mpsc::Sender<Speech>, Arc<AtomicBool>) {
                         pcm.stop();
                         return;
                     }
+                    let level = chunk.iter().fold(0f32, |m, s| m.max(s.abs()));
+                    bus.publish(Event::VoiceLevel { level });
                     if let Err(e) = pcm.write(chunk) {
                         tracing::warn!("playback failed: {e}");
                         return;

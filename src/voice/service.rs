@@ -142,6 +142,8 @@ const NO_SPEECH: f32 = 0.6;
 struct Raised {
     id: String,
     expires_ms: u64,
+    /// What was asked: asked again once a "yes" approves it.
+    question: String,
 }
 
 pub struct VoiceService {
@@ -294,17 +296,35 @@ impl VoiceService {
         }
         self.activity("thinking", Some(question.clone()));
 
-        if let Some(id) = self.spoken_confirmation(&question) {
-            let said = match self.tools.decide(&id, true) {
-                Ok(a) => format!("Very good. {} approved.", a.tool.replace('_', " ")),
-                Err(e) => format!("I couldn't approve that: {e}."),
+        if let Some(raised) = self.spoken_confirmation(&question) {
+            return match self.tools.decide(&raised.id, true) {
+                // Approved, the call runs now: the question that raised it is asked again by the same voice, whose
+                // call the approval is bound to, and its outcome is what Jarvis says.
+                Ok(_) => {
+                    let mut exchange = self.ask_agent(&raised.question, clock, sink).await?;
+                    exchange.transcript = question;
+                    exchange.confirmed = Some(raised.id);
+                    Ok(exchange)
+                }
+                Err(e) => {
+                    let said = format!("I couldn't approve that: {e}.");
+                    let mut exchange = self.speak_text(&said, clock, sink).await?;
+                    exchange.transcript = question;
+                    Ok(exchange)
+                }
             };
-            let mut exchange = self.speak_text(&said, clock, sink).await?;
-            exchange.transcript = question;
-            exchange.confirmed = Some(id);
-            return Ok(exchange);
         }
+        self.ask_agent(&question, clock, sink).await
+    }
 
+    /// Asks the agent as a voice, speaking the reply sentence by sentence as it streams in.
+    async fn ask_agent(
+        &self,
+        question: &str,
+        clock: &mut TraceClock,
+        sink: Option<mpsc::Sender<Speech>>,
+    ) -> Result<Exchange, ExchangeError> {
+        let question = question.to_string();
         // Approvals the agent raises while answering: a "yes" in the next exchange may approve one.
         let mut events = self.bus.subscribe();
         self.bus.publish(crate::bus::asked("voice", &question));
@@ -353,7 +373,11 @@ impl VoiceService {
         let mut raised = None;
         while let Ok(stamped) = events.try_recv() {
             if let Event::ApprovalRequested { id, expires_ms, .. } = stamped.event {
-                raised = Some(Raised { id, expires_ms });
+                raised = Some(Raised {
+                    id,
+                    expires_ms,
+                    question: question.clone(),
+                });
             }
         }
         *self.raised.lock().unwrap_or_else(|p| p.into_inner()) = raised;
@@ -415,7 +439,7 @@ impl VoiceService {
 
     /// The approval a "yes" approves: only with spoken confirmation on, only the one the previous exchange raised,
     /// only before it expires. Any other answer forgets it (it stays pending for the screen).
-    fn spoken_confirmation(&self, question: &str) -> Option<String> {
+    fn spoken_confirmation(&self, question: &str) -> Option<Raised> {
         let raised = self
             .raised
             .lock()
@@ -424,7 +448,7 @@ impl VoiceService {
         if !self.settings.spoken_confirmation || !is_yes(question) {
             return None;
         }
-        (crate::time::now_ms() < raised.expires_ms).then_some(raised.id)
+        (crate::time::now_ms() < raised.expires_ms).then_some(raised)
     }
 
     fn keep_reply(&self, audio: &[f32], rate: u32, text: &str) -> Option<String> {

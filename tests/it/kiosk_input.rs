@@ -476,3 +476,73 @@ fn push_to_talk_without_voice_says_so_on_the_core() {
             .is_empty()
     ));
 }
+
+/// The TALK button is push-to-talk (the same event as the `[keys]` key, down then up); the core follows the voice
+/// pipeline's states and the visualiser its levels.
+fn talk_button_and_voice_core(size: (u32, u32)) {
+    let h = Harness::start();
+    let s = Screen::open(&h, size, false);
+    if size.0 < 1000 {
+        s.tap("JARVIS"); // the compact layout's tab with the core
+    }
+    let mut events = s.ctx.bus.subscribe();
+    s.tap("TALK");
+    let mut talk = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let Event::PushToTalk { pressed, listening } = e.event {
+            talk.push((pressed, listening));
+        }
+    }
+    assert_eq!(
+        talk,
+        vec![(true, false), (false, false)],
+        "down, up; nobody listens in this harness"
+    );
+    assert!(s.wait(|app| app
+        .global::<JarvisAdapter>()
+        .get_voice_note()
+        .contains("no ears yet")));
+
+    s.ctx.bus.publish(Event::VoiceActivity {
+        state: "listening".into(),
+        detail: None,
+    });
+    for level in [0.01, 0.09, 0.36] {
+        s.ctx.bus.publish(Event::VoiceLevel { level });
+    }
+    assert!(s.wait(|app| {
+        let a = app.global::<JarvisAdapter>();
+        let levels: Vec<f32> = a.get_audio_levels().iter().collect();
+        a.get_mode() == jarvis::kiosk::ui::CoreMode::Listening
+            && levels.len() == jarvis::kiosk::controllers::voice::BANDS
+            && (levels[levels.len() - 1] - 0.6).abs() < 1e-4
+    }));
+    s.hud.render();
+    s.ctx.bus.publish(Event::VoiceActivity {
+        state: "thinking".into(),
+        detail: Some("who is home?".into()),
+    });
+    assert!(s.wait(|app| app
+        .global::<JarvisAdapter>()
+        .get_voice_note()
+        .contains("who is home?")));
+    s.ctx.bus.publish(Event::VoiceActivity {
+        state: "idle".into(),
+        detail: None,
+    });
+    assert!(s.wait(|app| {
+        let a = app.global::<JarvisAdapter>();
+        a.get_mode() == jarvis::kiosk::ui::CoreMode::Idle
+            && a.get_audio_levels().iter().all(|l| l == 0.0)
+    }));
+}
+
+#[test]
+fn the_talk_button_and_the_voice_on_the_core_at_1920x1080() {
+    talk_button_and_voice_core((1920, 1080));
+}
+
+#[test]
+fn the_talk_button_and_the_voice_on_the_core_at_800x480() {
+    talk_button_and_voice_core((800, 480));
+}

@@ -703,3 +703,76 @@ fn a_microphone_that_is_missing_is_unavailable_until_it_appears() {
     let h = wait_for("live", Duration::from_secs(60));
     assert_eq!(h["voice"]["audio"], "live", "{h}");
 }
+
+/// Posts a recording to the listen endpoint; the status and the JSON answer.
+async fn say_to(addr: std::net::SocketAddr, samples: &[f32]) -> (u16, serde_json::Value) {
+    let r = util::http()
+        .post(format!("http://{addr}/api/v1/voice/listen"))
+        .bearer_auth(util::WEB_TOKEN)
+        .body(wav::to_bytes(samples, wav::RATE))
+        .send()
+        .await
+        .unwrap();
+    (
+        r.status().as_u16(),
+        r.json::<serde_json::Value>().await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoken_yes_approves_only_what_the_last_exchange_raised_and_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, addr, _sim) = voice_app_with(dir.path(), |v| v.spoken_confirmation = true).await;
+    let said = |text: &str| espeak(text, "en-us", 0.3);
+    let pending = |app: &jarvis::app::App| app.tools.pending_approvals().unwrap();
+
+    // "Restart nextcloud": the agent, acting for the voice, asks first.
+    let (s, b) = say_to(addr, &said("hey jarvis, please restart nextcloud")).await;
+    assert_eq!(s, 200, "{b}");
+    let waiting = pending(&app);
+    assert_eq!(waiting.len(), 1, "{b}");
+    assert_eq!(
+        (waiting[0].tool.as_str(), waiting[0].actor.as_str()),
+        ("reboot_guest", "voice")
+    );
+    // "No" (or anything not a plain yes) leaves it pending, and forgets it: a "yes" after that approves nothing.
+    let (s, b) = say_to(addr, &said("hey jarvis, no")).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b["confirmed"].is_null(), "{b}");
+    let (_, b) = say_to(addr, &said("hey jarvis, yes")).await;
+    assert!(b["confirmed"].is_null(), "{b}");
+    assert_eq!(pending(&app).len(), 1);
+    // Asked again, then "yes": that approval is approved and the reboot runs, as the voice.
+    let (s, b) = say_to(addr, &said("hey jarvis, please restart nextcloud")).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = say_to(addr, &said("hey jarvis, yes")).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["confirmed"], waiting[0].id.as_str(), "{b}");
+    assert!(pending(&app).is_empty());
+    let audit = app.store.audit(50).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.tool == "reboot_guest" && r.actor == "voice" && r.outcome == "ok"),
+        "{audit:?}"
+    );
+    assert!(
+        b["reply"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("nextcloud is rebooted"),
+        "{b}"
+    );
+    app.shutdown().await;
+
+    // Spoken confirmation off (the default): a "yes" approves nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let (app, addr, _sim) = voice_app(dir.path()).await;
+    let (s, _) = say_to(addr, &said("hey jarvis, please restart nextcloud")).await;
+    assert_eq!(s, 200);
+    let (_, b) = say_to(addr, &said("hey jarvis, yes")).await;
+    assert!(b["confirmed"].is_null(), "{b}");
+    assert_eq!(pending(&app).len(), 1);
+    app.shutdown().await;
+}

@@ -1,5 +1,5 @@
 //! One controller per adapter global in `ui/`: [`cluster`] (left column), [`feed`] and [`chat`] (centre),
-//! [`status`] and [`faces`] (right column), [`terminal`] and [`approvals`] (bottom strip), [`header`]. Each has pure functions
+//! [`status`] and [`faces`] (right column), [`voice`] (the core's voice), [`terminal`] and [`approvals`] (bottom strip), [`header`]. Each has pure functions
 //! that build rows from the spine (unit-tested without a window), an `apply`/`setup` that runs on the UI thread.
 
 pub mod approvals;
@@ -12,6 +12,7 @@ pub mod header;
 pub mod keyboard;
 pub mod status;
 pub mod terminal;
+pub mod voice;
 
 use crate::kiosk::ui::AppWindow;
 use crate::kiosk::KioskContext;
@@ -27,6 +28,7 @@ pub fn setup(w: &AppWindow, ctx: &KioskContext) {
     terminal::setup(w, ctx);
     approvals::setup(w, ctx);
     keyboard::setup(w, ctx.keyboard);
+    voice::setup(w, ctx);
 }
 
 /// A window on Slint's testing backend (no event loop, mock time), for controller tests.
