@@ -43,6 +43,7 @@ pub fn read_voice(
     v.cache_bytes = s.int_or("cache_mb", 64, 0, 10_000) << 20;
     v.cache_dir = store_path.parent().map(|d| d.join("speech-cache"));
     v.tts_parallel = s.int_or("tts_parallel", 2, 1, 8) as usize;
+    v.piper_deadline = Duration::from_millis(s.int_or("piper_deadline_ms", 2500, 100, 60_000));
     v
 }
 

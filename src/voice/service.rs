@@ -45,6 +45,9 @@ pub struct VoiceSettings {
     pub cache_dir: Option<PathBuf>,
     /// Sentences synthesised at once.
     pub tts_parallel: usize,
+    /// How long Piper may take over one sentence before espeak-ng says it instead (Piper falling behind: a slow
+    /// box, a long sentence, the CPU busy with cameras). Piper's version is still cached for next time.
+    pub piper_deadline: std::time::Duration,
     /// A transcription service to use before Whisper (`[cloud_stt]`).
     pub cloud_stt: Option<CloudSttSettings>,
     /// A cloud voice to use before Piper (`[cloud_tts]`).
@@ -64,6 +67,7 @@ impl Default for VoiceSettings {
             cache_bytes: 64 << 20,
             cache_dir: None,
             tts_parallel: 2,
+            piper_deadline: std::time::Duration::from_millis(2500),
             cloud_stt: None,
             cloud_tts: None,
         }
@@ -539,8 +543,10 @@ impl<'a> SentenceQueue<'a> {
         }
         let models = self.service.models.clone();
         let cloud = self.service.cloud_tts.clone();
-        self.pending
-            .push_back(tokio::spawn(speak_sentence(models, cloud, spoken)));
+        let deadline = self.service.settings.piper_deadline;
+        self.pending.push_back(tokio::spawn(speak_sentence(
+            models, cloud, spoken, deadline,
+        )));
         Ok(())
     }
 
@@ -586,6 +592,7 @@ async fn speak_sentence(
     models: Arc<VoiceModels>,
     cloud: Option<Arc<CloudTts>>,
     sentence: String,
+    deadline: std::time::Duration,
 ) -> Result<Speech, super::tts::TtsError> {
     if let Some(cloud) = cloud {
         let voice = cloud.cache_voice();
@@ -609,9 +616,21 @@ async fn speak_sentence(
             Err(e) => tracing::warn!("the cloud voice failed, the voice on the device speaks: {e}"),
         }
     }
-    tokio::task::spawn_blocking(move || models.speaker.speak(&sentence))
-        .await
-        .map_err(|e| super::tts::TtsError::Run(e.to_string()))?
+    let joined = |e: tokio::task::JoinError| super::tts::TtsError::Run(e.to_string());
+    let (m, said) = (models.clone(), sentence.clone());
+    let piper = tokio::task::spawn_blocking(move || m.speaker.speak(&said));
+    match tokio::time::timeout(deadline, piper).await {
+        Ok(done) => done.map_err(joined)?,
+        Err(_) => {
+            tracing::warn!(
+                "Piper fell behind (over {} ms for a sentence): espeak-ng says it",
+                deadline.as_millis()
+            );
+            tokio::task::spawn_blocking(move || models.speaker.speak_espeak(&sentence))
+                .await
+                .map_err(joined)?
+        }
+    }
 }
 
 /// What the ears found in a recording.

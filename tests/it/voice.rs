@@ -290,6 +290,8 @@ pub async fn voice_app_with(
         enabled: true,
         models: models(),
         cache_dir: Some(dir.join("speech-cache")),
+        // Two cores running several tests at once: Piper is not to be judged behind here (one test does that).
+        piper_deadline: Duration::from_secs(60),
         ..Default::default()
     };
     tweak(&mut config.voice);
@@ -774,5 +776,69 @@ async fn a_spoken_yes_approves_only_what_the_last_exchange_raised_and_only_when_
     let (_, b) = say_to(addr, &said("hey jarvis, yes")).await;
     assert!(b["confirmed"].is_null(), "{b}");
     assert_eq!(pending(&app).len(), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_utterance_is_cut_and_espeak_speaks_when_piper_falls_behind_or_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, addr, _sim) = voice_app_with(dir.path(), |v| {
+        v.piper_deadline = Duration::from_millis(1);
+        v.cache_bytes = 0;
+    })
+    .await;
+    // Forty seconds of talk after the wake word, with no pause long enough to end it: cut at the maximum.
+    let mut talk = String::from("hey jarvis, what is the status of the cluster");
+    while talk.len() < 700 {
+        talk.push_str(" and the nodes and the guests and the storage and the temperatures");
+    }
+    let clip = espeak(&talk, "en-us", 0.3);
+    assert!(
+        clip.len() > 30 * wav::RATE as usize,
+        "{} s",
+        clip.len() / 16_000
+    );
+    let (s, b) = say_to(addr, &clip).await;
+    assert_eq!(s, 200, "{b}");
+    let t = &b["trace"];
+    let max = jarvis::voice::vad::UtteranceSettings::default().max_ms;
+    let spoken = t["end_of_speech_ms"].as_u64().unwrap() - t["wake_ms"].as_u64().unwrap();
+    assert!(
+        spoken <= max + 1_000,
+        "{spoken} ms heard, the maximum is {max}: {b}"
+    );
+    assert!(
+        words(b["transcript"].as_str().unwrap()).contains(&"cluster".to_string()),
+        "{b}"
+    );
+    // Piper given 1 ms a sentence fell behind on every one: espeak-ng said them, and there is audio.
+    assert_eq!(t["voice"], "espeak", "{b}");
+    assert!(b["seconds"].as_f64().unwrap() > 0.5, "{b}");
+    app.shutdown().await;
+
+    // A box without the Piper voice (a failed download): Jarvis still answers aloud, with espeak-ng.
+    let partial = dir.path().join("models-without-piper");
+    std::fs::create_dir(&partial).unwrap();
+    for entry in std::fs::read_dir(models()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("piper") {
+            std::os::unix::fs::symlink(&path, partial.join(&name)).unwrap();
+        }
+    }
+    let dir2 = tempfile::tempdir().unwrap();
+    let (app, addr, _sim) = voice_app_with(dir2.path(), |v| v.models = partial.clone()).await;
+    let (s, b) = say_to(addr, &espeak("hey jarvis, who is home?", "en-us", 0.3)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["trace"]["voice"], "espeak", "{b}");
+    let (_, health) = util::get_json(addr, "/healthz").await;
+    assert_eq!(health["voice"]["engine"], "ready", "{health}");
+    assert!(
+        health["voice"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("espeak-ng speaks: the Piper voice failed"),
+        "{health}"
+    );
     app.shutdown().await;
 }
