@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::audio::{AudioError, Capture, Playback};
 use super::listener::{EarEvent, Listener};
-use super::service::VoiceService;
+use super::service::{Loudspeaker, VoiceService};
 use super::trace::TraceClock;
 use super::tts::Speech;
 use crate::bus::{Bus, Event};
@@ -188,6 +188,11 @@ async fn listen_until_failure(
                     });
                 }
                 Some(Heard::Ear(EarEvent::Heard(question))) => {
+                    // An interrupted reply ends at its next sentence; the new question waits for that (briefly)
+                    // rather than being refused as busy.
+                    if let Some((task, _)) = speaking.take() {
+                        let _ = tokio::time::timeout(INTERRUPTED_ENDS, task).await;
+                    }
                     let c = clock.take().unwrap_or_else(|| TraceClock::start("wake"));
                     let (sink, playing) = play(settings.playback_device.clone(), bus.clone());
                     let service = service.clone();
@@ -205,6 +210,9 @@ async fn listen_until_failure(
     };
     stop.store(true, Ordering::Relaxed);
     barge_in(&mut speaking);
+    if let Some((task, _)) = speaking.take() {
+        task.abort();
+    }
     drop(heard_rx);
     // The capture thread ends at its next block (a live device delivers one every 80 ms).
     let _ = tokio::task::spawn_blocking(move || capture_thread.join()).await;
@@ -215,25 +223,35 @@ async fn listen_until_failure(
 }
 
 /// Stops the reply being spoken (and the exchange producing it).
+/// How long a new question waits for the reply it interrupted to end.
+const INTERRUPTED_ENDS: Duration = Duration::from_secs(10);
+
+/// The wake word (or the key) while Jarvis speaks: the playback stops at once (within 100 ms); the exchange notices
+/// its closed loudspeaker at its next sentence and ends as `interrupted` (its trace stored, the core told).
 fn barge_in(speaking: &mut Option<(tokio::task::JoinHandle<()>, Arc<AtomicBool>)>) {
-    if let Some((task, stop)) = speaking.take() {
+    if let Some((task, stop)) = speaking.as_ref() {
         if !task.is_finished() {
             tracing::info!("barge-in: stopping the reply");
         }
         stop.store(true, Ordering::Relaxed);
-        task.abort();
     }
 }
 
 /// A playback thread for one reply: sentences arrive on the returned sender and are played in order; the flag
 /// stops it at once.
-fn play(device: String, bus: Bus) -> (mpsc::Sender<Speech>, Arc<AtomicBool>) {
+fn play(device: String, bus: Bus) -> (Loudspeaker, Arc<AtomicBool>) {
     let (tx, mut rx) = mpsc::channel::<Speech>(16);
+    let (played_tx, played) = tokio::sync::oneshot::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let spawned = std::thread::Builder::new()
         .name("voice-playback".into())
         .spawn(move || {
+            // However the playback ends, the exchange hears whether it was stopped.
+            let stopped = flag.clone();
+            let _said = Defer(Some(move || {
+                let _ = played_tx.send(!stopped.load(Ordering::Relaxed));
+            }));
             let mut out: Option<(Playback, u32)> = None;
             while let Some(speech) = rx.blocking_recv() {
                 if flag.load(Ordering::Relaxed) {
@@ -272,5 +290,22 @@ fn play(device: String, bus: Bus) -> (mpsc::Sender<Speech>, Arc<AtomicBool>) {
     if let Err(e) = spawned {
         tracing::warn!("no playback thread: {e}");
     }
-    (tx, stop)
+    (
+        Loudspeaker {
+            sentences: tx,
+            played,
+        },
+        stop,
+    )
+}
+
+/// Runs its closure when dropped.
+struct Defer<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
 }

@@ -108,6 +108,8 @@ pub enum ExchangeError {
     Voice(#[from] VoiceError),
     #[error("the voice pipeline stopped: {0}")]
     Stopped(String),
+    #[error("the reply was interrupted")]
+    Interrupted,
 }
 
 /// How listening began.
@@ -241,7 +243,7 @@ impl VoiceService {
         &self,
         heard: Heard,
         mut clock: TraceClock,
-        sink: Option<mpsc::Sender<Speech>>,
+        sink: Option<Loudspeaker>,
     ) -> Result<Exchange, ExchangeError> {
         let _turn = self.busy.try_lock().map_err(|_| ExchangeError::Busy)?;
         clock.mark(|t| &mut t.end_of_speech_ms);
@@ -258,6 +260,7 @@ impl VoiceService {
             Ok(e) if e.reply.is_some() || e.confirmed.is_some() => "answered",
             Ok(_) => "nothing_heard",
             Err(ExchangeError::NothingHeard) => "nothing_heard",
+            Err(ExchangeError::Interrupted) => "interrupted",
             Err(_) => "failed",
         };
         let mut trace = clock.finish(outcome);
@@ -273,7 +276,10 @@ impl VoiceService {
             Ok(Err(e)) => tracing::warn!("cannot store a voice trace: {e}"),
             Err(e) => tracing::warn!("cannot store a voice trace: {e}"),
         }
-        self.activity("idle", None);
+        // An interrupted reply gave way to a new question, which is already being listened to.
+        if outcome != "interrupted" {
+            self.activity("idle", None);
+        }
         result.map(|mut e| {
             e.trace = trace;
             e
@@ -284,7 +290,7 @@ impl VoiceService {
         &self,
         heard: Heard,
         clock: &mut TraceClock,
-        sink: Option<mpsc::Sender<Speech>>,
+        sink: Option<Loudspeaker>,
     ) -> Result<Exchange, ExchangeError> {
         if heard.end == UtteranceStep::NothingHeard {
             return Err(ExchangeError::NothingHeard);
@@ -326,7 +332,7 @@ impl VoiceService {
         &self,
         question: &str,
         clock: &mut TraceClock,
-        sink: Option<mpsc::Sender<Speech>>,
+        sink: Option<Loudspeaker>,
     ) -> Result<Exchange, ExchangeError> {
         let question = question.to_string();
         // Approvals the agent raises while answering: a "yes" in the next exchange may approve one.
@@ -423,7 +429,7 @@ impl VoiceService {
         &self,
         said: &str,
         clock: &mut TraceClock,
-        sink: Option<mpsc::Sender<Speech>>,
+        sink: Option<Loudspeaker>,
     ) -> Result<Exchange, ExchangeError> {
         let mut speaking = SentenceQueue::new(self, clock, sink);
         speaking.say(said.to_string()).await?;
@@ -482,6 +488,13 @@ impl VoiceService {
     }
 }
 
+/// Where a live exchange speaks: each sentence goes to `sentences` as soon as it is synthesised; `played` says,
+/// once the last has been played, whether it was played to the end (`false`: stopped by a barge-in).
+pub struct Loudspeaker {
+    pub sentences: mpsc::Sender<Speech>,
+    pub played: tokio::sync::oneshot::Receiver<bool>,
+}
+
 /// A spoken reply kept for the side port: its WAV, and its Ogg Opus made on the first request for it.
 pub struct KeptReply {
     pub id: String,
@@ -508,7 +521,7 @@ impl KeptReply {
 struct SentenceQueue<'a> {
     service: &'a VoiceService,
     clock: &'a mut TraceClock,
-    sink: Option<mpsc::Sender<Speech>>,
+    sink: Option<Loudspeaker>,
     pending: VecDeque<tokio::task::JoinHandle<Result<Speech, super::tts::TtsError>>>,
     audio: Vec<f32>,
     rate: u32,
@@ -519,7 +532,7 @@ impl<'a> SentenceQueue<'a> {
     fn new(
         service: &'a VoiceService,
         clock: &'a mut TraceClock,
-        sink: Option<mpsc::Sender<Speech>>,
+        sink: Option<Loudspeaker>,
     ) -> Self {
         SentenceQueue {
             service,
@@ -533,6 +546,13 @@ impl<'a> SentenceQueue<'a> {
     }
 
     async fn say(&mut self, sentence: String) -> Result<(), ExchangeError> {
+        if self
+            .sink
+            .as_ref()
+            .is_some_and(|s| s.sentences.is_closed())
+        {
+            return Err(ExchangeError::Interrupted);
+        }
         let spoken = text::speakable(&sentence);
         if spoken.is_empty() {
             return Ok(());
@@ -572,15 +592,25 @@ impl<'a> SentenceQueue<'a> {
         self.rate = speech.rate;
         self.audio.extend_from_slice(&speech.samples);
         if let Some(sink) = &self.sink {
-            // A closed sink (the speaker was interrupted) drops the rest of the playback, not the exchange.
-            let _ = sink.send(speech).await;
+            // A closed loudspeaker: the reply was interrupted (barge-in); the rest is not said.
+            if sink.sentences.send(speech).await.is_err() {
+                return Err(ExchangeError::Interrupted);
+            }
         }
         Ok(())
     }
 
+    /// Every sentence said; in the room, also played to its end (a barge-in while the last plays is an
+    /// interruption too).
     async fn finish(mut self) -> Result<(Vec<f32>, u32, Option<String>), ExchangeError> {
         while !self.pending.is_empty() {
             self.collect_one().await?;
+        }
+        if let Some(Loudspeaker { sentences, played }) = self.sink.take() {
+            drop(sentences);
+            if played.await == Ok(false) {
+                return Err(ExchangeError::Interrupted);
+            }
         }
         Ok((self.audio, self.rate, self.voice))
     }

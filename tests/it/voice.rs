@@ -842,3 +842,144 @@ async fn an_endless_utterance_is_cut_and_espeak_speaks_when_piper_falls_behind_o
     );
     app.shutdown().await;
 }
+
+/// espeak-ng's rendition of `text` (the same audio every run) as 16 kHz samples, through `jarvis say`.
+fn said_by_espeak(dir: &Path, text: &str) -> Vec<f32> {
+    let out = dir.join(format!(
+        "{:x}.wav",
+        text.len() * 7919 + text.as_bytes()[0] as usize
+    ));
+    let ok = Command::new(BIN)
+        .args(["say", "--espeak", text, "--out"])
+        .arg(&out)
+        .arg("--models")
+        .arg(models())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    wav::read(&out).unwrap().samples
+}
+
+#[test]
+fn hey_jarvis_while_jarvis_speaks_stops_him_and_the_new_question_is_answered() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let first = said_by_espeak(dir.path(), "Hey Jarvis, what is the status of the cluster?");
+    let second = said_by_espeak(dir.path(), "Hey Jarvis, who is home?");
+    // A room in real time: the microphone is a FIFO this test speaks into at 16 kHz, 80 ms at a time; the
+    // loudspeaker a FIFO it listens to at 22.05 kHz, so playback takes as long as the reply (ALSA's file plugin
+    // over `null` would otherwise take both at once).
+    let (mic, speaker) = (dir.path().join("mic.fifo"), dir.path().join("speaker.fifo"));
+    for fifo in [&mic, &speaker] {
+        assert!(Command::new("mkfifo").arg(fifo).status().unwrap().success());
+    }
+    let conf = alsa_config(dir.path(), &mic, &speaker);
+    let done = Arc::new(AtomicBool::new(false));
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let heard_bytes = Arc::new(AtomicUsize::new(0));
+    let room = {
+        let (done, interrupt, mic) = (done.clone(), interrupt.clone(), mic.clone());
+        std::thread::spawn(move || {
+            let Ok(mut m) = std::fs::OpenOptions::new().write(true).open(&mic) else {
+                return;
+            };
+            let pcm = |s: &[f32]| -> Vec<u8> {
+                s.iter()
+                    .flat_map(|&x| wav::to_i16(x).to_le_bytes())
+                    .collect()
+            };
+            let mut queue: std::collections::VecDeque<f32> = vec![0.0; 2 * 16_000].into();
+            queue.extend(&first);
+            let mut second_said = false;
+            while !done.load(Ordering::Relaxed) {
+                if interrupt.load(Ordering::Relaxed) && !second_said {
+                    queue.extend(&second);
+                    second_said = true;
+                }
+                // One capture block (80 ms) per write: a pipe write that small is atomic, so each of ALSA's reads
+                // finds a whole block (it does not wait for the rest of a short one).
+                let chunk: Vec<f32> = (0..jarvis::voice::audio::BLOCK)
+                    .map(|_| queue.pop_front().unwrap_or(0.0))
+                    .collect();
+                if m.write_all(&pcm(&chunk)).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(80));
+            }
+        })
+    };
+    let ears = {
+        let (done, heard_bytes, speaker) = (done.clone(), heard_bytes.clone(), speaker.clone());
+        std::thread::spawn(move || {
+            // Each reply opens the device anew: read each opening to its end, at the speed it plays.
+            while !done.load(Ordering::Relaxed) {
+                let Ok(mut s) = std::fs::File::open(&speaker) else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4410];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    heard_bytes.fetch_add(n, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+    };
+    let demo = demo_on_test_audio(dir.path(), &conf);
+    let http = crate::cli::blocking_http(None);
+    let traces = || -> Vec<serde_json::Value> {
+        http.get(format!("{}/api/v1/traces", demo.web))
+            .bearer_auth(&demo.token)
+            .send()
+            .and_then(|r| r.json::<serde_json::Value>())
+            .ok()
+            .and_then(|t| t["traces"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    // Jarvis starts answering aloud; a second of it is heard, then "Hey Jarvis, who is home?" over it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while heard_bytes.load(Ordering::Relaxed) < 44_100 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+    assert!(
+        heard_bytes.load(Ordering::Relaxed) >= 44_100,
+        "Jarvis never spoke: {:?} {}",
+        traces(),
+        log()
+    );
+    interrupt.store(true, Ordering::Relaxed);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        seen = traces();
+        if seen.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    done.store(true, Ordering::Relaxed);
+    drop(demo);
+    // Unblock the room's threads if the demo is gone before they noticed.
+    let _ = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&mic);
+    let _ = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&speaker);
+    let _ = (room.join(), ears.join());
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // Newest first: the new question answered, the reply it cut into marked interrupted.
+    assert_eq!(seen[1]["outcome"], "interrupted", "{seen:?}");
+    assert!(words(seen[1]["transcript"].as_str().unwrap()).contains(&"cluster".to_string()));
+    assert_eq!(seen[0]["outcome"], "answered", "{seen:?}");
+    assert!(
+        words(seen[0]["transcript"].as_str().unwrap()).contains(&"home".to_string()),
+        "{seen:?}"
+    );
+}
