@@ -20,6 +20,8 @@ use super::{load_typed_plan, Plan, VoiceError};
 use tokens::{Vocabulary, END, NO_SPEECH, NO_TIMESTAMPS, START};
 
 pub const ENCODER_FILE: &str = "whisper-encoder.onnx";
+/// The encoder over the first 10 s only (whisper.cpp's `audio_ctx`): a question that fits costs a third.
+pub const SHORT_ENCODER_FILE: &str = "whisper-encoder-10s.onnx";
 pub const DECODER_FILE: &str = "whisper-decoder.onnx";
 pub const TOKENIZER_FILE: &str = "whisper-tokenizer.json";
 pub const CONFIG_FILE: &str = "whisper-config.json";
@@ -27,6 +29,12 @@ pub const CONFIG_FILE: &str = "whisper-config.json";
 const LAYERS: usize = 4;
 const WIDTH: usize = 384;
 const AUDIO_POSITIONS: usize = 1500;
+/// The short encoder's positions (two mel frames each: 10 s).
+const SHORT_POSITIONS: usize = 500;
+/// The longest audio the short encoder takes: its 10 s less a margin, so the last word has context after it.
+const SHORT_SAMPLES: usize = 9 * 16_000 + 8_000;
+/// What the decoder adds to the attention scores of the positions a short encoder did not fill.
+const MASKED: f32 = -1e9;
 /// Positions in the decoder's self-attention cache: the prompt and the text together.
 pub const CACHE: usize = 224;
 const VOCAB: usize = 51864;
@@ -45,6 +53,7 @@ pub struct Transcript {
 /// Whisper tiny.en, loaded once.
 pub struct Whisper {
     encoder: Plan,
+    short_encoder: Plan,
     decoder: Plan,
     vocabulary: Vocabulary,
     mel: mel::LogMel,
@@ -60,6 +69,10 @@ impl Whisper {
             &dir.join(ENCODER_FILE),
             &[(f32t, &[1, mel::BINS, mel::FRAMES])],
         )?;
+        let short_encoder = load_typed_plan(
+            &dir.join(SHORT_ENCODER_FILE),
+            &[(f32t, &[1, mel::BINS, 2 * SHORT_POSITIONS])],
+        )?;
         let cache: &[usize] = &[LAYERS, 1, CACHE, WIDTH];
         let cross: &[usize] = &[LAYERS, 1, AUDIO_POSITIONS, WIDTH];
         let decoder = load_typed_plan(
@@ -71,6 +84,7 @@ impl Whisper {
                 (f32t, cache),
                 (f32t, cross),
                 (f32t, cross),
+                (f32t, &[AUDIO_POSITIONS]),
             ],
         )?;
         let vocabulary = Vocabulary::load(&dir.join(TOKENIZER_FILE))?;
@@ -95,6 +109,7 @@ impl Whisper {
         };
         Ok(Whisper {
             encoder,
+            short_encoder,
             decoder,
             vocabulary,
             mel: mel::LogMel::new(),
@@ -103,31 +118,82 @@ impl Whisper {
         })
     }
 
-    /// Transcribes up to 30 s of 16 kHz audio.
+    /// Transcribes up to 30 s of 16 kHz audio. A question that fits in 10 s goes through the short encoder; if
+    /// the decoder then loops (a phrase over and over, or the token budget used up — the short window's known
+    /// failure on very short clips), the 30 s window decides instead.
     pub fn transcribe(&self, audio: &[f32]) -> Result<Transcript, VoiceError> {
-        let run = |e: TractError| VoiceError::Run(format!("whisper: {e}"));
-        let started = Instant::now();
         let features = self.mel.compute(audio);
+        let seconds = audio.len() as f32 / 16_000.0;
+        // Speech runs at about four tokens a second; four times that is more than anyone says.
+        let budget = ((10.0 + 16.0 * seconds) as usize).min(CACHE - 3);
+        if audio.len() <= SHORT_SAMPLES {
+            let started = Instant::now();
+            let cross = self.encode_short(&features)?;
+            let encode_ms = started.elapsed().as_millis() as u64;
+            let decoded = self.decode(cross, budget)?;
+            if !decoded.looped {
+                return Ok(decoded.into_transcript(self, encode_ms));
+            }
+            tracing::debug!("Whisper's 10 s window looped; the 30 s window decides");
+        }
+        let started = Instant::now();
+        let cross = self.encode_long(features)?;
+        let encode_ms = started.elapsed().as_millis() as u64;
+        Ok(self.decode(cross, budget)?.into_transcript(self, encode_ms))
+    }
+
+    /// The 30 s encoder: cross-attention K/V over all 1500 positions, nothing masked.
+    fn encode_long(&self, features: Vec<f32>) -> Result<Cross, VoiceError> {
+        let run = |e: TractError| VoiceError::Run(format!("whisper: {e}"));
         let input = tract_ndarray::Array3::from_shape_vec((1, mel::BINS, mel::FRAMES), features)
             .map_err(|e| VoiceError::Run(e.to_string()))?;
         let encoded = self
             .encoder
             .run(tvec!(Tensor::from(input).into()))
             .map_err(run)?;
-        let (cross_k, cross_v) = (encoded[0].clone(), encoded[1].clone());
-        let encode_ms = started.elapsed().as_millis() as u64;
+        Ok(Cross {
+            k: encoded[0].clone(),
+            v: encoded[1].clone(),
+            mask: tensor1_f32(&[0f32; AUDIO_POSITIONS]),
+        })
+    }
 
+    /// The 10 s encoder on the first 1000 mel frames (normalised over the whole 30 s, as Whisper does), its K/V
+    /// padded to 1500 positions and the padding masked.
+    fn encode_short(&self, features: &[f32]) -> Result<Cross, VoiceError> {
+        let run = |e: TractError| VoiceError::Run(format!("whisper: {e}"));
+        let frames = 2 * SHORT_POSITIONS;
+        let cut: Vec<f32> = features
+            .chunks(mel::FRAMES)
+            .flat_map(|bin| bin[..frames].iter().copied())
+            .collect();
+        let input = tract_ndarray::Array3::from_shape_vec((1, mel::BINS, frames), cut)
+            .map_err(|e| VoiceError::Run(e.to_string()))?;
+        let encoded = self
+            .short_encoder
+            .run(tvec!(Tensor::from(input).into()))
+            .map_err(run)?;
+        let mut mask = vec![0f32; AUDIO_POSITIONS];
+        mask[SHORT_POSITIONS..].fill(MASKED);
+        Ok(Cross {
+            k: pad_positions(&encoded[0]).map_err(run)?,
+            v: pad_positions(&encoded[1]).map_err(run)?,
+            mask: tensor1_f32(&mask),
+        })
+    }
+
+    /// Greedy decoding against the encoder's K/V, at most `budget` text tokens.
+    fn decode(&self, cross: Cross, budget: usize) -> Result<Decoded, VoiceError> {
+        let run = |e: TractError| VoiceError::Run(format!("whisper: {e}"));
         let started = Instant::now();
         let zeros = || Tensor::zero::<f32>(&[LAYERS, 1, CACHE, WIDTH]).map(TValue::from);
         let (mut self_k, mut self_v) = (zeros().map_err(run)?, zeros().map_err(run)?);
-        let seconds = audio.len() as f32 / 16_000.0;
-        // Speech runs at about four tokens a second; four times that is more than anyone says.
-        let budget = ((10.0 + 16.0 * seconds) as usize).min(CACHE - 3);
         let mut text_ids: Vec<u32> = Vec::new();
         let mut no_speech = 0.0;
         let mut token = START;
         let mut position = 0usize;
         let prompt = [START, NO_TIMESTAMPS];
+        let mut ended = false;
         loop {
             let token_in = tensor2(&[[i64::from(token)]]);
             let position_in = tensor1(&[position as i64]);
@@ -138,8 +204,9 @@ impl Whisper {
                     position_in.into(),
                     self_k.clone(),
                     self_v.clone(),
-                    cross_k.clone(),
-                    cross_v.clone()
+                    cross.k.clone(),
+                    cross.v.clone(),
+                    cross.mask.clone()
                 ))
                 .map_err(run)?;
             self_k = out[1].clone();
@@ -166,17 +233,21 @@ impl Whisper {
             }
             let first = text_ids.is_empty();
             let next = self.pick(&logits, first);
-            if next == END || text_ids.len() >= budget {
+            if next == END {
+                ended = true;
+                break;
+            }
+            if text_ids.len() >= budget {
                 break;
             }
             text_ids.push(next);
             token = next;
         }
-        Ok(Transcript {
-            text: self.vocabulary.decode(&text_ids).trim().to_string(),
+        let looped = !ended || repeats(&text_ids);
+        Ok(Decoded {
+            ids: text_ids,
             no_speech,
-            tokens: text_ids.len(),
-            encode_ms,
+            looped,
             decode_ms: started.elapsed().as_millis() as u64,
         })
     }
@@ -201,6 +272,58 @@ impl Whisper {
     }
 }
 
+/// The encoder's output as the decoder takes it.
+struct Cross {
+    k: TValue,
+    v: TValue,
+    mask: TValue,
+}
+
+/// What greedy decoding gave.
+struct Decoded {
+    ids: Vec<u32>,
+    no_speech: f32,
+    /// It ran out of budget or ended in a phrase said three times over: not to be trusted.
+    looped: bool,
+    decode_ms: u64,
+}
+
+impl Decoded {
+    fn into_transcript(self, whisper: &Whisper, encode_ms: u64) -> Transcript {
+        Transcript {
+            text: whisper.vocabulary.decode(&self.ids).trim().to_string(),
+            no_speech: self.no_speech,
+            tokens: self.ids.len(),
+            encode_ms,
+            decode_ms: self.decode_ms,
+        }
+    }
+}
+
+/// Whether the tokens end in the same run of 1 to 12 tokens three times in a row ("10 of clubs 10 of clubs 10 of
+/// clubs"): Whisper looping, not someone speaking.
+fn repeats(ids: &[u32]) -> bool {
+    (1..=12).any(|p| {
+        ids.len() >= 3 * p && {
+            let tail = &ids[ids.len() - 3 * p..];
+            tail[..p] == tail[p..2 * p] && tail[p..2 * p] == tail[2 * p..]
+        }
+    })
+}
+
+/// A short encoder's K/V `[L,1,500,D]` as the decoder takes them, `[L,1,1500,D]`: zeros after (masked).
+fn pad_positions(short: &TValue) -> TractResult<TValue> {
+    let view = short.to_plain_array_view::<f32>()?;
+    let mut full = tract_ndarray::Array4::<f32>::zeros((LAYERS, 1, AUDIO_POSITIONS, WIDTH));
+    full.slice_mut(tract_ndarray::s![.., .., ..SHORT_POSITIONS, ..])
+        .assign(&view.into_dimensionality::<tract_ndarray::Ix4>()?);
+    Ok(Tensor::from(full).into())
+}
+
+fn tensor1_f32(values: &[f32]) -> TValue {
+    Tensor::from(tract_ndarray::Array1::from_vec(values.to_vec())).into()
+}
+
 fn softmax_at(logits: &[f32], index: usize) -> f32 {
     let max = logits.iter().fold(f32::MIN, |a, &b| a.max(b));
     let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
@@ -208,4 +331,18 @@ fn softmax_at(logits: &[f32], index: usize) -> f32 {
         .get(index)
         .map(|l| (l - max).exp() / sum)
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeats;
+
+    #[test]
+    fn a_phrase_said_three_times_over_at_the_end_is_a_loop() {
+        assert!(repeats(&[7, 1, 2, 3, 1, 2, 3, 1, 2, 3]));
+        assert!(repeats(&[5, 5, 5]));
+        assert!(!repeats(&[1, 2, 3, 1, 2, 3]));
+        assert!(!repeats(&[1, 2, 3, 4, 5, 6, 7]));
+        assert!(!repeats(&[]));
+    }
 }
