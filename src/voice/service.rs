@@ -546,11 +546,7 @@ impl<'a> SentenceQueue<'a> {
     }
 
     async fn say(&mut self, sentence: String) -> Result<(), ExchangeError> {
-        if self
-            .sink
-            .as_ref()
-            .is_some_and(|s| s.sentences.is_closed())
-        {
+        if self.sink.as_ref().is_some_and(|s| s.sentences.is_closed()) {
             return Err(ExchangeError::Interrupted);
         }
         let spoken = text::speakable(&sentence);
