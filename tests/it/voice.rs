@@ -315,26 +315,38 @@ fn write_clip(path: &Path, samples: &[f32]) {
     wav::write(path, samples, wav::RATE).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jarvis_listen_hears_a_recording_answers_and_writes_the_spoken_reply() {
-    let dir = tempfile::tempdir().unwrap();
-    let (app, addr, _sim) = voice_app(dir.path()).await;
-    // The question in the Piper voice (as `jarvis say` makes it), with a little noise.
-    let said = dir.path().join("said.wav");
-    let out = Command::new(BIN)
-        .args(["say", "Hey Jarvis, who is home?", "--out"])
-        .arg(&said)
+/// `text` as `jarvis say` speaks it (the Piper voice, or espeak-ng's: the same audio every run), as 16 kHz samples.
+fn jarvis_says(dir: &Path, text: &str, espeak: bool) -> Vec<f32> {
+    let name: String = text.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let out = dir.join(format!("say-{name}-{espeak}.wav"));
+    let mut say = Command::new(BIN);
+    say.arg("say");
+    if espeak {
+        say.arg("--espeak");
+    }
+    let done = say
+        .arg(text)
+        .arg("--out")
+        .arg(&out)
         .arg("--models")
         .arg(models())
         .output()
         .unwrap();
     assert!(
-        out.status.success(),
+        done.status.success(),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&done.stderr)
     );
+    wav::read(&out).unwrap().samples
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jarvis_listen_hears_a_recording_answers_and_writes_the_spoken_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, addr, _sim) = voice_app(dir.path()).await;
+    // The question in the Piper voice (as `jarvis say` makes it), with a little noise.
     let mut question = vec![0.0; wav::RATE as usize / 2];
-    question.extend(wav::read(&said).unwrap().samples);
+    question.extend(jarvis_says(dir.path(), "Hey Jarvis, who is home?", false));
     write_clip(&dir.path().join("q.wav"), &with_noise(&question, 25.0));
     let reply_path = dir.path().join("reply.wav");
     let run = tokio::task::spawn_blocking({
@@ -597,23 +609,13 @@ fn demo_on_test_audio(dir: &Path, conf: &Path) -> crate::cli::DemoProc {
 fn the_microphone_hears_hey_jarvis_and_the_loudspeaker_answers() {
     let dir = tempfile::tempdir().unwrap();
     // "Hey Jarvis, what is the status of the cluster?" as raw 16-bit 16 kHz mono, with quiet around it.
-    let said = dir.path().join("said.wav");
-    let ok = Command::new(BIN)
-        .args([
-            // espeak-ng's voice: the same audio every run (Piper's has noise in it).
-            "say",
-            "--espeak",
-            "Hey Jarvis, what is the status of the cluster?",
-            "--out",
-        ])
-        .arg(&said)
-        .arg("--models")
-        .arg(models())
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    // espeak-ng's voice: the same audio every run (Piper's has noise in it).
     let mut samples = vec![0.0; 2 * wav::RATE as usize];
-    samples.extend(wav::read(&said).unwrap().samples);
+    samples.extend(jarvis_says(
+        dir.path(),
+        "Hey Jarvis, what is the status of the cluster?",
+        true,
+    ));
     samples.extend(vec![0.0; 4 * wav::RATE as usize]);
     let raw: Vec<u8> = samples
         .iter()
@@ -843,31 +845,18 @@ async fn an_endless_utterance_is_cut_and_espeak_speaks_when_piper_falls_behind_o
     app.shutdown().await;
 }
 
-/// espeak-ng's rendition of `text` (the same audio every run) as 16 kHz samples, through `jarvis say`.
-fn said_by_espeak(dir: &Path, text: &str) -> Vec<f32> {
-    let out = dir.join(format!(
-        "{:x}.wav",
-        text.len() * 7919 + text.as_bytes()[0] as usize
-    ));
-    let ok = Command::new(BIN)
-        .args(["say", "--espeak", text, "--out"])
-        .arg(&out)
-        .arg("--models")
-        .arg(models())
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    wav::read(&out).unwrap().samples
-}
-
 #[test]
 fn hey_jarvis_while_jarvis_speaks_stops_him_and_the_new_question_is_answered() {
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
-    let first = said_by_espeak(dir.path(), "Hey Jarvis, what is the status of the cluster?");
-    let second = said_by_espeak(dir.path(), "Hey Jarvis, who is home?");
+    let first = jarvis_says(
+        dir.path(),
+        "Hey Jarvis, what is the status of the cluster?",
+        true,
+    );
+    let second = jarvis_says(dir.path(), "Hey Jarvis, who is home?", true);
     // A room in real time: the microphone is a FIFO this test speaks into at 16 kHz, 80 ms at a time; the
     // loudspeaker a FIFO it listens to at 22.05 kHz, so playback takes as long as the reply (ALSA's file plugin
     // over `null` would otherwise take both at once).
