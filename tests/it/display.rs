@@ -34,8 +34,19 @@ impl Xvfb {
                 continue;
             }
             let display = format!(":{n}");
+            // -noreset: by default Xvfb resets when its last client leaves, and a client connecting during the
+            // reset is refused. The renderer-fallback test's kiosk does exactly that (the GPU probe's connection
+            // closes, the software renderer's opens), and under load it lost the race.
             let mut child = Command::new("Xvfb")
-                .args([&display, "-screen", "0", "1920x1080x24", "-nolisten", "tcp"])
+                .args([
+                    &display,
+                    "-screen",
+                    "0",
+                    "1920x1080x24",
+                    "-nolisten",
+                    "tcp",
+                    "-noreset",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
