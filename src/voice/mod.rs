@@ -5,7 +5,7 @@
 //!
 //! - [`wav`]: WAV files in and out, converted to 16 kHz mono.
 //! - [`wake`]: "hey jarvis" (openWakeWord's three models, streaming in 80 ms steps) and the gate that decides a
-//!   wake.
+//!   wake; [`wake_net`] runs its embedding network as a stream.
 //! - [`vad`]: Silero voice activity, and the rule that cuts an utterance out of the stream.
 //! - [`opus`]: a spoken reply as Ogg Opus, for the phone.
 //! - [`cloud`]: the optional cloud transcription and voices (used only when configured, always with a fallback).
@@ -21,6 +21,7 @@ pub mod trace;
 pub mod tts;
 pub mod vad;
 pub mod wake;
+pub mod wake_net;
 pub mod wav;
 
 use std::path::Path;

@@ -2,10 +2,11 @@
 //! (1280 samples at 16 kHz).
 //!
 //! Each step turns the newest 1760 samples (the step plus the 480 the spectrogram's window needs) into 8 mel
-//! frames (scaled `x/10 + 2`, as openWakeWord does); the last 76 mel frames become one 96-d embedding; the last 16
-//! embeddings give the score. The buffers start as openWakeWord's do — mel frames of ones, and embeddings of that
-//! quiet — so a clip that opens with the wake word is still heard, and the first few scores are forced to zero
-//! while the buffers fill with real sound. Whether a score *wakes* Jarvis (threshold, refractory period, the VAD
+//! frames (scaled `x/10 + 2`, as openWakeWord does); the last 76 mel frames become one 96-d embedding — computed
+//! as a stream by [`super::wake_net`], which adds only the new frames' share instead of rerunning the window —
+//! and the last 16 embeddings give the score. The buffers start as openWakeWord's do — mel frames of ones, and
+//! embeddings of that quiet — so a clip that opens with the wake word is still heard, and the first few scores
+//! are forced to zero while the buffers fill with real sound. Whether a score *wakes* Jarvis (threshold, refractory period, the VAD
 //! gate) is decided by [`WakeGate`].
 
 use std::collections::VecDeque;
@@ -13,6 +14,7 @@ use std::path::Path;
 
 use tract_onnx::prelude::*;
 
+use super::wake_net::{EmbeddingNet, NetState};
 use super::{load_plan, Plan, VoiceError};
 
 pub const MEL_FILE: &str = "melspectrogram.onnx";
@@ -34,25 +36,39 @@ const WARM_UP_STEPS: usize = 5;
 /// The three models, loaded once and shared by every detector.
 pub struct WakeModels {
     mel: Plan,
-    embedding: Plan,
+    embedding: EmbeddingNet,
     classifier: Plan,
-    /// The embedding of a window of mel frames of ones (what the buffers start with).
+    /// The embedding of a window of mel frames of ones (what the buffers start with), and the stream's state
+    /// after that window.
     quiet: [f32; EMBEDDING],
+    quiet_state: NetState,
 }
 
 impl WakeModels {
     pub fn load(dir: &Path) -> Result<WakeModels, VoiceError> {
         let mel = load_plan(&dir.join(MEL_FILE), &[&[1, MEL_INPUT]])?;
-        let embedding = load_plan(&dir.join(EMBEDDING_FILE), &[&[1, MEL_WINDOW, MEL_BINS, 1]])?;
+        let path = dir.join(EMBEDDING_FILE);
+        let embedding = EmbeddingNet::load(&path, MEL_WINDOW, MEL_BINS)?;
+        if embedding.step_frames() != MEL_PER_STEP || embedding.embedding_len() != EMBEDDING {
+            return Err(VoiceError::Load {
+                path: path.display().to_string(),
+                message: format!(
+                    "an embedding of {} values every {} frames, not {EMBEDDING} every {MEL_PER_STEP}",
+                    embedding.embedding_len(),
+                    embedding.step_frames()
+                ),
+            });
+        }
         let classifier = load_plan(&dir.join(CLASSIFIER_FILE), &[&[1, EMBEDDINGS, EMBEDDING]])?;
-        let mut models = WakeModels {
+        let (quiet, quiet_state) = embedding.start(&vec![1.0; MEL_WINDOW * MEL_BINS])?;
+        let quiet = to_embedding(&quiet)?;
+        Ok(WakeModels {
             mel,
             embedding,
             classifier,
-            quiet: [0.0; EMBEDDING],
-        };
-        models.quiet = models.embed(&vec![1.0; MEL_WINDOW * MEL_BINS])?;
-        Ok(models)
+            quiet,
+            quiet_state,
+        })
     }
 
     fn mel(&self, samples: &[f32]) -> Result<Vec<f32>, VoiceError> {
@@ -76,28 +92,6 @@ impl WakeModels {
         Ok(frames)
     }
 
-    fn embed(&self, window: &[f32]) -> Result<[f32; EMBEDDING], VoiceError> {
-        let input =
-            tract_ndarray::Array4::from_shape_vec((1, MEL_WINDOW, MEL_BINS, 1), window.to_vec())
-                .map_err(|e| VoiceError::Run(e.to_string()))?;
-        let out = self
-            .embedding
-            .run(tvec!(Tensor::from(input).into()))
-            .map_err(|e| VoiceError::Run(format!("wake embedding: {e}")))?;
-        let view = out[0]
-            .to_plain_array_view::<f32>()
-            .map_err(|e| VoiceError::Run(e.to_string()))?;
-        let mut e = [0.0; EMBEDDING];
-        if view.len() != EMBEDDING {
-            return Err(VoiceError::Run(format!(
-                "wake embedding of {} values",
-                view.len()
-            )));
-        }
-        e.iter_mut().zip(view.iter()).for_each(|(d, s)| *d = *s);
-        Ok(e)
-    }
-
     fn classify(&self, embeddings: &[f32]) -> Result<f32, VoiceError> {
         let input =
             tract_ndarray::Array3::from_shape_vec((1, EMBEDDINGS, EMBEDDING), embeddings.to_vec())
@@ -116,6 +110,12 @@ impl WakeModels {
     }
 }
 
+fn to_embedding(values: &[f32]) -> Result<[f32; EMBEDDING], VoiceError> {
+    values
+        .try_into()
+        .map_err(|_| VoiceError::Run(format!("wake embedding of {} values", values.len())))
+}
+
 /// One listener's streaming state over shared [`WakeModels`].
 pub struct WakeDetector<'m> {
     models: &'m WakeModels,
@@ -123,7 +123,8 @@ pub struct WakeDetector<'m> {
     raw: VecDeque<f32>,
     /// Samples not yet making up a whole step.
     pending: Vec<f32>,
-    mel: VecDeque<f32>,
+    /// The embedding stream's state: where the last 76 mel frames left it.
+    net: NetState,
     embeddings: VecDeque<f32>,
     steps: usize,
 }
@@ -134,7 +135,7 @@ impl<'m> WakeDetector<'m> {
             models,
             raw: VecDeque::with_capacity(MEL_INPUT + STEP),
             pending: Vec::with_capacity(STEP),
-            mel: VecDeque::with_capacity((MEL_WINDOW + MEL_PER_STEP) * MEL_BINS),
+            net: models.quiet_state.clone(),
             embeddings: VecDeque::with_capacity((EMBEDDINGS + 1) * EMBEDDING),
             steps: 0,
         };
@@ -147,9 +148,7 @@ impl<'m> WakeDetector<'m> {
         self.raw.clear();
         self.raw.extend(std::iter::repeat_n(0.0, MEL_INPUT - STEP));
         self.pending.clear();
-        self.mel.clear();
-        self.mel
-            .extend(std::iter::repeat_n(1.0, MEL_WINDOW * MEL_BINS));
+        self.net = self.models.quiet_state.clone();
         self.embeddings.clear();
         for _ in 0..EMBEDDINGS {
             self.embeddings.extend(self.models.quiet);
@@ -176,13 +175,8 @@ impl<'m> WakeDetector<'m> {
         }
         let input: Vec<f32> = self.raw.iter().copied().collect();
         let frames = self.models.mel(&input)?;
-        self.mel.extend(frames);
-        while self.mel.len() > MEL_WINDOW * MEL_BINS {
-            self.mel.pop_front();
-        }
-        let window: Vec<f32> = self.mel.iter().copied().collect();
-        let embedding = self.models.embed(&window)?;
-        self.embeddings.extend(embedding);
+        let embedding = self.models.embedding.step(&mut self.net, &frames)?;
+        self.embeddings.extend(to_embedding(&embedding)?);
         while self.embeddings.len() > EMBEDDINGS * EMBEDDING {
             self.embeddings.pop_front();
         }
