@@ -88,10 +88,12 @@ impl VoiceModels {
             .as_deref()
             .filter(|_| settings.cache_bytes > 0)
             .map(|d| (d, settings.cache_bytes));
+        let speaker = Speaker::load(&settings.models, cache);
+        speaker.prepare();
         Ok(VoiceModels {
             ears: EarModels::load(&settings.models)?,
             whisper: Whisper::load(&settings.models)?,
-            speaker: Speaker::load(&settings.models, cache),
+            speaker,
         })
     }
 }

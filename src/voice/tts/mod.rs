@@ -92,6 +92,13 @@ impl Speaker {
         }
     }
 
+    /// Prepares Piper for a long run of replies (see [`piper::PiperVoice::prepare`]).
+    pub fn prepare(&self) {
+        if let Some(piper) = &self.piper {
+            piper.prepare();
+        }
+    }
+
     /// The voice Piper is, if loaded.
     pub fn has_piper(&self) -> bool {
         self.piper.is_some()

@@ -2,7 +2,7 @@
 //! known. The encoder (phonemes → per-phoneme durations and prior means / log-deviations) has data-dependent
 //! shapes inside (the duration predictor's spline), so tract can only optimise it for a fixed phoneme count:
 //! sentences are padded up to a few bucket sizes (64, 128, 256, 512, the maximum), each bucket's plan built once
-//! (the common ones in the background at load) and kept; the padding is masked by `input_lengths`, as in Piper's
+//! (the smallest at load; the service prepares 128 and 256 before it answers) and kept; the padding is masked by `input_lengths`, as in Piper's
 //! own batches, so it changes nothing. The glue here rounds the durations up and repeats each phoneme's prior
 //! column that many frames; the decoder (flow and HiFi-GAN, the heavy half) gets an optimised plan for the
 //! sentence's exact frame count, built per sentence (about 0.1 s): tract runs a fixed-shape HiFi-GAN 2–3× faster
@@ -31,8 +31,10 @@ pub const MAX_IDS: usize = 1200;
 const MAX_FRAMES: usize = 3000;
 /// Phoneme counts the encoder is optimised for; a sentence is padded to the first that holds it.
 const ENCODER_BUCKETS: [usize; 5] = [64, 128, 256, 512, MAX_IDS];
-/// Buckets built in the background as the voice loads (most sentences fit them).
-const WARM_BUCKETS: [usize; 3] = [64, 128, 256];
+/// Buckets a long-running voice (the service) prepares before it answers: most replies' first sentences fit
+/// them, so the first reply after start does not wait for a plan. Built in this order by [`PiperVoice::prepare`];
+/// the last in the background.
+const PREPARED_BUCKETS: [usize; 2] = [128, 256];
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -109,23 +111,10 @@ impl PiperVoice {
             encoders: Mutex::new(Vec::new()),
         });
         // The smallest bucket is built now, so a voice that cannot be optimised fails here (and espeak-ng
-        // speaks) rather than on the first reply; the next common one in the background.
+        // speaks) rather than on the first reply.
         models
             .encoder_plan(ENCODER_BUCKETS[0])
             .map_err(|e| load(&enc_path, e.to_string()))?;
-        let warm = Arc::clone(&models);
-        let spawned = std::thread::Builder::new()
-            .name("piper-warm".into())
-            .spawn(move || {
-                for bucket in WARM_BUCKETS.into_iter().skip(1) {
-                    if let Err(e) = warm.encoder_plan(bucket) {
-                        tracing::warn!("piper: cannot prepare the {bucket}-phoneme encoder: {e}");
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::debug!("piper: no warm-up thread ({e}); buckets are built when first needed");
-        }
         let pad = ids[&'_'][0];
         Ok(PiperVoice {
             models,
@@ -135,6 +124,29 @@ impl PiperVoice {
             scales,
             espeak_voice,
         })
+    }
+
+    /// Builds the encoder plans most sentences need: the first of [`PREPARED_BUCKETS`] now, the rest in the
+    /// background (a bucket not built yet when a sentence needs it is built by that sentence). For the service,
+    /// which answers many questions; a one-off `jarvis say` builds only what it uses.
+    pub fn prepare(&self) {
+        let [now, later] = PREPARED_BUCKETS;
+        if let Err(e) = self.models.encoder_plan(now) {
+            tracing::warn!("piper: cannot prepare the {now}-phoneme encoder: {e}");
+        }
+        let models = Arc::clone(&self.models);
+        let spawned = std::thread::Builder::new()
+            .name("piper-prepare".into())
+            .spawn(move || {
+                if let Err(e) = models.encoder_plan(later) {
+                    tracing::warn!("piper: cannot prepare the {later}-phoneme encoder: {e}");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(
+                "piper: no thread to prepare the {later}-phoneme encoder ({e}); built when needed"
+            );
+        }
     }
 
     /// The voice's ids for one sentence.
