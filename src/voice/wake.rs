@@ -6,8 +6,8 @@
 //! as a stream by [`super::wake_net`], which adds only the new frames' share instead of rerunning the window —
 //! and the last 16 embeddings give the score. The buffers start as openWakeWord's do — mel frames of ones, and
 //! embeddings of that quiet — so a clip that opens with the wake word is still heard, and the first few scores
-//! are forced to zero while the buffers fill with real sound. Whether a score *wakes* Jarvis (threshold, refractory period, the VAD
-//! gate) is decided by [`WakeGate`].
+//! are forced to zero while the buffers fill with real sound. Whether a score *wakes* Jarvis (threshold,
+//! refractory period, the VAD gate) is decided by [`WakeGate`].
 
 use std::collections::VecDeque;
 use std::path::Path;

@@ -15,7 +15,9 @@ use std::path::Path;
 
 use tract_onnx::pb::{NodeProto, TensorProto};
 use tract_onnx::prelude::Framework;
-use tract_onnx::tract_core::ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
+use tract_onnx::tract_core::ndarray::{
+    linalg::general_mat_mul, ArrayView2, ArrayViewMut2, ShapeError,
+};
 
 use super::VoiceError;
 
@@ -208,7 +210,7 @@ impl EmbeddingNet {
             let (out, keep) = match layer {
                 Layer::Conv(c) => {
                     let n = (available + 1).saturating_sub(c.kt);
-                    (conv(c, column, self.columns[i + 1], held, n), c.kt - 1)
+                    (conv(c, column, self.columns[i + 1], held, n)?, c.kt - 1)
                 }
                 Layer::Pool { time, freq } => {
                     let n = available / time;
@@ -232,7 +234,13 @@ impl EmbeddingNet {
 }
 
 /// The `n` output columns a convolution can compute from the held input columns, channels last.
-fn conv(c: &Conv, input: Column, output: Column, held: &[f32], n: usize) -> Vec<f32> {
+fn conv(
+    c: &Conv,
+    input: Column,
+    output: Column,
+    held: &[f32],
+    n: usize,
+) -> Result<Vec<f32>, VoiceError> {
     let rows = n * output.freq;
     let depth = c.kt * c.kf * c.inputs;
     let mut patches = vec![0.0f32; rows * depth];
@@ -262,14 +270,11 @@ fn conv(c: &Conv, input: Column, output: Column, held: &[f32], n: usize) -> Vec<
         .take(rows * c.outputs)
         .collect();
     if rows > 0 {
-        // The shapes were checked when the network loaded; these views cannot fail.
-        if let (Ok(a), Ok(b), Ok(mut y)) = (
-            ArrayView2::from_shape((rows, depth), &patches),
-            ArrayView2::from_shape((depth, c.outputs), &c.weights),
-            ArrayViewMut2::from_shape((rows, c.outputs), &mut out),
-        ) {
-            general_mat_mul(1.0, &a, &b, 1.0, &mut y);
-        }
+        let shape = |e: ShapeError| VoiceError::Run(format!("wake embedding convolution: {e}"));
+        let a = ArrayView2::from_shape((rows, depth), &patches).map_err(shape)?;
+        let b = ArrayView2::from_shape((depth, c.outputs), &c.weights).map_err(shape)?;
+        let mut y = ArrayViewMut2::from_shape((rows, c.outputs), &mut out).map_err(shape)?;
+        general_mat_mul(1.0, &a, &b, 1.0, &mut y);
     }
     if let Some((slope, floor)) = c.activation {
         for v in &mut out {
@@ -277,7 +282,7 @@ fn conv(c: &Conv, input: Column, output: Column, held: &[f32], n: usize) -> Vec<
             *v = leaky.max(floor);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Max-pools `n` output columns (kernel = stride, no padding), channels last.

@@ -2,8 +2,8 @@
 //! known. The encoder (phonemes → per-phoneme durations and prior means / log-deviations) has data-dependent
 //! shapes inside (the duration predictor's spline), so tract can only optimise it for a fixed phoneme count:
 //! sentences are padded up to a few bucket sizes (64, 128, 256, 512, the maximum), each bucket's plan built once
-//! (the smallest at load; the service prepares 128 and 256 before it answers) and kept; the padding is masked by `input_lengths`, as in Piper's
-//! own batches, so it changes nothing. The glue here rounds the durations up and repeats each phoneme's prior
+//! (the smallest at load; the service prepares 128 and 256 before it answers) and kept; the padding is masked by
+//! `input_lengths`, as in Piper's own batches, so it changes nothing. The glue here rounds the durations up and repeats each phoneme's prior
 //! column that many frames; the decoder (flow and HiFi-GAN, the heavy half) gets an optimised plan for the
 //! sentence's exact frame count, built per sentence (about 0.1 s): tract runs a fixed-shape HiFi-GAN 2–3× faster
 //! than one over a symbolic frame count, which pays for the build many times over.
@@ -187,7 +187,11 @@ impl PiperVoice {
         let run = |stage: &'static str| {
             move |e: TractError| TtsError::Run(format!("piper {stage}: {e:#}"))
         };
-        let (durations, m_src, l_src) = self.encode(ids, self.scales)?;
+        let Encoded {
+            durations,
+            m_p: m_src,
+            logs_p: l_src,
+        } = self.encode(ids, self.scales)?;
         let n = ids.len();
         let scales = Tensor::from_shape(&[3], &self.scales).map_err(run("input"))?;
         // Each phoneme lasts ceil(duration) frames.
@@ -244,12 +248,7 @@ impl PiperVoice {
 impl PiperVoice {
     /// The encoder's durations (one per phoneme) and priors (`[CHANNELS][n]` each) for `ids`, run in the
     /// smallest bucket that holds them, the padding cut away.
-    #[allow(clippy::type_complexity)]
-    fn encode(
-        &self,
-        ids: &[i64],
-        scales: [f32; 3],
-    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>), TtsError> {
+    fn encode(&self, ids: &[i64], scales: [f32; 3]) -> Result<Encoded, TtsError> {
         let bucket = ENCODER_BUCKETS
             .into_iter()
             .find(|b| *b >= ids.len())
@@ -257,13 +256,7 @@ impl PiperVoice {
         self.encode_in(ids, scales, bucket)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn encode_in(
-        &self,
-        ids: &[i64],
-        scales: [f32; 3],
-        bucket: usize,
-    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>), TtsError> {
+    fn encode_in(&self, ids: &[i64], scales: [f32; 3], bucket: usize) -> Result<Encoded, TtsError> {
         let run = |e: TractError| TtsError::Run(format!("piper encoder: {e:#}"));
         let n = ids.len();
         if n > bucket {
@@ -304,8 +297,20 @@ impl PiperVoice {
                 .copied()
                 .collect()
         };
-        Ok((durations[..n].to_vec(), unpad(&m_p), unpad(&logs_p)))
+        Ok(Encoded {
+            durations: durations[..n].to_vec(),
+            m_p: unpad(&m_p),
+            logs_p: unpad(&logs_p),
+        })
     }
+}
+
+/// What the encoder says about a sentence: frames per phoneme, and each phoneme's prior means and
+/// log-deviations (`[CHANNELS][phonemes]`).
+struct Encoded {
+    durations: Vec<f32>,
+    m_p: Vec<f32>,
+    logs_p: Vec<f32>,
 }
 
 /// The two halves as parsed, and the encoder plans built so far.
@@ -373,8 +378,16 @@ mod tests {
         // Without the noise (noise scale and noise_w 0) the encoder is deterministic: the same sentence padded
         // to 64 or to 128 phonemes must give the same durations and priors.
         let still = [0.0, 1.0, 0.0];
-        let (d64, m64, l64) = voice.encode_in(&ids, still, 64).unwrap();
-        let (d128, m128, l128) = voice.encode_in(&ids, still, 128).unwrap();
+        let Encoded {
+            durations: d64,
+            m_p: m64,
+            logs_p: l64,
+        } = voice.encode_in(&ids, still, 64).unwrap();
+        let Encoded {
+            durations: d128,
+            m_p: m128,
+            logs_p: l128,
+        } = voice.encode_in(&ids, still, 128).unwrap();
         assert_eq!(d64.len(), ids.len());
         assert_eq!(m64.len(), CHANNELS * ids.len());
         let near = |a: &[f32], b: &[f32]| {
