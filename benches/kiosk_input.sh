@@ -13,7 +13,11 @@ SECS="${1:-60}"
 cargo build --release --locked --bin jarvis >/dev/null
 WORK=$(mktemp -d)
 XPID=""; JPID=""
-cleanup() { kill $JPID $XPID 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() {
+  [ -n "$JPID" ] && kill "$JPID" 2>/dev/null
+  [ -n "$XPID" ] && kill "$XPID" 2>/dev/null
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 command -v Xvfb >/dev/null || { echo "Xvfb is missing (scripts/setup installs it)"; exit 1; }
 DISP=":$((60 + RANDOM % 20))"
@@ -32,10 +36,8 @@ with_conversation() { # binary label
     >/dev/null 2>"$WORK/err" &
   JPID=$!
   for _ in $(seq 100); do curl -sf "127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-  for q in "do not start win11-test"; do
-    curl -sf -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-      -d "{\"text\": \"$q\"}" "127.0.0.1:$port/api/v1/chat" >/dev/null
-  done
+  curl -sf -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+    -d '{"text": "do not start win11-test"}' "127.0.0.1:$port/api/v1/chat" >/dev/null
   # The kiosk shows the conversation it reloads at start: restart it so the history is on screen.
   kill $JPID; wait $JPID 2>/dev/null || true
   JARVIS_WEB_TOKEN=$TOKEN JARVIS_OPERATOR_TOKEN=op-$TOKEN RUST_LOG=warn \

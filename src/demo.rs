@@ -420,9 +420,17 @@ impl Drop for Broker {
 }
 
 /// Where the demo finds the face models: `JARVIS_MODELS`, else the checkout's models/cache/ (where
-/// `scripts/fetch-models` puts them).
+/// `scripts/fetch-models` puts them) when this binary was built from a checkout that is still there, else where
+/// the appliance installs them (/usr/share/jarvis/models).
 pub fn default_models() -> PathBuf {
+    let checkout = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/cache");
     std::env::var_os("JARVIS_MODELS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/cache"))
+        .unwrap_or_else(|| {
+            if checkout.is_dir() {
+                checkout
+            } else {
+                PathBuf::from("/usr/share/jarvis/models")
+            }
+        })
 }

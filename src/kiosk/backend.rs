@@ -109,20 +109,33 @@ impl Machine {
     }
 }
 
+/// Whether this build has Slint's winit backend (`desktop`) and the GPU renderer (`kiosk-gpu`).
+const HAS_WINIT: bool = cfg!(feature = "desktop");
+const HAS_FEMTOVG: bool = cfg!(feature = "kiosk-gpu");
+
 /// The Slint backend and renderer names to ask for; `None` means no UI.
+/// With this build's backends and renderers: winit only with the `desktop` feature, femtovg only with
+/// `kiosk-gpu` (the static flavour has neither: on a desktop it runs without the UI unless told `linuxkms`).
 pub fn choose(s: &KioskSettings, m: Machine) -> Option<(&'static str, &'static str)> {
     let backend = match s.backend {
         BackendChoice::None => return None,
         BackendChoice::Winit => "winit",
         BackendChoice::LinuxKms => "linuxkms",
-        BackendChoice::Auto if m.display => "winit",
+        BackendChoice::Auto if m.display && HAS_WINIT => "winit",
+        BackendChoice::Auto if m.display => return None,
         BackendChoice::Auto if m.drm_card => "linuxkms",
         BackendChoice::Auto => return None,
     };
     let renderer = match s.renderer {
         RendererChoice::Software => "software",
-        RendererChoice::Gpu => "femtovg",
-        RendererChoice::Auto if m.render_node => "femtovg",
+        RendererChoice::Gpu if HAS_FEMTOVG => "femtovg",
+        RendererChoice::Gpu => {
+            tracing::warn!(
+                "this build has no GPU renderer (the static flavour); using the software renderer"
+            );
+            "software"
+        }
+        RendererChoice::Auto if m.render_node && HAS_FEMTOVG => "femtovg",
         RendererChoice::Auto => "software",
     };
     Some((backend, renderer))
@@ -180,7 +193,9 @@ pub fn run(settings: &KioskSettings, mut ctx: KioskContext) -> Result<(), KioskE
     }
     let mut warnings = Vec::new();
     if backend == "linuxkms" {
-        warnings = display::input_warnings(display::udev_running(), display::event_devices());
+        // libinput needs udevd; the static flavour reads /dev/input itself.
+        let udev = display::udev_running() || !cfg!(feature = "kiosk-gpu");
+        warnings = display::input_warnings(udev, display::event_devices());
         for w in &warnings {
             tracing::warn!("{w}");
         }
@@ -191,6 +206,7 @@ pub fn run(settings: &KioskSettings, mut ctx: KioskContext) -> Result<(), KioskE
             .backend_name(backend.into())
             .renderer_name(renderer.into());
     }
+    #[cfg(feature = "kiosk-gpu")]
     if !settings.allow_quit_chord {
         selector = selector.with_libinput_event_hook(display::quit_chord_hook());
     }
@@ -206,7 +222,10 @@ pub fn run(settings: &KioskSettings, mut ctx: KioskContext) -> Result<(), KioskE
             renderer: renderer.into(),
             gpu_fallback: gpu_fallback.clone(),
             fonts: match crate::kiosk::fonts::setup() {
-                Some(crate::kiosk::fonts::FontSetup::Embedded(_)) => "embedded".into(),
+                Some(
+                    crate::kiosk::fonts::FontSetup::Embedded(_)
+                    | crate::kiosk::fonts::FontSetup::NoFontconfig,
+                ) => "embedded".into(),
                 _ => "system".into(),
             },
             warnings: warnings.clone(),
@@ -223,7 +242,11 @@ pub fn run(settings: &KioskSettings, mut ctx: KioskContext) -> Result<(), KioskE
     let stop = attach(&window, &ctx);
     if backend == "linuxkms" {
         window.window().set_fullscreen(true);
+        // Without libinput (the static flavour) Slint's LinuxKMS backend reads no input: Jarvis does.
+        #[cfg(not(feature = "kiosk-gpu"))]
+        crate::kiosk::evdev_input::start(window.as_weak(), Path::new("/dev/input"));
     } else {
+        #[cfg(feature = "desktop")]
         crate::kiosk::x11_focus::take_focus_when_shown(window.as_weak());
     }
     let result = loop {

@@ -3,7 +3,6 @@
 //! reason a renderer probe gives when it fails. Pure where it can be (the tests drive the chord filter with key
 //! codes); the libinput hook and the file-system checks are thin.
 
-use std::cell::RefCell;
 use std::path::Path;
 
 /// Linux key codes (linux/input-event-codes.h) the quit chord is made of.
@@ -55,9 +54,10 @@ impl QuitChordFilter {
 }
 
 /// The libinput hook for Slint's LinuxKMS backend: drops the quit chord, passes every other event.
+#[cfg(feature = "kiosk-gpu")]
 pub fn quit_chord_hook() -> impl Fn(&input::Event) -> bool + 'static {
     use input::event::keyboard::{KeyState, KeyboardEvent, KeyboardEventTrait};
-    let filter = RefCell::new(QuitChordFilter::default());
+    let filter = std::cell::RefCell::new(QuitChordFilter::default());
     move |event| match event {
         input::Event::Keyboard(KeyboardEvent::Key(k)) => filter
             .borrow_mut()

@@ -4,6 +4,10 @@
 //! UI exists, [`ensure_system_font`] asks fontconfig how many fonts it sees; if none, it writes the HUD's own
 //! embedded JetBrains Mono to a private folder and points `FONTCONFIG_FILE` at a configuration that includes
 //! the system's (when there is one) plus that folder. On a root with fonts it changes nothing.
+//!
+//! The static flavour (feature `kiosk-static`) loads fontconfig at run time, as fontique does there: on the
+//! appliance's root there is none, fontique then offers no system font, and the HUD draws with the fonts embedded
+//! in it ([`FontSetup::NoFontconfig`]).
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +23,8 @@ pub enum FontSetup {
     Embedded(PathBuf),
     /// fontconfig listed none and the fallback could not be written (the reason); the UI will not start.
     Failed(String),
+    /// No fontconfig library to load (the static flavour on a root without one): the HUD's embedded fonts only.
+    NoFontconfig,
 }
 
 static SETUP: std::sync::OnceLock<FontSetup> = std::sync::OnceLock::new();
@@ -47,33 +53,61 @@ pub fn log_setup() {
             )
         }
         Some(FontSetup::System(n)) => tracing::debug!(fonts = n, "system fonts"),
+        Some(FontSetup::NoFontconfig) => {
+            tracing::info!("no fontconfig on this system: the HUD draws with its embedded fonts")
+        }
         None => {}
     }
 }
 
 /// How many fonts fontconfig's current configuration (`FONTCONFIG_FILE` included) lists.
 pub fn system_font_count() -> usize {
+    if !fontconfig_present() {
+        return 0;
+    }
+    #[cfg(feature = "kiosk-static")]
+    use fontconfig_sys::statics::LIB;
+    use fontconfig_sys::{ffi_dispatch, FcSetSystem};
+    #[cfg(not(feature = "kiosk-static"))]
+    use fontconfig_sys::{FcConfigDestroy, FcConfigGetFonts, FcInitLoadConfigAndFonts};
     // SAFETY: plain fontconfig calls on a configuration of our own, destroyed before returning; the font set
-    // pointer is read only while the configuration lives.
+    // pointer is read only while the configuration lives. With `kiosk-static` the library was loaded above.
     unsafe {
-        let config = fontconfig_sys::FcInitLoadConfigAndFonts();
+        let config = ffi_dispatch!(feature = "kiosk-static", LIB, FcInitLoadConfigAndFonts,);
         if config.is_null() {
             return 0;
         }
-        let set = fontconfig_sys::FcConfigGetFonts(config, fontconfig_sys::FcSetSystem);
+        let set = ffi_dispatch!(
+            feature = "kiosk-static",
+            LIB,
+            FcConfigGetFonts,
+            config,
+            FcSetSystem
+        );
         let n = if set.is_null() {
             0
         } else {
             (*set).nfont.max(0) as usize
         };
-        fontconfig_sys::FcConfigDestroy(config);
+        ffi_dispatch!(feature = "kiosk-static", LIB, FcConfigDestroy, config);
         n
     }
+}
+
+/// Whether fontconfig can be used: always when linked; in the static flavour, when its library loads.
+pub fn fontconfig_present() -> bool {
+    #[cfg(feature = "kiosk-static")]
+    return fontconfig_sys::statics::LIB_RESULT.is_ok();
+    #[cfg(not(feature = "kiosk-static"))]
+    true
 }
 
 /// Makes sure fontconfig lists at least the HUD's own fonts. Call at the very start of `main`, while the process
 /// has one thread (it may set an environment variable).
 pub fn ensure_system_font() -> FontSetup {
+    if !fontconfig_present() {
+        return FontSetup::NoFontconfig;
+    }
     let n = system_font_count();
     if n > 0 {
         return FontSetup::System(n);

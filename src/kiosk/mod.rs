@@ -10,7 +10,9 @@
 //! - [`display`]: the LinuxKMS quit chord swallowed, input devices and udev reported;
 //! - [`keys`]: hardware keys over evdev (push-to-talk, kill switch);
 //! - [`fonts`]: the embedded fonts made visible to fontconfig on a root that has none;
-//! - [`x11_focus`]: the keyboard focus on X11 when no window manager gives it;
+//! - [`x11_focus`]: the keyboard focus on X11 when no window manager gives it (feature `desktop`);
+//! - [`evdev_input`]: touch, mouse and keys read from `/dev/input` for the static flavour, whose LinuxKMS backend
+//!   has no libinput (used without the feature `kiosk-gpu`);
 //! - [`format`], [`rows`]: how values read on the wall, and in-place model updates.
 //!
 //! Threading: Slint runs on the thread that created the window; everything else runs on tokio. Background work
@@ -20,11 +22,13 @@ pub mod backend;
 pub mod bridge;
 pub mod controllers;
 pub mod display;
+pub mod evdev_input;
 pub mod fonts;
 pub mod format;
 pub mod keys;
 pub mod rows;
 pub mod snapshot;
+#[cfg(feature = "desktop")]
 pub mod x11_focus;
 
 pub mod ui {

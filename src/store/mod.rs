@@ -2,8 +2,9 @@
 //! event log, written in batches by [`writer`] from the bus and read by the side port.
 //!
 //! Durability: WAL with `synchronous=NORMAL` keeps every committed transaction across a crash or `kill -9` of the
-//! process (only a power cut can lose the last few); a write and a read use separate connections so readers never
-//! wait on the writer.
+//! process (only a power cut can lose the last few); settings — the kill switch among them — are written with
+//! `synchronous=FULL`, so they are on disk before the call returns, power cut or not (the appliance test pulls the
+//! power right after one). A write and a read use separate connections so readers never wait on the writer.
 //!
 //! Privacy: the database holds the audit log, approvals and conversations, so it is created mode 0600 (SQLite gives
 //! its `-wal` and `-shm` files the database's mode), and an existing one its group or others may open is tightened
@@ -237,10 +238,14 @@ impl Store {
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let conn = lock(&self.writer);
-        conn.execute(
+        // Settings are few, rarely written and some are safety state: this one commit syncs the WAL to disk.
+        conn.execute_batch("PRAGMA synchronous=FULL")?;
+        let written = conn.execute(
             "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             params![key, value],
-        )?;
+        );
+        conn.execute_batch("PRAGMA synchronous=NORMAL")?;
+        written?;
         Ok(())
     }
 
