@@ -29,8 +29,9 @@ pub const MAX_TRIES: u8 = 3;
 pub const POLL_FAST: Duration = Duration::from_secs(3);
 /// Polling as a catch-up while MQTT is connected.
 pub const POLL_SLOW: Duration = Duration::from_secs(60);
-/// How far back the first start looks.
-pub const FIRST_LOOK_BACK_SECS: f64 = 36.0 * 3600.0;
+/// How far back the first start looks: 48 hours covers all of yesterday whatever the time of day and the
+/// time zone ("when did John leave yesterday?" at 23:00 still finds 07:45), well inside Frigate's retention.
+pub const FIRST_LOOK_BACK_SECS: f64 = 48.0 * 3600.0;
 /// Tracks finished and remembered (so a replay or a poll does not count them twice).
 const DONE_KEPT: usize = 4096;
 /// Tracks open at once (a flood of invented ids is cut here).
@@ -423,4 +424,27 @@ impl Watcher {
 /// Spawns the poll-and-MQTT watcher; returns the sender MQTT feeds.
 pub fn channel() -> (mpsc::Sender<Input>, mpsc::Receiver<Input>) {
     mpsc::channel(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FIRST_LOOK_BACK_SECS;
+
+    #[test]
+    fn the_first_look_back_covers_all_of_yesterday_at_any_hour_in_any_time_zone() {
+        let day = 86_400.0;
+        let base = 1_796_000_000.0_f64;
+        for offset_hours in -12..=14 {
+            let offset = f64::from(offset_hours) * 3600.0;
+            for minute in (0..24 * 60).step_by(7) {
+                let now = ((base + offset) / day).floor() * day - offset + f64::from(minute) * 60.0;
+                let today_start = ((now + offset) / day).floor() * day - offset;
+                let yesterday_start = today_start - day;
+                assert!(
+                    now - FIRST_LOOK_BACK_SECS <= yesterday_start,
+                    "offset {offset_hours} h, {minute} min into the day"
+                );
+            }
+        }
+    }
 }
