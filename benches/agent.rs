@@ -52,6 +52,7 @@ fn main() {
             models: std::path::PathBuf::from("/nonexistent"),
             cameras: false,
             voice_devices: ("default".into(), "default".into()),
+            tls: false,
         }))
         .expect("demo");
     while demo.app.state.get().cluster.nodes.is_empty() {

@@ -260,6 +260,7 @@ async fn event_bench(visits: usize) {
             max_body_bytes: 65536,
             mcp: Default::default(),
             limits: Default::default(),
+            tls: None,
         },
         store_path: dir.path().join("bench.db"),
         log_level: "warn".into(),

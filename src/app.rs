@@ -34,6 +34,8 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("the side port's certificate: {0}")]
+    SideTls(#[from] crate::web::tls::SideTlsError),
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -41,6 +43,8 @@ pub enum AppError {
 /// A running Jarvis.
 pub struct App {
     web_addr: Option<SocketAddr>,
+    /// The side port's certificate, when it serves HTTPS.
+    web_fingerprint: Option<crate::tls::Fingerprint>,
     pub bus: Bus,
     pub state: StateHandle,
     pub store: Arc<Store>,
@@ -284,8 +288,37 @@ impl App {
             );
             tasks.push(("temperatures", tokio::spawn(temps)));
         }
+        let mut web_fingerprint = None;
         let web_addr = if serve_web {
             let listen = config.web.listen;
+            let tls = match &config.web.tls {
+                Some(files) => {
+                    let loaded = crate::web::tls::load(&files.cert_file, &files.key_file)?;
+                    let now = (crate::time::now_ms() / 1000) as i64;
+                    let days_left = (loaded.not_after - now) / 86_400;
+                    if days_left < crate::web::tls::RENEW_WITHIN_DAYS {
+                        tracing::warn!(
+                            days_left,
+                            "the side port's certificate {} is near or past its end",
+                            files.cert_file.display()
+                        );
+                    }
+                    warn_if_readable_by_others(&files.key_file);
+                    tracing::info!(fingerprint = %loaded.fingerprint, "side port serves HTTPS");
+                    web_fingerprint = Some(loaded.fingerprint.clone());
+                    Some(loaded.acceptor)
+                }
+                None => {
+                    if !listen.ip().is_loopback() {
+                        tracing::warn!(
+                            %listen,
+                            "the side port is plain HTTP beyond loopback: tokens cross the network in the clear \
+                             (set [web] tls_cert_file and tls_key_file; `jarvis tls-cert` makes a pair)"
+                        );
+                    }
+                    None
+                }
+            };
             let listener = TcpListener::bind(listen)
                 .await
                 .map_err(|source| AppError::Listen {
@@ -323,7 +356,7 @@ impl App {
             tasks.push((
                 "web",
                 tokio::spawn(async move {
-                    if let Err(e) = web::serve(listener, app, limits, web_shutdown).await {
+                    if let Err(e) = web::serve(listener, app, limits, tls, web_shutdown).await {
                         tracing::error!("side port stopped: {e}");
                     }
                 }),
@@ -342,6 +375,7 @@ impl App {
         tracing::info!(web_addr = ?web_addr, mode, "Jarvis is up");
         Ok(App {
             web_addr,
+            web_fingerprint,
             bus,
             state,
             store,
@@ -357,6 +391,11 @@ impl App {
     /// The side port's address (`None` when started without it).
     pub fn side_port(&self) -> Option<SocketAddr> {
         self.web_addr
+    }
+
+    /// The SHA-256 of the side port's certificate, when it serves HTTPS (what clients pin).
+    pub fn side_port_fingerprint(&self) -> Option<&crate::tls::Fingerprint> {
+        self.web_fingerprint.as_ref()
     }
 
     /// A token that stops the app when cancelled (for signal handlers).
@@ -555,4 +594,17 @@ fn start_key_reader(
             listening: state.get().voice.audio == "live",
         }),
     });
+}
+
+/// Logs a warning when a key file can be read by anyone but its owner.
+fn warn_if_readable_by_others(key: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(key) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(
+                "{} can be read by others than its owner (chmod 600 it)",
+                key.display()
+            );
+        }
+    }
 }

@@ -30,6 +30,8 @@ pub struct DemoOptions {
     pub cameras: bool,
     /// The ALSA capture and playback devices voice uses.
     pub voice_devices: (String, String),
+    /// Serve the side port over HTTPS, with a self-signed certificate kept in `data_dir/tls` (made once).
+    pub tls: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,8 @@ pub enum DemoError {
     Sim(#[from] SimError),
     #[error(transparent)]
     App(#[from] AppError),
+    #[error("the demo's side-port certificate: {0}")]
+    Tls(#[from] crate::web::tls::SideTlsError),
 }
 
 pub struct Demo {
@@ -57,6 +61,8 @@ pub struct Demo {
     pub pve_secret: Secret,
     /// The simulator's certificate in PEM, for `curl --cacert`.
     pub sim_cert: PathBuf,
+    /// The side port's certificate, when it serves HTTPS.
+    pub tls_cert: Option<PathBuf>,
 }
 
 impl Demo {
@@ -81,6 +87,21 @@ impl Demo {
         };
         let web_token = from_env(ENV_WEB_TOKEN);
         let operator_token = from_env(ENV_OPERATOR_TOKEN);
+        let tls_files = if opts.tls {
+            let files = crate::config::TlsFiles {
+                cert_file: opts.data_dir.join("tls/side-port.crt"),
+                key_file: opts.data_dir.join("tls/side-port.key"),
+            };
+            let mut names = crate::web::tls::default_names();
+            if !opts.listen.ip().is_unspecified() {
+                names.push(opts.listen.ip().to_string());
+            }
+            let now = (crate::time::now_ms() / 1000) as i64;
+            crate::web::tls::ensure_self_signed(&files.cert_file, &files.key_file, &names, now)?;
+            Some(files)
+        } else {
+            None
+        };
         let photos = opts.models.join("test-faces");
         let cameras_on = opts.cameras && photos.is_dir();
         if opts.cameras && !cameras_on {
@@ -130,6 +151,7 @@ impl Demo {
                 max_body_bytes: 64 * 1024,
                 mcp: Default::default(),
                 limits: opts.limits.clone(),
+                tls: tls_files,
             },
             store_path: opts.data_dir.join("jarvis-demo.db"),
             log_level: "info".into(),
@@ -245,6 +267,7 @@ impl Demo {
             operator_token,
             pve_secret,
             sim_cert,
+            tls_cert: config.web.tls.as_ref().map(|t| t.cert_file.clone()),
         })
     }
 
@@ -256,17 +279,32 @@ impl Demo {
             .side_port()
             .map(|a| a.to_string())
             .unwrap_or_else(|| "?".into());
-        let web = format!("http://{addr}");
         let token = self.web_token.expose();
+        // With HTTPS, by the name the certificate carries, trusting exactly the demo's own certificate.
+        let port = self.app.side_port().map(|a| a.port()).unwrap_or(0);
+        let (web, ws, curl, tls_line) = match (&self.tls_cert, self.app.side_port_fingerprint()) {
+            (Some(cert), Some(fp)) => (
+                format!("https://localhost:{port}"),
+                format!("wss://localhost:{port}/ws"),
+                format!("curl --cacert {}", cert.display()),
+                format!("\n  certificate {}  (SHA-256 {fp})", cert.display()),
+            ),
+            _ => (
+                format!("http://{addr}"),
+                format!("ws://{addr}/ws"),
+                "curl".to_string(),
+                String::new(),
+            ),
+        };
         let operator = self.operator_token.expose();
         let pve = self.sim.url();
         let secret = self.pve_secret.expose();
         format!(
             "Jarvis demo is running. The HUD opens in a window when a display is present (DISPLAY), or on the screen\n\
              through LinuxKMS; without either it runs headless (try `xvfb-run scripts/demo`, or `jarvis snapshot`).\n\
-             \n  side port   {web}\n  token       {token}\n  operator    {operator}   (approvals and the kill switch: jarvis approve ID)\n\
-             \n  try:        curl -H 'Authorization: Bearer {token}' {web}/api/v1/cluster\n\
-             \n  live feed:  websocat -H 'Authorization: Bearer {token}' ws://{addr}/ws\n\
+             \n  side port   {web}{tls_line}\n  token       {token}\n  operator    {operator}   (approvals and the kill switch: jarvis approve ID)\n\
+             \n  try:        {curl} -H 'Authorization: Bearer {token}' {web}/api/v1/cluster\n\
+             \n  live feed:  websocat -H 'Authorization: Bearer {token}' {ws}\n\
              \n  simulated Proxmox VE: {pve}  (certificate SHA-256 {fp})\n\
              \n  power a guest as if from the PVE web UI, and watch it arrive on /ws:\n\
              \n    curl -s --cacert {cert} -X POST -H 'Authorization: PVEAPIToken={DEMO_TOKEN_ID}={secret}' \\\n\

@@ -247,11 +247,8 @@ struct Side {
 impl Side {
     fn new(op: &OperatorArgs) -> anyhow::Result<Side> {
         Ok(Side {
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .context("HTTP client")?,
-            base: op.url.trim_end_matches('/').to_string(),
+            client: op.side.client()?,
+            base: op.side.base().to_string(),
             token: crate::operator_token(op)?.expose().to_string(),
         })
     }
@@ -305,7 +302,7 @@ impl Side {
         let resp = req
             .send()
             .await
-            .with_context(|| format!("cannot reach Jarvis at {}", self.base))?;
+            .map_err(|e| crate::side_client::unreachable(&self.base, e))?;
         let ok = resp.status().is_success();
         let body: Value = resp
             .json()

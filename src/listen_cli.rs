@@ -12,7 +12,7 @@ pub struct ListenArgs {
     pub wav: PathBuf,
     pub out: Option<PathBuf>,
     pub push_to_talk: bool,
-    pub url: String,
+    pub side: crate::side_client::SidePortArgs,
     pub token_file: Option<PathBuf>,
 }
 
@@ -23,11 +23,8 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&args.wav).with_context(|| format!("cannot read {}", args.wav.display()))?;
     let token = crate::client_token(args.token_file.as_deref())?;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .context("HTTP client")?;
-    let base = args.url.trim_end_matches('/');
+    let client = args.side.client()?;
+    let base = args.side.base();
     let resp = client
         .post(format!("{base}/api/v1/voice/listen"))
         .query(&[(
@@ -39,7 +36,7 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
         .body(bytes)
         .send()
         .await
-        .with_context(|| format!("cannot reach Jarvis at {}", args.url))?;
+        .map_err(|e| crate::side_client::unreachable(&args.side.url, e))?;
     let status = resp.status();
     let answer: Value = resp
         .json()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 mod faces_cli;
 mod listen_cli;
+mod side_client;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -134,9 +135,8 @@ enum Command {
     /// Ask a running Jarvis something, as you would on the kiosk: "what's the status of the cluster?".
     Ask {
         text: String,
-        /// The side port of the running Jarvis.
-        #[arg(long, default_value = "http://127.0.0.1:8443")]
-        url: String,
+        #[command(flatten)]
+        side: side_client::SidePortArgs,
         /// File holding the side-port token (default: the JARVIS_WEB_TOKEN environment variable). The operator
         /// token also works, and may release the kill switch.
         #[arg(long)]
@@ -154,9 +154,8 @@ enum Command {
         /// The recording has no wake word: listen from its start.
         #[arg(long)]
         push_to_talk: bool,
-        /// The side port of the running Jarvis.
-        #[arg(long, default_value = "http://127.0.0.1:8443")]
-        url: String,
+        #[command(flatten)]
+        side: side_client::SidePortArgs,
         /// File holding the side-port token (default: the JARVIS_WEB_TOKEN environment variable).
         #[arg(long)]
         token_file: Option<PathBuf>,
@@ -183,6 +182,24 @@ enum Command {
     },
     /// Check a config file and list every problem with its line and field.
     CheckConfig { file: PathBuf },
+    /// Make the side port's self-signed certificate where there is none (or where one made here is near its
+    /// end), and print its SHA-256 fingerprint, which clients pin. A pair that exists is kept: your own
+    /// certificate is never replaced.
+    TlsCert {
+        /// The certificate (PEM); its folder is made if missing.
+        #[arg(long, default_value = "/var/lib/jarvis/tls/side-port.crt")]
+        cert: PathBuf,
+        /// The private key (PEM, written mode 0600).
+        #[arg(long, default_value = "/etc/jarvis/secrets/side-port.key")]
+        key: PathBuf,
+        /// Another name (DNS name or IP address) for a new certificate, besides localhost, jarvis, jarvis.local
+        /// and this host's name. Repeatable.
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// Only show the certificate that is there; never make one.
+        #[arg(long)]
+        show: bool,
+    },
     /// Run a simulator alone.
     Sim {
         #[command(subcommand)]
@@ -204,9 +221,8 @@ pub(crate) fn client_token(file: Option<&std::path::Path>) -> anyhow::Result<Sec
 /// How to reach a running Jarvis as the operator.
 #[derive(clap::Args)]
 pub(crate) struct OperatorArgs {
-    /// The side port of the running Jarvis.
-    #[arg(long, default_value = "http://127.0.0.1:8443")]
-    url: String,
+    #[command(flatten)]
+    side: side_client::SidePortArgs,
     /// File holding the operator token (default: the JARVIS_OPERATOR_TOKEN environment variable).
     #[arg(long)]
     token_file: Option<PathBuf>,
@@ -235,6 +251,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { file } => return check_config(&file),
+        Command::TlsCert {
+            cert,
+            key,
+            names,
+            show,
+        } => return tls_cert(&cert, &key, names, show),
         Command::KioskProbe { backend, renderer } => {
             jarvis::kiosk::fonts::ensure();
             return if jarvis::kiosk::backend::probe_main(&backend, &renderer) {
@@ -343,10 +365,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Approve { id, deny, operator } => {
             let body = serde_json::json!({ "approve": !deny });
-            let url = format!(
-                "{}/api/v1/approvals/{id}",
-                operator.url.trim_end_matches('/')
-            );
+            let url = format!("{}/api/v1/approvals/{id}", operator.side.base());
             let answer = operator_call(&operator, reqwest::Method::POST, &url, body).await?;
             let a = &answer["approval"];
             println!(
@@ -358,7 +377,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
         }
         Command::Killswitch { state, operator } => {
-            let url = format!("{}/api/v1/killswitch", operator.url.trim_end_matches('/'));
+            let url = format!("{}/api/v1/killswitch", operator.side.base());
             let answer = match state.as_str() {
                 "status" => {
                     operator_call(
@@ -390,22 +409,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Ask {
             text,
-            url,
+            side,
             token_file,
         } => {
             let token = client_token(token_file.as_deref())?;
-            let client = reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .context("HTTP client")?;
-            let endpoint = format!("{}/api/v1/chat", url.trim_end_matches('/'));
+            let client = side.client()?;
+            let url = side.base();
+            let endpoint = format!("{url}/api/v1/chat");
             let resp = client
                 .post(&endpoint)
                 .bearer_auth(token.expose())
                 .json(&serde_json::json!({ "text": text }))
                 .send()
                 .await
-                .with_context(|| format!("cannot reach Jarvis at {url}"))?;
+                .map_err(|e| side_client::unreachable(url, e))?;
             let status = resp.status();
             let answer: serde_json::Value = resp
                 .json()
@@ -435,19 +452,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             wav,
             out,
             push_to_talk,
-            url,
+            side,
             token_file,
         } => {
             listen_cli::run(listen_cli::ListenArgs {
                 wav,
                 out,
                 push_to_talk,
-                url,
+                side,
                 token_file,
             })
             .await?
         }
-        Command::CheckConfig { .. } | Command::KioskProbe { .. } => {
+        Command::CheckConfig { .. } | Command::KioskProbe { .. } | Command::TlsCert { .. } => {
             unreachable!("handled without a runtime")
         }
         Command::Run { .. } | Command::Demo { .. } | Command::Snapshot { .. } => {
@@ -629,6 +646,8 @@ fn demo_options(
         models: jarvis::demo::default_models(),
         cameras: true,
         voice_devices: ("default".into(), "default".into()),
+        // Beyond loopback the side port carries tokens over the network: HTTPS, with the demo's own certificate.
+        tls: !listen.ip().is_loopback(),
     }
 }
 
@@ -678,10 +697,7 @@ async fn operator_call(
     body: serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
     let token = operator_token(op)?;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .context("HTTP client")?;
+    let client = op.side.client()?;
     let mut req = client.request(method, url).bearer_auth(token.expose());
     if !body.is_null() {
         req = req.json(&body);
@@ -689,7 +705,7 @@ async fn operator_call(
     let resp = req
         .send()
         .await
-        .with_context(|| format!("cannot reach Jarvis at {url}"))?;
+        .map_err(|e| side_client::unreachable(url, e))?;
     let status = resp.status();
     let answer: serde_json::Value = resp
         .json()
@@ -713,6 +729,50 @@ fn operator_token(op: &OperatorArgs) -> anyhow::Result<Secret> {
                 .context("give --token-file or set JARVIS_OPERATOR_TOKEN")?,
         ),
     })
+}
+
+/// `jarvis tls-cert`: keeps, makes or renews the side port's pair and prints what it did and the fingerprint.
+fn tls_cert(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    names: Vec<String>,
+    show: bool,
+) -> ExitCode {
+    use jarvis::web::tls::{self, Ensured};
+    let result = if show {
+        tls::load(cert, key).map(|t| ("", t))
+    } else {
+        let mut all = tls::default_names();
+        all.extend(names);
+        let now = (jarvis::time::now_ms() / 1000) as i64;
+        tls::ensure_self_signed(cert, key, &all, now).and_then(|e| {
+            let what = match e {
+                Ensured::Made(_) => "made",
+                Ensured::Kept(_) => "kept",
+                Ensured::Renewed { .. } => {
+                    "renewed (clients that pinned the old one must pin this one)"
+                }
+            };
+            tls::load(cert, key).map(|t| (what, t))
+        })
+    };
+    match result {
+        Ok((what, t)) => {
+            if !what.is_empty() {
+                println!("certificate {} {what}", cert.display());
+            }
+            println!("fingerprint {}", t.fingerprint);
+            let until = time::OffsetDateTime::from_unix_timestamp(t.not_after)
+                .map(|d| d.date().to_string())
+                .unwrap_or_else(|_| t.not_after.to_string());
+            println!("valid until {until}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("jarvis tls-cert: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {

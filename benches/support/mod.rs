@@ -49,6 +49,7 @@ pub fn config(
             max_body_bytes: 65536,
             mcp: Default::default(),
             limits: Default::default(),
+            tls: None,
         },
         store_path: dir.join("bench.db"),
         log_level: "warn".into(),

@@ -41,6 +41,15 @@ pub struct WebSettings {
     pub mcp: McpSettings,
     /// Connection deadlines and the ceiling on unauthenticated connections.
     pub limits: crate::web::conn::ConnLimits,
+    /// The certificate and key the side port serves HTTPS with; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The side port's certificate (chain) and private key, PEM files; both or neither.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// How `/mcp` is guarded and whether an MCP client's human may confirm tier-2 calls.
@@ -696,6 +705,7 @@ fn read_web(
             as u32,
         ..dl
     };
+    let tls = read_tls(s, base, secrets);
     Some(WebSettings {
         listen: listen?,
         token: token?,
@@ -703,7 +713,58 @@ fn read_web(
         max_body_bytes,
         mcp,
         limits,
+        tls,
     })
+}
+
+/// `tls_cert_file` and `tls_key_file`: both or neither, and they must load as a pair.
+fn read_tls(s: &mut Section<'_, '_>, base: &Path, secrets: &mut Vec<PathBuf>) -> Option<TlsFiles> {
+    let cert = s.string("tls_cert_file");
+    let key = s.string("tls_key_file");
+    let (cert, key) = match (cert, key) {
+        (None, None) => return None,
+        (Some(c), Some(k)) => (c, k),
+        (Some((_, span)), None) => {
+            s.fail(
+                "tls_cert_file",
+                Some(span),
+                "needs tls_key_file as well (both or neither; `jarvis tls-cert` makes a pair)"
+                    .into(),
+            );
+            return None;
+        }
+        (None, Some((_, span))) => {
+            s.fail(
+                "tls_key_file",
+                Some(span),
+                "needs tls_cert_file as well (both or neither; `jarvis tls-cert` makes a pair)"
+                    .into(),
+            );
+            return None;
+        }
+    };
+    let files = TlsFiles {
+        cert_file: resolve(base, &cert.0),
+        key_file: remember(secrets, resolve(base, &key.0)),
+    };
+    match crate::web::tls::load(&files.cert_file, &files.key_file) {
+        Ok(_) => Some(files),
+        Err(e) => {
+            use crate::web::tls::SideTlsError as E;
+            let about_key = match &e {
+                E::NoKey { .. } | E::Mismatch { .. } => true,
+                E::Read { path, .. } => *path == files.key_file,
+                _ => false,
+            };
+            let (field, span) = if about_key {
+                ("tls_key_file", key.1)
+            } else {
+                ("tls_cert_file", cert.1)
+            };
+            s.fail(field, Some(span), e.to_string());
+            None
+        }
+    }
 }
 
 fn read_files(s: &mut Section<'_, '_>, base: &Path) -> crate::files::FileSettings {

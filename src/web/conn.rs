@@ -4,7 +4,9 @@
 //! Until a request on it has passed the bearer check ([`ConnMark::authenticated`], set by the auth middleware) a
 //! connection counts as unauthenticated; when there are more than the ceiling, the oldest of them is closed, so a
 //! flood of idle sockets can never starve a client that holds the token. WebSockets leave this accounting when
-//! they upgrade (they are authenticated by then).
+//! they upgrade (they are authenticated by then). With TLS the handshake happens inside the same header timeout
+//! and counts as unauthenticated too, so stalled handshakes are closed like idle sockets; a plain HTTP request on
+//! the TLS port gets a 400 saying to use `https://` rather than a dropped connection.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +17,9 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// Deadlines and ceilings of the side port's connections, and chat's rate.
@@ -83,11 +87,16 @@ impl Waiting {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown`, then lets in-flight requests finish (up to the grace time).
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown`, then lets in-flight requests
+/// finish (up to the grace time).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let waiting = Arc::new(Waiting::default());
@@ -123,29 +132,30 @@ pub async fn serve(
         let header_timeout = limits.header_timeout;
         let shutdown = shutdown.clone();
         let open = open_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true);
-            let conn = builder
-                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
-                .with_upgrades();
-            tokio::pin!(conn);
-            let mut draining = false;
-            loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::trace!(%peer, "side port connection: {e}");
+            match tls {
+                None => drive(tcp, service, header_timeout, &mark, &shutdown).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(header_timeout, async {
+                        if !starts_with_tls(&tcp).await? {
+                            refuse_plain_http(tcp).await;
+                            return Ok(None);
                         }
-                        break;
-                    }
-                    _ = mark.evict.cancelled() => break,
-                    _ = shutdown.cancelled(), if !draining => {
-                        draining = true;
-                        conn.as_mut().graceful_shutdown();
+                        acceptor.accept(tcp).await.map(Some)
+                    });
+                    let accepted = tokio::select! {
+                        r = handshake => r,
+                        _ = mark.evict.cancelled() => return,
+                        _ = shutdown.cancelled() => return,
+                    };
+                    match accepted {
+                        Ok(Ok(Some(stream))) => {
+                            drive(stream, service, header_timeout, &mark, &shutdown).await
+                        }
+                        Ok(Ok(None)) => tracing::debug!(%peer, "plain HTTP on the TLS side port"),
+                        Ok(Err(e)) => tracing::debug!(%peer, "side port TLS handshake: {e}"),
+                        Err(_) => tracing::debug!(%peer, "side port TLS handshake timed out"),
                     }
                 }
             }
@@ -160,6 +170,75 @@ pub async fn serve(
         tracing::info!("side port: connections still open after the grace time, closing them");
     }
     Ok(())
+}
+
+/// Serves one connection's requests until it ends, is evicted, or drains after `shutdown`.
+async fn drive<I, S>(
+    io: I,
+    service: S,
+    header_timeout: Duration,
+    mark: &ConnMark,
+    shutdown: &CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            axum::http::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+        .with_upgrades();
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::trace!("side port connection: {e}");
+                }
+                break;
+            }
+            _ = mark.evict.cancelled() => break,
+            _ = shutdown.cancelled(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Whether the client's first byte opens a TLS handshake (waits for it; the caller bounds the wait).
+async fn starts_with_tls(tcp: &TcpStream) -> std::io::Result<bool> {
+    let mut first = [0u8; 1];
+    let n = tcp.peek(&mut first).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(first[0] == TLS_HANDSHAKE)
+}
+
+/// Answers a plain HTTP request on the TLS port with a 400 that says so, then closes. What the client sent (up
+/// to a few KiB) is read first, so the close does not reset the connection before the answer is read.
+async fn refuse_plain_http(mut tcp: TcpStream) {
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut sink)).await;
+    let body = r#"{"error":"https_required","message":"this port speaks HTTPS: use https:// (the certificate's fingerprint is shown by `jarvis tls-cert`)"}"#;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tcp.write_all(answer.as_bytes()).await;
+    let _ = tcp.shutdown().await;
 }
 
 #[cfg(test)]

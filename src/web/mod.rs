@@ -1,4 +1,4 @@
-//! The side port (axum): `/healthz` without auth; everything else behind `Authorization: Bearer TOKEN`
+//! The side port (axum, over TLS when configured: [`tls`]): `/healthz` without auth; everything else behind `Authorization: Bearer TOKEN`
 //! ([`auth`]); REST under `/api/v1` ([`api`]); the live WebSocket at `/ws` ([`ws`]). Request bodies are capped.
 //!
 //! Architecture invariant: handlers read the state and the store and subscribe to the bus; they never reach into
@@ -11,6 +11,7 @@ pub mod conn;
 pub mod faces;
 pub mod mcp_sessions;
 pub mod presence;
+pub mod tls;
 pub mod tools;
 pub mod voice;
 pub mod ws;
@@ -171,14 +172,16 @@ pub fn router(
         .with_state(ctx)
 }
 
-/// Serves until `shutdown` is cancelled, then lets in-flight requests finish (see [`conn`]).
+/// Serves (over TLS when `tls` is given) until `shutdown` is cancelled, then lets in-flight requests finish (see
+/// [`conn`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: conn::ConnLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    conn::serve(listener, app, limits, shutdown).await
+    conn::serve(listener, app, limits, tls, shutdown).await
 }
 
 /// A JSON error body `{"error": code, "message": text}` with a status.

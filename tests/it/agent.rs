@@ -30,6 +30,7 @@ async fn demo(dir: &std::path::Path) -> Demo {
         models: dir.join("no-models"),
         cameras: false,
         voice_devices: ("default".into(), "default".into()),
+        tls: false,
     })
     .await
     .expect("demo starts");

@@ -45,12 +45,50 @@ fn the_commented_example_config_is_valid_once_its_secrets_exist() {
     ] {
         crate::util::write_secret(&secrets.join(name), value);
     }
-    let text = example.replace("/etc/jarvis/secrets", &secrets.display().to_string());
+    let text = example
+        .replace("/etc/jarvis/secrets", &secrets.display().to_string())
+        .replace("/var/lib/jarvis", &dir.path().display().to_string());
     let file = dir.path().join("jarvis.toml");
     std::fs::write(&file, text).expect("write");
+    // The side port's certificate is not there yet: named as the problem, with its line.
+    let (code, _, stderr) = check_config(&file);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("web.tls_cert_file"), "{stderr}");
+    // Made as the appliance makes it at first boot.
+    let out = Command::new(BIN)
+        .arg("tls-cert")
+        .arg("--cert")
+        .arg(dir.path().join("tls/side-port.crt"))
+        .arg("--key")
+        .arg(secrets.join("side-port.key"))
+        .output()
+        .expect("tls-cert");
+    assert!(out.status.success(), "{out:?}");
     let (code, stdout, stderr) = check_config(&file);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("OK"));
+    // Half a pair, and a key that is not the certificate's, are named too.
+    let half = std::fs::read_to_string(&file)
+        .expect("read")
+        .replace("tls_key_file", "# tls_key_file");
+    std::fs::write(&file, half).expect("write");
+    let (code, _, stderr) = check_config(&file);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("needs tls_key_file as well"), "{stderr}");
+    let other = rcgen::KeyPair::generate().expect("key");
+    let foreign = dir.path().join("foreign.key");
+    std::fs::write(&foreign, other.serialize_pem()).expect("write");
+    let text = std::fs::read_to_string(&file).expect("read").replace(
+        "# tls_key_file = \"",
+        &format!("tls_key_file = \"{}\"\n# was = \"", foreign.display()),
+    );
+    std::fs::write(&file, text).expect("write");
+    let (code, _, stderr) = check_config(&file);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("web.tls_key_file") && stderr.contains("does not belong"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -86,6 +86,7 @@ impl Harness {
                 },
                 cameras,
                 voice_devices: ("default".into(), "default".into()),
+                tls: false,
             }))
             .expect("demo starts");
         let ctx = KioskContext::new(

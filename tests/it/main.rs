@@ -21,6 +21,7 @@ mod mcp_forgery; // MCP as an attacker speaks it: forged and replayed confirmati
 mod poller; // events, staleness, back-off and recovery
 mod presence; // who is home from faces seen on cameras: arrivals, departures, the timeline in words, restarts
 mod rtsp; // cameras Jarvis decodes itself against a real RTSP server: H.264, H.265, every fault
+mod side_tls; // the side port over HTTPS: pinned clients, wss, the CLI, plain HTTP and stalled handshakes
 mod ssh; // SSH against a real sshd: commands, host keys, timeouts, temperatures
 mod tools; // the registry, the safety gate, approvals, kill switch, and the tools themselves
 mod util; // shared helpers

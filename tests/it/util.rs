@@ -76,6 +76,7 @@ pub fn config(sim: &Simulator, dir: &Path) -> Config {
                 chat_per_minute: 10_000,
                 ..Default::default()
             },
+            tls: None,
         },
         store_path: dir.join("jarvis.db"),
         log_level: "info".into(),
