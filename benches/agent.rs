@@ -52,7 +52,7 @@ fn main() {
             models: std::path::PathBuf::from("/nonexistent"),
             cameras: false,
             voice_devices: ("default".into(), "default".into()),
-            tls: false,
+            tls: jarvis::demo::DemoTls::Off,
         }))
         .expect("demo");
     while demo.app.state.get().cluster.nodes.is_empty() {

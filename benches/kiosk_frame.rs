@@ -43,7 +43,7 @@ fn main() {
             models: std::path::PathBuf::from("/nonexistent"),
             cameras: false,
             voice_devices: ("default".into(), "default".into()),
-            tls: false,
+            tls: jarvis::demo::DemoTls::Off,
         }))
         .expect("demo starts");
     let (ui, rx) = UiThread::queue();

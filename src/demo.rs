@@ -30,8 +30,19 @@ pub struct DemoOptions {
     pub cameras: bool,
     /// The ALSA capture and playback devices voice uses.
     pub voice_devices: (String, String),
-    /// Serve the side port over HTTPS, with a self-signed certificate kept in `data_dir/tls` (made once).
-    pub tls: bool,
+    /// Plain HTTP or HTTPS on the side port, and with which certificate.
+    pub tls: DemoTls,
+}
+
+/// How the demo's side port is served.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DemoTls {
+    /// Plain HTTP (loopback).
+    Off,
+    /// HTTPS with a self-signed certificate of the demo's own, kept in `data_dir/tls` (made once).
+    OwnCertificate,
+    /// HTTPS with this pair (the appliance's, made at first boot), which must exist and load.
+    Files(crate::config::TlsFiles),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,20 +98,30 @@ impl Demo {
         };
         let web_token = from_env(ENV_WEB_TOKEN);
         let operator_token = from_env(ENV_OPERATOR_TOKEN);
-        let tls_files = if opts.tls {
-            let files = crate::config::TlsFiles {
-                cert_file: opts.data_dir.join("tls/side-port.crt"),
-                key_file: opts.data_dir.join("tls/side-port.key"),
-            };
-            let mut names = crate::web::tls::default_names();
-            if !opts.listen.ip().is_unspecified() {
-                names.push(opts.listen.ip().to_string());
+        let tls_files = match &opts.tls {
+            DemoTls::Off => None,
+            DemoTls::Files(files) => {
+                crate::web::tls::load(&files.cert_file, &files.key_file)?;
+                Some(files.clone())
             }
-            let now = (crate::time::now_ms() / 1000) as i64;
-            crate::web::tls::ensure_self_signed(&files.cert_file, &files.key_file, &names, now)?;
-            Some(files)
-        } else {
-            None
+            DemoTls::OwnCertificate => {
+                let files = crate::config::TlsFiles {
+                    cert_file: opts.data_dir.join("tls/side-port.crt"),
+                    key_file: opts.data_dir.join("tls/side-port.key"),
+                };
+                let mut names = crate::web::tls::default_names();
+                if !opts.listen.ip().is_unspecified() {
+                    names.push(opts.listen.ip().to_string());
+                }
+                let now = (crate::time::now_ms() / 1000) as i64;
+                crate::web::tls::ensure_self_signed(
+                    &files.cert_file,
+                    &files.key_file,
+                    &names,
+                    now,
+                )?;
+                Some(files)
+            }
         };
         let photos = opts.models.join("test-faces");
         let cameras_on = opts.cameras && photos.is_dir();

@@ -75,6 +75,13 @@ enum Command {
         /// Leave out the simulated Frigate and the decoded garden camera.
         #[arg(long)]
         no_cameras: bool,
+        /// Serve the side port over HTTPS with this certificate (PEM) and --tls-key, instead of a certificate of
+        /// the demo's own (made when it listens beyond loopback).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Internal: check that a renderer draws on a backend (run by the kiosk before it commits to a GPU).
     #[command(hide = true)]
@@ -503,16 +510,29 @@ fn with_ui(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<()>
             capture_device,
             playback_device,
             no_cameras,
+            tls_cert,
+            tls_key,
         } => {
             init_logging("info");
             let data_dir = match data_dir {
                 Some(d) => d,
                 None => default_demo_dir()?,
             };
+            let defaults = demo_options(listen, sim_listen, data_dir, poll_ms);
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert_file), Some(key_file)) => {
+                    jarvis::demo::DemoTls::Files(jarvis::config::TlsFiles {
+                        cert_file,
+                        key_file,
+                    })
+                }
+                _ => defaults.tls.clone(),
+            };
             let demo = rt.block_on(Demo::start(jarvis::demo::DemoOptions {
                 voice_devices: (capture_device, playback_device),
                 cameras: !no_cameras,
-                ..demo_options(listen, sim_listen, data_dir, poll_ms)
+                tls,
+                ..defaults
             }))?;
             println!("{}", demo.banner());
             // The demo opens a window where there is a display; it takes over the screen (LinuxKMS) only when
@@ -647,7 +667,11 @@ fn demo_options(
         cameras: true,
         voice_devices: ("default".into(), "default".into()),
         // Beyond loopback the side port carries tokens over the network: HTTPS, with the demo's own certificate.
-        tls: !listen.ip().is_loopback(),
+        tls: if listen.ip().is_loopback() {
+            jarvis::demo::DemoTls::Off
+        } else {
+            jarvis::demo::DemoTls::OwnCertificate
+        },
     }
 }
 

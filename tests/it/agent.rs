@@ -30,7 +30,7 @@ async fn demo(dir: &std::path::Path) -> Demo {
         models: dir.join("no-models"),
         cameras: false,
         voice_devices: ("default".into(), "default".into()),
-        tls: false,
+        tls: jarvis::demo::DemoTls::Off,
     })
     .await
     .expect("demo starts");

@@ -86,7 +86,7 @@ impl Harness {
                 },
                 cameras,
                 voice_devices: ("default".into(), "default".into()),
-                tls: false,
+                tls: jarvis::demo::DemoTls::Off,
             }))
             .expect("demo starts");
         let ctx = KioskContext::new(

@@ -379,3 +379,73 @@ async fn tls_cert_makes_a_pair_once_and_the_clients_pin_it() {
     app.shutdown().await;
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_https_with_the_appliances_pair_or_its_own_made_once() {
+    // As the appliance starts it: the pair made at first boot.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (files, fp) = pair(dir.path());
+    let (c, k) = (
+        files.cert_file.to_str().expect("utf-8"),
+        files.key_file.to_str().expect("utf-8"),
+    );
+    let demo = tokio::task::block_in_place(|| {
+        crate::cli::start_demo_with(
+            dir.path(),
+            1000,
+            &[
+                "--no-cameras",
+                "--ui",
+                "none",
+                "--tls-cert",
+                c,
+                "--tls-key",
+                k,
+            ],
+            &[],
+        )
+    });
+    assert!(demo.web.starts_with("https://localhost:"), "{}", demo.web);
+    let client = pinned(&fp);
+    let cluster = client
+        .get(format!("{}/api/v1/cluster", demo.web))
+        .bearer_auth(&demo.token)
+        .send()
+        .await
+        .expect("the demo over HTTPS");
+    assert_eq!(cluster.status(), 200);
+    drop(demo);
+
+    // Its own certificate, made in its data folder once and kept across restarts.
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let own = tempfile::tempdir().expect("tempdir");
+    let options = || jarvis::demo::DemoOptions {
+        listen: loopback,
+        sim_listen: loopback,
+        data_dir: own.path().to_path_buf(),
+        poll: util::fast_poll(),
+        limits: Default::default(),
+        models: own.path().join("no-models"),
+        cameras: false,
+        voice_devices: ("default".into(), "default".into()),
+        tls: jarvis::demo::DemoTls::OwnCertificate,
+    };
+    let first = jarvis::demo::Demo::start(options()).await.expect("demo");
+    let fp = first.app.side_port_fingerprint().cloned().expect("HTTPS");
+    assert!(
+        first.banner().contains(&fp.to_string()),
+        "{}",
+        first.banner()
+    );
+    first.shutdown().await;
+    let again = jarvis::demo::Demo::start(options()).await.expect("demo");
+    assert_eq!(again.app.side_port_fingerprint(), Some(&fp), "made once");
+    let port = again.app.side_port().expect("port").port();
+    let health = pinned(&fp)
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    again.shutdown().await;
+}
