@@ -2,7 +2,9 @@
 //! process) against a Python MCP server
 //! (official SDK, `MCPServer`) exposing a tool of the same shape, driven by the same client in the same run: a
 //! small Rust client speaking streamable HTTP (2025-11-25 sessions) over keep-alive connections.
-//! Latency: sequential calls, p50/p99. Throughput: 8 concurrent callers for a fixed time.
+//! Latency: sequential calls, p50/p99. Throughput: 8 concurrent callers for a fixed time. Then the cost of the
+//! side port's TLS: the same calls to a second `jarvis demo` serving HTTPS (client pinned to its certificate),
+//! and a new connection per request (`/healthz`, so the handshake is the cost) over HTTP and HTTPS.
 //! Run: `cargo bench --bench mcp` (needs the test-peer venv from scripts/setup). Results: docs/BENCHMARKS.md.
 
 use std::process::{Child, Command, Stdio};
@@ -20,6 +22,19 @@ struct Target {
     name: &'static str,
     url: String,
     token: Option<&'static str>,
+    /// HTTPS, trusting exactly this certificate.
+    pin: Option<jarvis::tls::Fingerprint>,
+}
+
+fn client(pin: Option<&jarvis::tls::Fingerprint>, pooled: bool) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(if pooled { 64 } else { 0 });
+    if let Some(fp) = pin {
+        let tls = jarvis::tls::client_config(&jarvis::tls::Trust::Pinned(fp.clone())).expect("tls");
+        b = b.tls_backend_preconfigured(tls);
+    }
+    b.build().expect("client")
 }
 
 /// One MCP session: initialize, then `tools/call` as often as asked.
@@ -33,11 +48,7 @@ struct Session {
 
 impl Session {
     async fn open(t: &Target) -> Session {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(64)
-            .build()
-            .expect("client");
+        let http = client(t.pin.as_ref(), true);
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
         let mut req = http
@@ -177,11 +188,16 @@ fn python() -> std::path::PathBuf {
 }
 
 /// Starts the release `jarvis demo` as its own process; returns it, its side port and token.
-fn start_jarvis(data: &std::path::Path) -> (Child, String, String) {
+fn start_jarvis(data: &std::path::Path, tls: &[&std::path::Path]) -> (Child, String, String) {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jarvis"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jarvis"));
+    command
+        .args(["demo", "--listen", "127.0.0.1:0", "--no-cameras", "--data-dir"])
+        .arg(data);
+    if let [cert, key] = tls {
+        command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+    }
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -219,7 +235,7 @@ fn main() {
     rt.block_on(async {
         jarvis::tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut jarvis_proc, web, token) = start_jarvis(dir.path());
+        let (mut jarvis_proc, web, token) = start_jarvis(dir.path(), &[]);
         let token: &'static str = Box::leak(token.into_boxed_str());
         tokio::time::sleep(Duration::from_secs(2)).await;
         // The same payload for the Python tool: Jarvis's own answer.
@@ -253,8 +269,8 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let targets = [
-            Target { name: "jarvis (rmcp)", url: format!("{web}/mcp"), token: Some(token) },
-            Target { name: "python MCPServer", url: format!("http://127.0.0.1:{port}/mcp"), token: None },
+            Target { name: "jarvis (rmcp)", url: format!("{web}/mcp"), token: Some(token), pin: None },
+            Target { name: "python MCPServer", url: format!("http://127.0.0.1:{port}/mcp"), token: None, pin: None },
         ];
         let mut rates = Vec::new();
         let mut shapes = Vec::new();
@@ -268,7 +284,43 @@ fn main() {
         println!("throughput ratio jarvis/python: {:.1}x", rates[0] / rates[1]);
         let _ = py.kill();
         let _ = py.wait();
+
+        // The side port's TLS: the same calls to a Jarvis serving HTTPS, and the handshake's cost.
+        let tls_dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = (tls_dir.path().join("side-port.crt"), tls_dir.path().join("side-port.key"));
+        let made = jarvis::web::tls::ensure_self_signed(&cert, &key, &["localhost".into()], (jarvis::time::now_ms() / 1000) as i64)
+            .expect("a pair");
+        let fp = made.fingerprint().clone();
+        let (mut tls_proc, tls_web, tls_token) = start_jarvis(tls_dir.path(), &[&cert, &key]);
+        let tls_token: &'static str = Box::leak(tls_token.into_boxed_str());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let over_tls = Target { name: "jarvis over HTTPS", url: format!("{tls_web}/mcp"), token: Some(tls_token), pin: Some(fp.clone()) };
+        let (p50, p99, rate, bytes, _) = measure(&over_tls).await;
+        println!("{:<18} tools/call cluster_status ({bytes} B answer): p50 {p50:.3} ms, p99 {p99:.3} ms, {rate:.0} calls/s with {CONCURRENCY} callers", over_tls.name);
+        println!("throughput ratio HTTPS/HTTP: {:.2}x", rate / rates[0]);
+        let plain_ms = cold(&client(None, false), &format!("{web}/healthz")).await;
+        let tls_ms = cold(&client(Some(&fp), false), &format!("{tls_web}/healthz")).await;
+        println!("a new connection per request (/healthz, {COLD_REQUESTS} sequential): HTTP p50 {:.3} ms, p99 {:.3} ms; HTTPS p50 {:.3} ms, p99 {:.3} ms", plain_ms.0, plain_ms.1, tls_ms.0, tls_ms.1);
+        let _ = tls_proc.kill();
+        let _ = tls_proc.wait();
         let _ = jarvis_proc.kill();
         let _ = jarvis_proc.wait();
     });
+}
+
+const COLD_REQUESTS: usize = 500;
+
+/// p50 and p99 (ms) of requests that each open a new connection (the client keeps none idle).
+async fn cold(http: &reqwest::Client, url: &str) -> (f64, f64) {
+    let mut lat = Vec::with_capacity(COLD_REQUESTS);
+    for _ in 0..COLD_REQUESTS {
+        let t0 = Instant::now();
+        let resp = http.get(url).send().await.expect("healthz");
+        assert_eq!(resp.status(), 200);
+        let _ = resp.bytes().await;
+        lat.push(t0.elapsed());
+    }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
+    (pct(0.5), pct(0.99))
 }
