@@ -192,10 +192,20 @@ fn start_jarvis(data: &std::path::Path, tls: &[&std::path::Path]) -> (Child, Str
     use std::io::BufRead;
     let mut command = Command::new(env!("CARGO_BIN_EXE_jarvis"));
     command
-        .args(["demo", "--listen", "127.0.0.1:0", "--no-cameras", "--data-dir"])
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-cameras",
+            "--data-dir",
+        ])
         .arg(data);
     if let [cert, key] = tls {
-        command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        command
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key);
     }
     let mut child = command
         .env("RUST_LOG", "warn")
