@@ -244,7 +244,11 @@ pub fn run(settings: &KioskSettings, mut ctx: KioskContext) -> Result<(), KioskE
         window.window().set_fullscreen(true);
         // Without libinput (the static flavour) Slint's LinuxKMS backend reads no input: Jarvis does.
         #[cfg(not(feature = "kiosk-gpu"))]
-        crate::kiosk::evdev_input::start(window.as_weak(), Path::new("/dev/input"));
+        crate::kiosk::evdev_input::start(
+            window.as_weak(),
+            Path::new("/dev/input"),
+            settings.keys.iter().map(|k| k.device.clone()).collect(),
+        );
     } else {
         #[cfg(feature = "desktop")]
         crate::kiosk::x11_focus::take_focus_when_shown(window.as_weak());

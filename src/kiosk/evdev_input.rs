@@ -322,14 +322,19 @@ pub fn apply(window: &slint::Window, input: Input) {
 /// How often the devices are looked for again (no udev to announce them).
 const RESCAN: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Reads every input device from now on, on threads of their own; returns at once.
-pub fn start(window: slint::Weak<crate::kiosk::ui::AppWindow>, dir: &Path) {
+/// Reads every input device from now on, on threads of their own; returns at once. The `reserved` devices are
+/// left alone: Jarvis reads them for something else (the `[kiosk.keys]` pad), and their keys must not also type
+/// into the focused field.
+pub fn start(window: slint::Weak<crate::kiosk::ui::AppWindow>, dir: &Path, reserved: Vec<PathBuf>) {
     let dir = dir.to_path_buf();
     let open: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
     let spawned = std::thread::Builder::new()
         .name("jarvis-input".into())
         .spawn(move || loop {
             for path in event_nodes(&dir) {
+                if is_reserved(&path, &reserved) {
+                    continue;
+                }
                 let mut set = open.lock().unwrap_or_else(|p| p.into_inner());
                 if set.insert(path.clone()) {
                     drop(set);
@@ -341,6 +346,13 @@ pub fn start(window: slint::Weak<crate::kiosk::ui::AppWindow>, dir: &Path) {
     if let Err(e) = spawned {
         tracing::error!("cannot start reading input devices: {e}");
     }
+}
+
+/// Whether `node` is one of the `reserved` devices, however either is named (a `by-id` link or the node itself).
+fn is_reserved(node: &Path, reserved: &[PathBuf]) -> bool {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let node = real(node);
+    reserved.iter().any(|r| real(r) == node)
 }
 
 fn event_nodes(dir: &Path) -> Vec<PathBuf> {
@@ -603,5 +615,19 @@ mod tests {
             ],
         );
         assert_eq!(out.len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn a_reserved_device_is_recognised_by_its_node_or_by_a_link_to_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = dir.path().join("event3");
+        std::fs::write(&node, b"").expect("node");
+        std::fs::create_dir(dir.path().join("by-id")).expect("mkdir");
+        let link = dir.path().join("by-id/usb-pad-event-kbd");
+        std::os::unix::fs::symlink(&node, &link).expect("link");
+        assert!(is_reserved(&node, std::slice::from_ref(&link)));
+        assert!(is_reserved(&node, std::slice::from_ref(&node)));
+        assert!(!is_reserved(&dir.path().join("event4"), &[link]));
+        assert!(!is_reserved(&node, &[]));
     }
 }
