@@ -457,7 +457,10 @@ fn parse_command(w: &[String], world: &World) -> Option<Intent> {
     if let Some(i) = presence_question(w, world) {
         return Some(i);
     }
-    if w[0] == "who" && (has(w, &["home", "here", "in", "around"]) || joined.contains("at home")) {
+    // "Who's home?" arrives as "whos" (apostrophes are dropped), as Whisper often writes it.
+    if matches!(w[0].as_str(), "who" | "whos")
+        && (has(w, &["home", "here", "in", "around"]) || joined.contains("at home"))
+    {
         return Some(Intent::WhoIsHome);
     }
     if has(w, &["camera", "cam", "cameras"]) && has(w, &["show", "display", "open", "view", "see"])
@@ -838,6 +841,8 @@ mod tests {
             ),
             ("kill switch off", Some(Intent::KillSwitch(Some(false)))),
             ("who is home?", Some(Intent::WhoIsHome)),
+            ("Who's home?", Some(Intent::WhoIsHome)),
+            ("who’s at home", Some(Intent::WhoIsHome)),
             (
                 "when did john leave yesterday",
                 Some(Intent::WhenDid {

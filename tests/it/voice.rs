@@ -387,7 +387,7 @@ async fn jarvis_listen_hears_a_recording_answers_and_writes_the_spoken_reply() {
         .unwrap();
     assert!(
         words(&back.text).iter().any(|w| w == "home" || w == "seen"),
-        "{back:?}"
+        "{heard} → {back:?}"
     );
     // The trace has every stage, in order, and is served.
     let (status, traces) = util::get_json(addr, "/api/v1/traces").await;
