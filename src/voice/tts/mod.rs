@@ -9,6 +9,7 @@ pub mod cache;
 pub mod espeak;
 pub mod piper;
 pub mod text;
+pub mod widen;
 
 use std::path::Path;
 
