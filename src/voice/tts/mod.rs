@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod espeak;
 pub mod piper;
+pub mod piper_decoder;
 pub mod text;
 pub mod widen;
 

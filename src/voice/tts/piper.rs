@@ -6,8 +6,8 @@
 //! `input_lengths`, as in Piper's own batches, so it changes nothing. The glue here rounds the durations up and repeats each phoneme's prior
 //! column that many frames; the decoder (flow and HiFi-GAN, the heavy half) gets an optimised plan for the
 //! sentence's exact frame count, built per sentence (about 0.1 s): tract runs a fixed-shape HiFi-GAN 2–3× faster
-//! than one over a symbolic frame count, which pays for the build many times over. Its narrow convolutions are
-//! widened to two dimensions at load ([`super::widen`]) so tract runs them as direct convolutions.
+//! than one over a symbolic frame count, which pays for the build many times over ([`super::piper_decoder`]: the
+//! decoder is decluttered once, so a sentence's plan costs 50–80 ms).
 //!
 //! Phonemes are espeak-ng's IPA ([`super::espeak`]), clause by clause, joined with the punctuation espeak-ng drops
 //! (", " between clauses, the sentence's own end mark), mapped through the voice's `phoneme_id_map`: `^`, a pad,
@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::*;
 
-use super::{espeak, widen, TtsError};
+use super::piper_decoder::{Decoder, CHANNELS};
+use super::{espeak, TtsError};
 
 pub const ENCODER_FILE: &str = "piper-encoder.onnx";
 pub const DECODER_FILE: &str = "piper-decoder.onnx";
 pub const CONFIG_FILE: &str = "en_US-joe-medium.onnx.json";
 
-const CHANNELS: usize = 192;
 /// A sentence longer than this many ids is spoken in parts by the caller (the splitter keeps sentences short).
 pub const MAX_IDS: usize = 1200;
 /// At most this many frames (about 35 s of speech) from one call: a duration model gone wrong cannot make minutes.
@@ -104,7 +104,7 @@ impl PiperVoice {
             .map_err(|e| load(&enc_path, format!("{e:#}")))?;
         let dec_path = dir.join(DECODER_FILE);
         let decoder =
-            parse_decoder(&dec_path, true).map_err(|e| load(&dec_path, format!("{e:#}")))?;
+            Decoder::load(&dec_path, true).map_err(|e| load(&dec_path, format!("{e:#}")))?;
         let models = Arc::new(Models {
             encoder,
             decoder,
@@ -305,17 +305,6 @@ impl PiperVoice {
     }
 }
 
-/// Parses the decoder, its narrow convolutions widened ([`widen::widen_narrow_convolutions`]) when `widen`.
-fn parse_decoder(path: &Path, widen: bool) -> TractResult<InferenceModel> {
-    let onnx = tract_onnx::onnx();
-    let mut proto = onnx.proto_model_for_path(path)?;
-    if widen {
-        let widened = widen::widen_narrow_convolutions(&mut proto);
-        tracing::debug!("piper: {widened} decoder convolutions widened");
-    }
-    onnx.model_for_proto_model(&proto)
-}
-
 /// What the encoder says about a sentence: frames per phoneme, and each phoneme's prior means and
 /// log-deviations (`[CHANNELS][phonemes]`).
 struct Encoded {
@@ -327,7 +316,7 @@ struct Encoded {
 /// The two halves as parsed, and the encoder plans built so far.
 struct Models {
     encoder: InferenceModel,
-    decoder: InferenceModel,
+    decoder: Decoder,
     encoders: Mutex<Vec<(usize, Plan)>>,
 }
 
@@ -363,21 +352,8 @@ impl Models {
 
     /// The decoder optimised for exactly `frames` frames.
     fn decoder_plan(&self, frames: usize) -> Result<Plan, TtsError> {
-        decoder_plan(&self.decoder, frames)
+        self.decoder.plan(frames)
     }
-}
-
-fn decoder_plan(decoder: &InferenceModel, frames: usize) -> Result<Plan, TtsError> {
-    let prior = f32::fact([1, CHANNELS, frames]);
-    decoder
-        .clone()
-        .with_input_fact(0, prior.clone().into())
-        .and_then(|m| m.with_input_fact(1, prior.into()))
-        .and_then(|m| m.with_input_fact(2, f32::fact([1, 1, frames]).into()))
-        .and_then(|m| m.with_input_fact(3, f32::fact([3]).into()))
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .map_err(|e| TtsError::Run(format!("piper decoder for {frames} frames: {e:#}")))
 }
 
 #[cfg(test)]
@@ -421,63 +397,5 @@ mod tests {
             voice.encode_in(&ids, still, 16),
             Err(TtsError::TooLong(_))
         ));
-    }
-
-    #[test]
-    fn the_widened_decoder_speaks_the_same_audio() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("models/cache")
-            .join(DECODER_FILE);
-        let mut proto = tract_onnx::onnx()
-            .proto_model_for_path(&path)
-            .expect("the Piper decoder (scripts/fetch-models)");
-        // HiFi-GAN's 64- and 32-channel residual convolutions (k = 3, 5, 7, two each per block), its 128-channel
-        // k = 3 ones and the output layer; the flow's and the wider layers stay as they are.
-        assert_eq!(widen::widen_narrow_convolutions(&mut proto), 15);
-        let frames = 60;
-        let inputs = || -> TVec<TValue> {
-            let m: Vec<f32> = (0..CHANNELS * frames)
-                .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-                .collect();
-            tvec!(
-                Tensor::from_shape(&[1, CHANNELS, frames], &m)
-                    .unwrap()
-                    .into(),
-                Tensor::from_shape(&[1, CHANNELS, frames], &vec![-1f32; CHANNELS * frames])
-                    .unwrap()
-                    .into(),
-                Tensor::from_shape(&[1, 1, frames], &vec![1f32; frames])
-                    .unwrap()
-                    .into(),
-                // No prior noise: the decoder is deterministic.
-                Tensor::from_shape(&[3], &[0f32, 1.0, 0.0]).unwrap().into()
-            )
-        };
-        let speak = |widen: bool| -> Vec<f32> {
-            let decoder = parse_decoder(&path, widen).unwrap();
-            let out = decoder_plan(&decoder, frames)
-                .unwrap()
-                .run(inputs())
-                .unwrap();
-            out[0]
-                .to_plain_array_view::<f32>()
-                .unwrap()
-                .iter()
-                .copied()
-                .collect()
-        };
-        let (plain, widened) = (speak(false), speak(true));
-        assert_eq!(plain.len(), frames * 256);
-        assert_eq!(plain.len(), widened.len());
-        let loudest = plain.iter().fold(0f32, |m, s| m.max(s.abs()));
-        assert!(loudest > 0.01, "the decoder says something: {loudest}");
-        let worst = plain
-            .iter()
-            .zip(&widened)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(
-            worst <= 1e-4 * loudest.max(1.0),
-            "largest difference {worst} (loudest sample {loudest})"
-        );
     }
 }

@@ -5,7 +5,7 @@
 //! place. A one-dimensional convolution instead becomes a lazy im2col feeding a matrix product, each behind an
 //! explicit copy of its padded input; for these shapes (32 output channels, 120 000 samples) that path was 14–20 %
 //! of the decoder slower (profile in docs/BENCHMARKS.md). The arithmetic is the same: the audio matches to
-//! rounding (test in `piper`).
+//! rounding (test in `piper_decoder`).
 //!
 //! Each rewritten `Conv` is wrapped as `Unsqueeze(axis 2) → Conv [O, I, 1, K] → Squeeze(axis 2)`; tract folds the
 //! squeeze of one into the unsqueeze of the next. The unit axis gets a dilation of 2, which changes nothing (the

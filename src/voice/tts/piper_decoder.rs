@@ -1,0 +1,206 @@
+//! The Piper decoder (flow and HiFi-GAN) and its per-sentence plans. tract runs it 2–3× faster optimised for a
+//! sentence's exact frame count than over a symbolic one, so each sentence gets its own plan. Building one from
+//! the parsed ONNX graph took 160–190 ms, most of it in tract's clean-up passes (typing and decluttering), as long
+//! as speaking a short sentence. So the decoder is parsed, typed and decluttered once at load over a symbolic frame
+//! count `T`; per sentence `T` is substituted and the plan optimised from there (50–80 ms, the same audio bit for
+//! bit: test below). The one op that keeps its own copy of a shape is the prior noise (`Random`, from ONNX's
+//! `RandomNormalLike`): it is given the concrete shape and the graph's facts refreshed.
+//!
+//! The narrow convolutions are widened at parse time ([`super::widen`]) so tract runs them as direct convolutions.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx_opl::random::Random;
+
+use super::{widen, TtsError};
+
+/// Prior channels (VITS's `inter_channels`).
+pub const CHANNELS: usize = 192;
+
+/// The decoder, decluttered over the symbolic frame count `frames`.
+pub struct Decoder {
+    model: TypedModel,
+    frames: Symbol,
+}
+
+impl Decoder {
+    /// Parses, types and declutters the decoder at `path` (its narrow convolutions widened when `widen`).
+    pub fn load(path: &Path, widen: bool) -> TractResult<Decoder> {
+        let parsed = parse(path, widen)?;
+        let frames = parsed.symbols.sym("T");
+        let prior = f32::fact(&[1.to_dim(), CHANNELS.to_dim(), frames.to_dim()]);
+        let model = parsed
+            .with_input_fact(0, prior.clone().into())?
+            .with_input_fact(1, prior.into())?
+            .with_input_fact(
+                2,
+                f32::fact(&[1.to_dim(), 1.to_dim(), frames.to_dim()]).into(),
+            )?
+            .with_input_fact(3, f32::fact([3]).into())?
+            .into_typed()?
+            .into_decluttered()?;
+        Ok(Decoder { model, frames })
+    }
+
+    /// The decoder optimised for exactly `frames` frames.
+    pub fn plan(&self, frames: usize) -> Result<Arc<TypedRunnableModel>, TtsError> {
+        self.concrete(frames)
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| TtsError::Run(format!("piper decoder for {frames} frames: {e:#}")))
+    }
+
+    fn concrete(&self, frames: usize) -> TractResult<TypedModel> {
+        let count = (frames as i64).to_dim();
+        let mut model = self
+            .model
+            .set_symbols(&HashMap::from([(self.frames.clone(), count.clone())]))?;
+        for node in model.nodes.iter_mut() {
+            if let Some(random) = node.op_as_mut::<Random>() {
+                let shape: TVec<TDim> = random
+                    .fact
+                    .shape
+                    .iter()
+                    .map(|d| d.substitute(&self.frames, &count))
+                    .collect::<TractResult<_>>()?;
+                random.fact = random.fact.datum_type.fact(&*shape);
+            }
+        }
+        model.refresh_output_facts()?;
+        if let Some(node) = model.nodes.iter().find(|n| {
+            n.outputs
+                .iter()
+                .any(|o| o.fact.shape.as_concrete().is_none())
+        }) {
+            return Err(TractError::msg(format!(
+                "{} still has a symbolic shape",
+                node.name
+            )));
+        }
+        Ok(model)
+    }
+}
+
+/// Parses the decoder, its narrow convolutions widened ([`widen::widen_narrow_convolutions`]) when `widen`.
+fn parse(path: &Path, widen: bool) -> TractResult<InferenceModel> {
+    let onnx = tract_onnx::onnx();
+    let mut proto = onnx.proto_model_for_path(path)?;
+    if widen {
+        let widened = widen::widen_narrow_convolutions(&mut proto);
+        tracing::debug!("piper: {widened} decoder convolutions widened");
+    }
+    onnx.model_for_proto_model(&proto)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::voice::tts::piper::DECODER_FILE;
+
+    fn path() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/cache")
+            .join(DECODER_FILE)
+    }
+
+    /// Prior frames for `frames` frames, with the noise off (noise scale 0): the decoder is then deterministic.
+    fn still_inputs(frames: usize) -> TVec<TValue> {
+        let m: Vec<f32> = (0..CHANNELS * frames)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        let tensor =
+            |shape: &[usize], data: &[f32]| Tensor::from_shape(shape, data).unwrap().into();
+        tvec!(
+            tensor(&[1, CHANNELS, frames], &m),
+            tensor(&[1, CHANNELS, frames], &vec![-1f32; CHANNELS * frames]),
+            tensor(&[1, 1, frames], &vec![1f32; frames]),
+            tensor(&[3], &[0.0, 1.0, 0.0])
+        )
+    }
+
+    fn speak(plan: &Arc<TypedRunnableModel>, frames: usize) -> Vec<f32> {
+        let out = plan.run(still_inputs(frames)).unwrap();
+        out[0]
+            .to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// The plan built the old way: the parsed graph given concrete shapes, then optimised whole.
+    fn plan_from_scratch(widen: bool, frames: usize) -> Arc<TypedRunnableModel> {
+        let prior = f32::fact([1, CHANNELS, frames]);
+        parse(&path(), widen)
+            .unwrap()
+            .with_input_fact(0, prior.clone().into())
+            .and_then(|m| m.with_input_fact(1, prior.into()))
+            .and_then(|m| m.with_input_fact(2, f32::fact([1, 1, frames]).into()))
+            .and_then(|m| m.with_input_fact(3, f32::fact([3]).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_widened_decoder_speaks_the_same_audio() {
+        let mut proto = tract_onnx::onnx()
+            .proto_model_for_path(path())
+            .expect("the Piper decoder (scripts/fetch-models)");
+        // HiFi-GAN's 64- and 32-channel residual convolutions (k = 3, 5, 7, two each per block), its 128-channel
+        // k = 3 ones and the output layer; the flow's and the wider layers stay as they are.
+        assert_eq!(widen::widen_narrow_convolutions(&mut proto), 15);
+        let frames = 60;
+        let (plain, widened) = (
+            plan_from_scratch(false, frames),
+            plan_from_scratch(true, frames),
+        );
+        // The point of widening: tract takes its direct convolution for them.
+        let direct = |plan: &Arc<TypedRunnableModel>| {
+            plan.model()
+                .nodes()
+                .iter()
+                .filter(|n| n.op().name() == "DirectSpatialConv")
+                .count()
+        };
+        assert_eq!((direct(&plain), direct(&widened)), (0, 15));
+        let (plain, widened) = (speak(&plain, frames), speak(&widened, frames));
+        assert_eq!(plain.len(), frames * 256);
+        assert_eq!(plain.len(), widened.len());
+        let loudest = plain.iter().fold(0f32, |m, s| m.max(s.abs()));
+        assert!(loudest > 0.01, "the decoder says something: {loudest}");
+        let worst = plain
+            .iter()
+            .zip(&widened)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 1e-4 * loudest.max(1.0),
+            "largest difference {worst} (loudest sample {loudest})"
+        );
+    }
+
+    #[test]
+    fn a_plan_from_the_decluttered_decoder_is_the_plan_from_scratch() {
+        let decoder =
+            Decoder::load(&path(), true).expect("the Piper decoder (scripts/fetch-models)");
+        // Two sentences' lengths from the one decluttered decoder, each against a plan built from the parsed graph.
+        for frames in [47, 60] {
+            let plan = decoder.plan(frames).unwrap();
+            assert_eq!(
+                speak(&plan, frames),
+                speak(&plan_from_scratch(true, frames), frames)
+            );
+        }
+        // The noise is drawn at the sentence's length (it is the one op with a shape of its own).
+        let noisy = decoder.plan(30).unwrap();
+        let mut inputs = still_inputs(30);
+        inputs[3] = Tensor::from_shape(&[3], &[0.667f32, 1.0, 0.8])
+            .unwrap()
+            .into();
+        let out = noisy.run(inputs).unwrap();
+        assert_eq!(out[0].len(), 30 * 256);
+    }
+}
