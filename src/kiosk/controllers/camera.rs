@@ -89,7 +89,7 @@ pub fn open(ctx: &KioskContext, weak: slint::Weak<AppWindow>, camera: &str) {
                         match decoded {
                             Ok(Ok(p)) => {
                                 frames += 1;
-                                post_frame(&ctx2, weak.clone(), p.width, p.height, p.rgb);
+                                post_frame(&ctx2, weak.clone(), &stop, p.width, p.height, p.rgb);
                                 format!("live · {:.1} fps", 1.0 / FRAME_EVERY.as_secs_f64())
                             }
                             Ok(Err(e)) => format!("lost: {e}"),
@@ -105,7 +105,14 @@ pub fn open(ctx: &KioskContext, weak: slint::Weak<AppWindow>, camera: &str) {
                         Some(f) => {
                             frames += 1;
                             let p = f.photo.clone();
-                            post_frame(&ctx2, weak.clone(), p.width, p.height, p.rgb.clone());
+                            post_frame(
+                                &ctx2,
+                                weak.clone(),
+                                &stop,
+                                p.width,
+                                p.height,
+                                p.rgb.clone(),
+                            );
                             let w = ctx2.state.get();
                             let detail = w
                                 .presence
@@ -134,8 +141,13 @@ pub fn open(ctx: &KioskContext, weak: slint::Weak<AppWindow>, camera: &str) {
                 }
                 _ => "its frames are not available here (Frigate is not configured)".into(),
             };
-            let weak2 = weak.clone();
+            let (weak2, stop2) = (weak.clone(), stop.clone());
             ctx2.ui.post(move || {
+                // A fetch that was in flight when the tile closed or turned to another camera lands here late:
+                // its frame and state belong to a stream that no longer exists.
+                if stop2.is_cancelled() {
+                    return;
+                }
                 if let Some(w) = weak2.upgrade() {
                     w.global::<CameraAdapter>().set_state(state.into());
                 }
@@ -157,11 +169,16 @@ pub fn open(ctx: &KioskContext, weak: slint::Weak<AppWindow>, camera: &str) {
 fn post_frame(
     ctx: &KioskContext,
     weak: slint::Weak<AppWindow>,
+    stop: &CancellationToken,
     width: u32,
     height: u32,
     rgb: Vec<u8>,
 ) {
+    let stop = stop.clone();
     ctx.ui.post(move || {
+        if stop.is_cancelled() {
+            return;
+        }
         if let Some(w) = weak.upgrade() {
             let a = w.global::<CameraAdapter>();
             a.set_frame(slint::Image::from_rgb8(
