@@ -53,8 +53,8 @@ pub struct DetectorSettings {
     pub nms_iou: f32,
     /// At most this many faces per photo.
     pub max_faces: usize,
-    /// SFace's PRelu nodes rewritten into cheaper identical arithmetic ([`rewrite_prelu`]).
-    pub rewrite_prelu: bool,
+    /// SFace's PRelu nodes run as one pass each ([`crate::vision::prelu`]) instead of tract's own lowering.
+    pub fast_prelu: bool,
 }
 
 impl Default for DetectorSettings {
@@ -64,7 +64,7 @@ impl Default for DetectorSettings {
             score_threshold: 0.9,
             nms_iou: 0.3,
             max_faces: 50,
-            rewrite_prelu: true,
+            fast_prelu: true,
         }
     }
 }
@@ -122,19 +122,8 @@ impl FaceEngine {
             .and_then(|m| m.into_runnable())
             .map_err(load_err(&det_path))?;
         let emb_path = dir.join(EMBEDDER_FILE);
-        let onnx = tract_onnx::onnx();
-        let embedder = onnx
-            .proto_model_for_path(&emb_path)
-            .and_then(|mut proto| {
-                if settings.rewrite_prelu {
-                    rewrite_prelu(&mut proto);
-                }
-                onnx.model_for_proto_model(&proto)
-            })
-            .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, align::SIDE, align::SIDE]).into()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(load_err(&emb_path))?;
+        let embedder =
+            embedder_plan(&emb_path, settings.fast_prelu).map_err(load_err(&emb_path))?;
         release_freed_memory();
         Ok(FaceEngine {
             detector,
@@ -260,72 +249,16 @@ impl FaceEngine {
     }
 }
 
-/// Rewrites every ONNX `PRelu(x, a)` as the identical `x + (a − 1)·min(x, 0)`: tract lowers PRelu to a multiply,
-/// a compare and a select, half of SFace's time, where a min, a multiply and an add run as tight kernels. (The
-/// slopes include values below 0 and above 1, so max(x, a·x) would be wrong.) Returns how many were rewritten; a
-/// PRelu whose slope is not a float initializer is left as it is.
-pub fn rewrite_prelu(model: &mut tract_onnx::pb::ModelProto) -> usize {
-    use tract_onnx::pb::{NodeProto, TensorProto};
-    let Some(graph) = model.graph.as_mut() else {
-        return 0;
-    };
-    const FLOAT: i32 = 1;
-    let zero = "jarvis_prelu_zero".to_string();
-    let mut nodes = Vec::with_capacity(graph.node.len());
-    let mut added: Vec<TensorProto> = Vec::new();
-    let mut rewritten = 0;
-    for node in std::mem::take(&mut graph.node) {
-        let slope = (node.op_type == "PRelu" && node.input.len() == 2 && node.output.len() == 1)
-            .then(|| graph.initializer.iter().find(|t| t.name == node.input[1]))
-            .flatten()
-            .filter(|t| t.data_type == FLOAT);
-        let Some(slope) = slope else {
-            nodes.push(node);
-            continue;
-        };
-        let values: Vec<f32> = if slope.float_data.is_empty() {
-            slope
-                .raw_data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        } else {
-            slope.float_data.clone()
-        };
-        let (x, out) = (node.input[0].clone(), node.output[0].clone());
-        let minus_one = format!("{}_minus_one", slope.name);
-        added.push(TensorProto {
-            name: minus_one.clone(),
-            dims: slope.dims.clone(),
-            data_type: FLOAT,
-            float_data: values.iter().map(|a| a - 1.0).collect(),
-            ..Default::default()
-        });
-        let step = |op: &str, inputs: [&String; 2], output: String| NodeProto {
-            name: format!("{}_{op}", node.name),
-            op_type: op.to_string(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output],
-            ..Default::default()
-        };
-        let (neg, scaled) = (format!("{out}_neg"), format!("{out}_scaled"));
-        nodes.push(step("Min", [&x, &zero], neg.clone()));
-        nodes.push(step("Mul", [&neg, &minus_one], scaled.clone()));
-        nodes.push(step("Add", [&x, &scaled], out));
-        rewritten += 1;
+/// SFace's plan for its fixed 112×112 input; with `fast_prelu`, its PRelu nodes as [`crate::vision::prelu`]'s op.
+pub fn embedder_plan(path: &Path, fast_prelu: bool) -> TractResult<Arc<TypedRunnableModel>> {
+    let mut onnx = tract_onnx::onnx();
+    if fast_prelu {
+        crate::vision::prelu::register(&mut onnx);
     }
-    graph.node = nodes;
-    if rewritten > 0 {
-        added.push(TensorProto {
-            name: zero,
-            dims: Vec::new(),
-            data_type: FLOAT,
-            float_data: vec![0.0],
-            ..Default::default()
-        });
-        graph.initializer.extend(added);
-    }
-    rewritten
+    onnx.model_for_path(path)?
+        .with_input_fact(0, f32::fact([1, 3, align::SIDE, align::SIDE]).into())?
+        .into_optimized()?
+        .into_runnable()
 }
 
 /// Hands the heap freed while the models were parsed and optimised (the ONNX protobuf, the intermediate graphs)
