@@ -53,8 +53,9 @@ pub struct DetectorSettings {
     pub nms_iou: f32,
     /// At most this many faces per photo.
     pub max_faces: usize,
-    /// SFace's PRelu nodes run as one pass each ([`crate::vision::prelu`]) instead of tract's own lowering.
-    pub fast_prelu: bool,
+    /// Jarvis's own ops where tract is slow: SFace's PRelu nodes as one pass each ([`crate::vision::prelu`]) and its
+    /// 3×3 depthwise convolutions as [`crate::vision::depthwise`]. Off only to compare with tract's own.
+    pub own_kernels: bool,
 }
 
 impl Default for DetectorSettings {
@@ -64,12 +65,13 @@ impl Default for DetectorSettings {
             score_threshold: 0.9,
             nms_iou: 0.3,
             max_faces: 50,
-            fast_prelu: true,
+            own_kernels: true,
         }
     }
 }
 
-type Plan = Arc<TypedRunnableModel>;
+/// An optimised model, ready to run.
+pub type Plan = Arc<TypedRunnableModel>;
 
 /// Both models, loaded once; cheap to share (`Arc` plans).
 pub struct FaceEngine {
@@ -118,12 +120,12 @@ impl FaceEngine {
             })?);
         }
         let detector = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
+            .into_typed()
+            .and_then(|m| optimised(m, false))
             .map_err(load_err(&det_path))?;
         let emb_path = dir.join(EMBEDDER_FILE);
         let embedder =
-            embedder_plan(&emb_path, settings.fast_prelu).map_err(load_err(&emb_path))?;
+            embedder_plan(&emb_path, settings.own_kernels).map_err(load_err(&emb_path))?;
         release_freed_memory();
         Ok(FaceEngine {
             detector,
@@ -249,16 +251,28 @@ impl FaceEngine {
     }
 }
 
-/// SFace's plan for its fixed 112×112 input; with `fast_prelu`, its PRelu nodes as [`crate::vision::prelu`]'s op.
-pub fn embedder_plan(path: &Path, fast_prelu: bool) -> TractResult<Arc<TypedRunnableModel>> {
+/// SFace's plan for its fixed 112×112 input; with `own_kernels`, its PRelu nodes as [`crate::vision::prelu`]'s op
+/// and its depthwise convolutions as [`crate::vision::depthwise`]'s.
+pub fn embedder_plan(path: &Path, own_kernels: bool) -> TractResult<Plan> {
     let mut onnx = tract_onnx::onnx();
-    if fast_prelu {
+    if own_kernels {
         crate::vision::prelu::register(&mut onnx);
     }
-    onnx.model_for_path(path)?
+    let model = onnx
+        .model_for_path(path)?
         .with_input_fact(0, f32::fact([1, 3, align::SIDE, align::SIDE]).into())?
-        .into_optimized()?
-        .into_runnable()
+        .into_typed()?;
+    optimised(model, own_kernels)
+}
+
+/// A typed face model decluttered, its depthwise convolutions put in Jarvis's op (with `own_depthwise`), optimised.
+/// Only SFace's: on YuNet's larger planes (160×160 and 320×320) tract's own loops measured faster.
+fn optimised(model: TypedModel, own_depthwise: bool) -> TractResult<Plan> {
+    let mut model = model.into_decluttered()?;
+    if own_depthwise {
+        crate::vision::depthwise::rewrite(&mut model)?;
+    }
+    model.into_optimized()?.into_runnable()
 }
 
 /// Hands the heap freed while the models were parsed and optimised (the ONNX protobuf, the intermediate graphs)
