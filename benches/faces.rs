@@ -146,6 +146,7 @@ fn main() {
         }
     }
     let _ = std::fs::remove_file(&list);
+    own_kernels_against_tracts(&engine, &models, &photos);
 
     // The gallery's size per person: a full set of samples with their crops.
     let crop_bytes: Vec<usize> = photos
@@ -345,6 +346,49 @@ fn jarvis_speed(
     let (whole_ms, _) = run(&whole);
     let n = photos.len() as f64;
     (detect_ms / n, embed_ms / faces.max(1) as f64, whole_ms / n)
+}
+
+/// SFace alone on every face's aligned crop, one thread: Jarvis's own PRelu and depthwise ops against tract's
+/// own, the two engines taking turns over five rounds so that the machine's drift falls on both.
+fn own_kernels_against_tracts(engine: &FaceEngine, models: &Path, photos: &[(String, Photo)]) {
+    let tracts = FaceEngine::load(
+        models,
+        DetectorSettings {
+            own_kernels: false,
+            ..DetectorSettings::default()
+        },
+    )
+    .expect("SFace with tract's own ops");
+    let crops: Vec<Vec<u8>> = photos
+        .iter()
+        .filter_map(|(_, p)| {
+            let faces = engine.detect(p).ok()?;
+            align::crop(p, &faces.first()?.landmarks)
+        })
+        .collect();
+    let time = |e: &FaceEngine| {
+        let started = Instant::now();
+        for c in &crops {
+            let _ = e.embed_crop(c);
+        }
+        started.elapsed().as_secs_f64() * 1000.0 / crops.len().max(1) as f64
+    };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        ours.push(time(engine));
+        theirs.push(time(&tracts));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (o, t) = (median(&mut ours), median(&mut theirs));
+    println!(
+        "\nSFace per face ({} crops, 1 thread, median of 5 interleaved rounds): Jarvis's ops {o:.1} ms, tract's own \
+         {t:.1} ms: {:.2}×",
+        crops.len(),
+        o / t
+    );
 }
 
 fn python() -> PathBuf {
