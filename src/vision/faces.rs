@@ -53,8 +53,10 @@ pub struct DetectorSettings {
     pub nms_iou: f32,
     /// At most this many faces per photo.
     pub max_faces: usize,
-    /// Jarvis's own ops where tract is slow: SFace's PRelu nodes as one pass each ([`crate::vision::prelu`]) and its
-    /// 3×3 depthwise convolutions as [`crate::vision::depthwise`]. Off only to compare with tract's own.
+    /// Jarvis's own ops where tract is slow: SFace's PRelu nodes as one pass each ([`crate::vision::prelu`]), both
+    /// models' 3×3 depthwise convolutions as [`crate::vision::depthwise`] (YuNet's with the ReLU and max-pool that
+    /// follow them folded in) and YuNet's other max-pools as [`crate::vision::maxpool`]. Off only to compare with
+    /// tract's own.
     pub own_kernels: bool,
 }
 
@@ -121,7 +123,7 @@ impl FaceEngine {
         }
         let detector = model
             .into_typed()
-            .and_then(|m| optimised(m, false))
+            .and_then(|m| optimised(m, settings.own_kernels))
             .map_err(load_err(&det_path))?;
         let emb_path = dir.join(EMBEDDER_FILE);
         let embedder =
@@ -133,6 +135,11 @@ impl FaceEngine {
             embedder,
             settings,
         })
+    }
+
+    /// YuNet's optimised plan (to see which ops it runs).
+    pub fn detector_plan(&self) -> &Plan {
+        &self.detector
     }
 
     /// Every face in `photo`, best first.
@@ -265,12 +272,13 @@ pub fn embedder_plan(path: &Path, own_kernels: bool) -> TractResult<Plan> {
     optimised(model, own_kernels)
 }
 
-/// A typed face model decluttered, its depthwise convolutions put in Jarvis's op (with `own_depthwise`), optimised.
-/// Only SFace's: on YuNet's larger planes (160×160 and 320×320) tract's own loops measured faster.
-fn optimised(model: TypedModel, own_depthwise: bool) -> TractResult<Plan> {
+/// A typed face model decluttered, its depthwise convolutions (with the ReLU and max-pool after them) and its other
+/// 2×2 max-pools put in Jarvis's ops (with `own_kernels`), optimised.
+fn optimised(model: TypedModel, own_kernels: bool) -> TractResult<Plan> {
     let mut model = model.into_decluttered()?;
-    if own_depthwise {
-        crate::vision::depthwise::rewrite(&mut model)?;
+    if own_kernels {
+        crate::vision::depthwise::rewrite(&mut model, true)?;
+        crate::vision::maxpool::rewrite(&mut model)?;
     }
     model.into_optimized()?.into_runnable()
 }

@@ -221,9 +221,43 @@ fn jarvis_own_kernels_give_the_same_embeddings() {
         },
     )
     .expect("loads");
+    let detector = ours.detector_plan();
+    let yunet = |name: &str| {
+        detector
+            .model()
+            .nodes()
+            .iter()
+            .filter(|n| n.op().name() == name)
+            .count()
+    };
+    assert_eq!(
+        (yunet("Depthwise3x3"), yunet("MaxPool2x2"), yunet("MaxPool")),
+        (14, 2, 0),
+        "YuNet's depthwise convolutions (two with their max-pool) and its other max-pools run as Jarvis's ops"
+    );
     for name in names(&checked(), "single_faces") {
         let p = photo(&name);
+        let found = ours.detect(&p).expect("detect");
         let face = published.detect(&p).expect("detect")[0].clone();
+        assert_eq!(found.len(), 1, "{name}");
+        let close = |a: f32, b: f32, tolerance: f32| (a - b).abs() <= tolerance;
+        assert!(close(found[0].score, face.score, 1e-4), "{name}");
+        for (a, b) in found[0].bbox.iter().zip(&face.bbox) {
+            assert!(
+                close(*a, *b, 0.05),
+                "{name}: box {:?} vs {:?}",
+                found[0].bbox,
+                face.bbox
+            );
+        }
+        for (a, b) in found[0]
+            .landmarks
+            .iter()
+            .flatten()
+            .zip(face.landmarks.iter().flatten())
+        {
+            assert!(close(*a, *b, 0.05), "{name}: landmarks");
+        }
         let a = ours.embed(&p, &face).expect("embed").expect("aligned");
         let b = published.embed(&p, &face).expect("embed").expect("aligned");
         assert!(cosine(&a, &b) > 0.99999, "{name}: {}", cosine(&a, &b));
