@@ -400,7 +400,7 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Depth
 }
 
 /// The one node that reads `node`'s output, when nothing else (no other node, no model output) does.
-fn only_successor<'m>(model: &'m TypedModel, node: &TypedNode) -> Option<&'m TypedNode> {
+pub(crate) fn only_successor<'m>(model: &'m TypedModel, node: &TypedNode) -> Option<&'m TypedNode> {
     let [output] = node.outputs.as_slice() else {
         return None;
     };
@@ -416,7 +416,7 @@ fn only_successor<'m>(model: &'m TypedModel, node: &TypedNode) -> Option<&'m Typ
 
 /// Whether `node` is a ReLU as a decluttered ONNX model has it: the maximum of its input and a constant zero that
 /// only broadcasts.
-fn is_relu(model: &TypedModel, node: &TypedNode, input: OutletId) -> TractResult<bool> {
+pub(crate) fn is_relu(model: &TypedModel, node: &TypedNode, input: OutletId) -> TractResult<bool> {
     let Some(op) = node.op_as::<TypedBinOp>() else {
         return Ok(false);
     };

@@ -55,8 +55,8 @@ pub struct DetectorSettings {
     pub max_faces: usize,
     /// Jarvis's own ops where tract is slow: SFace's PRelu nodes as one pass each ([`crate::vision::prelu`]), both
     /// models' 3×3 depthwise convolutions as [`crate::vision::depthwise`] (YuNet's with the ReLU and max-pool that
-    /// follow them folded in) and YuNet's other max-pools as [`crate::vision::maxpool`]. Off only to compare with
-    /// tract's own.
+    /// follow them folded in), YuNet's other max-pools as [`crate::vision::maxpool`] and 1×1 convolutions over
+    /// planes of 32×32 and more as [`crate::vision::pointwise`]. Off only to compare with tract's own.
     pub own_kernels: bool,
 }
 
@@ -272,13 +272,15 @@ pub fn embedder_plan(path: &Path, own_kernels: bool) -> TractResult<Plan> {
     optimised(model, own_kernels)
 }
 
-/// A typed face model decluttered, its depthwise convolutions (with the ReLU and max-pool after them) and its other
-/// 2×2 max-pools put in Jarvis's ops (with `own_kernels`), optimised.
+/// A typed face model decluttered, its depthwise convolutions (with the ReLU and max-pool after them), its other
+/// 2×2 max-pools and its 1×1 convolutions over large planes (with their bias and ReLU) put in Jarvis's ops (with
+/// `own_kernels`), optimised.
 fn optimised(model: TypedModel, own_kernels: bool) -> TractResult<Plan> {
     let mut model = model.into_decluttered()?;
     if own_kernels {
         crate::vision::depthwise::rewrite(&mut model, true)?;
         crate::vision::maxpool::rewrite(&mut model)?;
+        crate::vision::pointwise::rewrite(&mut model)?;
     }
     model.into_optimized()?.into_runnable()
 }

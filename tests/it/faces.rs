@@ -208,9 +208,13 @@ fn jarvis_own_kernels_give_the_same_embeddings() {
             .count()
     };
     assert_eq!(
-        (count("ChannelPrelu"), count("Depthwise3x3")),
-        (27, 13),
-        "SFace's PRelu nodes and depthwise convolutions run as Jarvis's ops"
+        (
+            count("ChannelPrelu"),
+            count("Depthwise3x3"),
+            count("Pointwise")
+        ),
+        (27, 13, 3),
+        "SFace's PRelu nodes, depthwise convolutions and 1×1 convolutions over 56×56 and larger run as Jarvis's ops"
     );
     let ours = engine();
     let published = FaceEngine::load(
@@ -231,9 +235,15 @@ fn jarvis_own_kernels_give_the_same_embeddings() {
             .count()
     };
     assert_eq!(
-        (yunet("Depthwise3x3"), yunet("MaxPool2x2"), yunet("MaxPool")),
-        (14, 2, 0),
-        "YuNet's depthwise convolutions (two with their max-pool) and its other max-pools run as Jarvis's ops"
+        (
+            yunet("Depthwise3x3"),
+            yunet("MaxPool2x2"),
+            yunet("MaxPool"),
+            yunet("Pointwise")
+        ),
+        (14, 2, 0, 11),
+        "YuNet's depthwise convolutions (two with their max-pool), its other max-pools and its 1×1 convolutions \
+         over 40×40 and larger run as Jarvis's ops"
     );
     for name in names(&checked(), "single_faces") {
         let p = photo(&name);
