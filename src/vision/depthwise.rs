@@ -11,11 +11,10 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
-use tract_onnx::tract_core::ops::math::Max;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
+use crate::vision::fusion::{is_relu, only_successor, replace_chains};
 use crate::vision::maxpool::{is_pool_2x2, pool_rows};
 
 /// A depthwise 3×3 convolution over NCHW (or CHW, a batch of one) f32, zero padding of one on every side, and what
@@ -399,47 +398,6 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Depth
     }))
 }
 
-/// The one node that reads `node`'s output, when nothing else (no other node, no model output) does.
-pub(crate) fn only_successor<'m>(model: &'m TypedModel, node: &TypedNode) -> Option<&'m TypedNode> {
-    let [output] = node.outputs.as_slice() else {
-        return None;
-    };
-    let [next] = output.successors.as_slice() else {
-        return None;
-    };
-    let outlet = OutletId::new(node.id, 0);
-    if model.output_outlets().ok()?.contains(&outlet) {
-        return None;
-    }
-    Some(model.node(next.node))
-}
-
-/// Whether `node` is a ReLU as a decluttered ONNX model has it: the maximum of its input and a constant zero that
-/// only broadcasts.
-pub(crate) fn is_relu(model: &TypedModel, node: &TypedNode, input: OutletId) -> TractResult<bool> {
-    let Some(op) = node.op_as::<TypedBinOp>() else {
-        return Ok(false);
-    };
-    if !op.0.is::<Max>() || node.inputs.len() != 2 {
-        return Ok(false);
-    }
-    let other = if node.inputs[0] == input {
-        node.inputs[1]
-    } else if node.inputs[1] == input {
-        node.inputs[0]
-    } else {
-        return Ok(false);
-    };
-    let Some(zero) = model.outlet_fact(other)?.konst.clone() else {
-        return Ok(false);
-    };
-    let rank = model.outlet_fact(input)?.rank();
-    Ok(zero.datum_type() == f32::datum_type()
-        && zero.rank() <= rank
-        && zero.shape().iter().all(|&d| d == 1)
-        && zero.try_as_plain_ram()?.as_slice::<f32>()? == [0.0])
-}
-
 /// The op for `node` with whatever follows it that it can fold in, and the last node it replaces.
 fn fused_replacement(
     model: &TypedModel,
@@ -475,30 +433,15 @@ fn fused_replacement(
 /// Puts a [`Depthwise3x3`] in place of every convolution of `model` it can compute (decluttered, not yet
 /// optimised), with the ReLU and the 2×2 max-pool that follow it folded in when `fuse`; returns how many.
 pub fn rewrite(model: &mut TypedModel, fuse: bool) -> TractResult<usize> {
-    let mut found = Vec::new();
-    for id in model.eval_order()? {
-        if let Some((op, last)) = fused_replacement(model, model.node(id), fuse)? {
-            found.push((id, op, last));
-        }
-    }
-    for (id, op, last) in &found {
-        let conv = model.node(*id);
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, conv.inputs[0])?;
-        let y = patch.wire_node(&conv.name, op.clone(), &[x])?;
-        patch.shunt_outside(model, OutletId::new(*last, 0), y[0])?;
-        patch.apply(model)?;
-    }
-    if !found.is_empty() {
-        *model = std::mem::take(model).into_compact()?;
-    }
-    Ok(found.len())
+    replace_chains(model, |model, node| fused_replacement(model, node, fuse))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
     use tract_onnx::tract_core::ops::cnn::{MaxPool, PoolSpec};
+    use tract_onnx::tract_core::ops::math::Max;
 
     /// An input shape, a stride and the bias (none: tract's scalar zero).
     type Case = (&'static [usize], usize, Option<Vec<f32>>);

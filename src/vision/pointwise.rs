@@ -13,7 +13,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::Add;
 
-use crate::vision::depthwise::{is_relu, only_successor};
+use crate::vision::fusion::{is_relu, only_successor, other_input, replace_chains};
 
 /// `y[o, p] = bias[o] + Σ_k w[o, k]·x[k, p]` (then `max(y, 0)` with `relu`) over planes of `P` pixels: input
 /// `[1, K, H, W]` or `[K, H, W]`, output `[1, O, H, W]` or `[O, H, W]`.
@@ -381,11 +381,7 @@ fn bias_of(
     if !add.0.is::<Add>() || node.inputs.len() != 2 {
         return Ok(None);
     }
-    let other = if node.inputs[0] == input {
-        node.inputs[1]
-    } else if node.inputs[1] == input {
-        node.inputs[0]
-    } else {
+    let Some(other) = other_input(node, input) else {
         return Ok(None);
     };
     let Some(bias) = model.outlet_fact(other)?.konst.clone() else {
@@ -416,24 +412,7 @@ fn bias_of(
 /// Puts a [`Pointwise`] in place of every 1×1 convolution of `model` it computes (decluttered, not yet optimised),
 /// with the bias and ReLU after it; returns how many.
 pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
-    let mut found = Vec::new();
-    for id in model.eval_order()? {
-        if let Some((op, last)) = replacement(model, model.node(id))? {
-            found.push((id, op, last));
-        }
-    }
-    for (id, op, last) in &found {
-        let conv = model.node(*id);
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, conv.inputs[0])?;
-        let y = patch.wire_node(&conv.name, op.clone(), &[x])?;
-        patch.shunt_outside(model, OutletId::new(*last, 0), y[0])?;
-        patch.apply(model)?;
-    }
-    if !found.is_empty() {
-        *model = std::mem::take(model).into_compact()?;
-    }
-    Ok(found.len())
+    replace_chains(model, replacement)
 }
 
 #[cfg(test)]
@@ -562,18 +541,22 @@ mod tests {
         let x = values(k * p, 9);
         let wt = values(k * o, 2);
         let bias = values(o, 4);
+        // The definition, with the ReLU, over `p` pixels of `x`.
+        let definition = |x: &[f32], p: usize| -> Vec<f32> {
+            (0..o * p)
+                .map(|i| {
+                    let (c, px) = (i / p, i % p);
+                    let v = bias[c]
+                        + (0..k)
+                            .map(|kk| wt[kk * o + c] * x[kk * p + px])
+                            .sum::<f32>();
+                    v.max(0.0)
+                })
+                .collect()
+        };
         let mut plain = vec![0.0; o * p];
         plane_generic(&x, (k, p), &op, &wt, &bias, &mut plain);
-        let reference: Vec<f32> = (0..o * p)
-            .map(|i| {
-                let (c, px) = (i / p, i % p);
-                let v = bias[c]
-                    + (0..k)
-                        .map(|kk| wt[kk * o + c] * x[kk * p + px])
-                        .sum::<f32>();
-                v.max(0.0)
-            })
-            .collect();
+        let reference = definition(&x, p);
         for (a, b) in plain.iter().zip(&reference) {
             assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()));
         }
@@ -592,16 +575,7 @@ mod tests {
             for (name, kernel) in kernels {
                 for p in [1, 23, 24, 61, 64, 130, 200] {
                     let x = values(k * p, 9);
-                    let reference: Vec<f32> = (0..o * p)
-                        .map(|i| {
-                            let (c, px) = (i / p, i % p);
-                            let v = bias[c]
-                                + (0..k)
-                                    .map(|kk| wt[kk * o + c] * x[kk * p + px])
-                                    .sum::<f32>();
-                            v.max(0.0)
-                        })
-                        .collect();
+                    let reference = definition(&x, p);
                     let mut vector = vec![f32::NAN; o * p];
                     // SAFETY: the CPU has the kernel's features (checked above); the lengths fit.
                     unsafe { kernel(&x, (k, p), &op, &wt, &bias, &mut vector) };
