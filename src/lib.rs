@@ -27,6 +27,7 @@ pub mod demo;
 pub mod files;
 pub mod kiosk;
 pub mod mcp;
+pub mod nn;
 pub mod secret;
 pub mod sim;
 pub mod ssh;

@@ -14,7 +14,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use crate::vision::fusion::{is_relu, only_successor, replace_chains};
+use crate::nn::fusion::{is_relu, only_successor, replace_chains};
 use crate::vision::maxpool::{is_pool_2x2, pool_rows};
 
 /// A depthwise 3×3 convolution over NCHW (or CHW, a batch of one) f32, zero padding of one on every side, and what

@@ -14,7 +14,6 @@ pub mod depthwise;
 pub mod faces;
 pub mod frames;
 pub mod frigate;
-pub mod fusion;
 pub mod gallery;
 pub mod household;
 pub mod maxpool;

@@ -13,7 +13,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::Add;
 
-use crate::vision::fusion::{is_relu, only_successor, other_input, replace_chains};
+use crate::nn::fusion::{is_relu, only_successor, other_input, replace_chains};
 
 /// `y[o, p] = bias[o] + Σ_k w[o, k]·x[k, p]` (then `max(y, 0)` with `relu`) over planes of `P` pixels: input
 /// `[1, K, H, W]` or `[K, H, W]`, output `[1, O, H, W]` or `[O, H, W]`.

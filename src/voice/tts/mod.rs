@@ -6,11 +6,11 @@
 //! sentence to espeak-ng, and the result says which voice spoke.
 
 pub mod cache;
+pub mod conv1d;
 pub mod espeak;
 pub mod piper;
 pub mod piper_decoder;
 pub mod text;
-pub mod widen;
 
 use std::path::Path;
 

@@ -6,7 +6,8 @@
 //! bit: test below). The one op that keeps its own copy of a shape is the prior noise (`Random`, from ONNX's
 //! `RandomNormalLike`): it is given the concrete shape and the graph's facts refreshed.
 //!
-//! The narrow convolutions are widened at parse time ([`super::widen`]) so tract runs them as direct convolutions.
+//! Its one-dimensional convolutions (HiFi-GAN's residual blocks, with their LeakyReLU and residual add, the flow's
+//! WaveNet layers, the output layer) run as Jarvis's own op ([`super::conv1d`]), put in once at load.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx_opl::random::Random;
 
-use super::{widen, TtsError};
+use super::{conv1d, TtsError};
 
 /// Prior channels (VITS's `inter_channels`).
 pub const CHANNELS: usize = 192;
@@ -27,9 +28,9 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Parses, types and declutters the decoder at `path` (its narrow convolutions widened when `widen`).
-    pub fn load(path: &Path, widen: bool) -> TractResult<Decoder> {
-        let parsed = parse(path, widen)?;
+    /// Parses, types and declutters the decoder at `path`, its convolutions Jarvis's own when `own_kernels`.
+    pub fn load(path: &Path, own_kernels: bool) -> TractResult<Decoder> {
+        let parsed = tract_onnx::onnx().model_for_path(path)?;
         let frames = parsed.symbols.sym("T");
         let prior = f32::fact(&[1.to_dim(), CHANNELS.to_dim(), frames.to_dim()]);
         let model = parsed
@@ -42,6 +43,7 @@ impl Decoder {
             .with_input_fact(3, f32::fact([3]).into())?
             .into_typed()?
             .into_decluttered()?;
+        let model = with_own_kernels(model, own_kernels)?;
         Ok(Decoder { model, frames })
     }
 
@@ -84,15 +86,13 @@ impl Decoder {
     }
 }
 
-/// Parses the decoder, its narrow convolutions widened ([`widen::widen_narrow_convolutions`]) when `widen`.
-fn parse(path: &Path, widen: bool) -> TractResult<InferenceModel> {
-    let onnx = tract_onnx::onnx();
-    let mut proto = onnx.proto_model_for_path(path)?;
-    if widen {
-        let widened = widen::widen_narrow_convolutions(&mut proto);
-        tracing::debug!("piper: {widened} decoder convolutions widened");
+/// The decluttered `model` with its convolutions Jarvis's own ([`conv1d::rewrite`]) when `own_kernels`.
+fn with_own_kernels(mut model: TypedModel, own_kernels: bool) -> TractResult<TypedModel> {
+    if own_kernels {
+        let taken = conv1d::rewrite(&mut model)?;
+        tracing::debug!("piper: {taken} decoder convolutions on Jarvis's own op");
     }
-    onnx.model_for_proto_model(&proto)
+    Ok(model)
 }
 
 #[cfg(test)]
@@ -131,50 +131,50 @@ mod tests {
             .collect()
     }
 
-    /// The plan built the old way: the parsed graph given concrete shapes, then optimised whole.
-    fn plan_from_scratch(widen: bool, frames: usize) -> Arc<TypedRunnableModel> {
+    /// The plan built the old way: the parsed graph given concrete shapes, decluttered, then optimised.
+    fn plan_from_scratch(own_kernels: bool, frames: usize) -> Arc<TypedRunnableModel> {
         let prior = f32::fact([1, CHANNELS, frames]);
-        parse(&path(), widen)
-            .unwrap()
+        tract_onnx::onnx()
+            .model_for_path(path())
+            .expect("the Piper decoder (scripts/fetch-models)")
             .with_input_fact(0, prior.clone().into())
             .and_then(|m| m.with_input_fact(1, prior.into()))
             .and_then(|m| m.with_input_fact(2, f32::fact([1, 1, frames]).into()))
             .and_then(|m| m.with_input_fact(3, f32::fact([3]).into()))
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .and_then(|m| with_own_kernels(m, own_kernels))
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .unwrap()
     }
 
     #[test]
-    fn the_widened_decoder_speaks_the_same_audio() {
-        let mut proto = tract_onnx::onnx()
-            .proto_model_for_path(path())
-            .expect("the Piper decoder (scripts/fetch-models)");
-        // HiFi-GAN's 64- and 32-channel residual convolutions (k = 3, 5, 7, two each per block), its 128-channel
-        // k = 3 ones and the output layer; the flow's and the wider layers stay as they are.
-        assert_eq!(widen::widen_narrow_convolutions(&mut proto), 15);
+    fn jarvis_convolutions_speak_the_same_audio() {
         let frames = 60;
-        let (plain, widened) = (
+        let (plain, own) = (
             plan_from_scratch(false, frames),
             plan_from_scratch(true, frames),
         );
-        // The point of widening: tract takes its direct convolution for them.
-        let direct = |plan: &Arc<TypedRunnableModel>| {
+        let count = |plan: &Arc<TypedRunnableModel>, op: &str| {
             plan.model()
                 .nodes()
                 .iter()
-                .filter(|n| n.op().name() == "DirectSpatialConv")
+                .filter(|n| n.op().name() == op)
                 .count()
         };
-        assert_eq!((direct(&plain), direct(&widened)), (0, 15));
-        let (plain, widened) = (speak(&plain, frames), speak(&widened, frames));
+        // Every one-dimensional convolution: HiFi-GAN's 18 residual ones (with 18 LeakyReLUs and 18 adds folded
+        // in) and its output layer (with its LeakyReLU), the flow's 16 WaveNet layers, and HiFi-GAN's input layer.
+        assert_eq!(count(&own, "Conv1d"), 36);
+        assert_eq!(count(&plain, "Conv1d"), 0);
+        let (plain, own) = (speak(&plain, frames), speak(&own, frames));
         assert_eq!(plain.len(), frames * 256);
-        assert_eq!(plain.len(), widened.len());
+        assert_eq!(plain.len(), own.len());
         let loudest = plain.iter().fold(0f32, |m, s| m.max(s.abs()));
         assert!(loudest > 0.01, "the decoder says something: {loudest}");
         let worst = plain
             .iter()
-            .zip(&widened)
+            .zip(&own)
             .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(
             worst <= 1e-4 * loudest.max(1.0),

@@ -1,6 +1,6 @@
-//! What Jarvis's own model ops ([`crate::vision::depthwise`], [`crate::vision::pointwise`]) share when they take a
-//! node of a decluttered model and the nodes after it that they fold in: finding the one reader of a value, telling
-//! a ReLU, and putting one op in place of each such chain.
+//! What Jarvis's own model ops ([`crate::vision::depthwise`], [`crate::vision::pointwise`],
+//! [`crate::voice::tts::conv1d`]) share when they take a node of a decluttered model and the nodes around it that
+//! they fold in: finding the one reader of a value, telling a ReLU, and putting one op in place of each such chain.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
