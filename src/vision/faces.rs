@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
+use crate::nn::memory;
 use crate::vision::align;
 use crate::vision::photo::Photo;
 
@@ -128,7 +129,8 @@ impl FaceEngine {
         let emb_path = dir.join(EMBEDDER_FILE);
         let embedder =
             embedder_plan(&emb_path, settings.own_kernels).map_err(load_err(&emb_path))?;
-        release_freed_memory();
+        memory::release_freed_memory();
+        memory::keep_working_sets();
         Ok(FaceEngine {
             detector,
             outputs,
@@ -144,6 +146,7 @@ impl FaceEngine {
 
     /// Every face in `photo`, best first.
     pub fn detect(&self, photo: &Photo) -> Result<Vec<Face>, FaceError> {
+        memory::in_use();
         let side = self.settings.input;
         let (input, scale) = letterbox(photo, side);
         let out = self
@@ -222,6 +225,7 @@ impl FaceEngine {
 
     /// The embedding (unit length) of an aligned 112×112 RGB crop ([`align::crop`]).
     pub fn embed_crop(&self, crop: &[u8]) -> Result<Vec<f32>, FaceError> {
+        memory::in_use();
         if crop.len() != align::SIDE * align::SIDE * 3 {
             return Err(FaceError::Run(format!(
                 "a crop is {0}x{0} RGB, not {1} bytes",
@@ -283,17 +287,6 @@ fn optimised(model: TypedModel, own_kernels: bool) -> TractResult<Plan> {
         crate::vision::pointwise::rewrite(&mut model)?;
     }
     model.into_optimized()?.into_runnable()
-}
-
-/// Hands the heap freed while the models were parsed and optimised (the ONNX protobuf, the intermediate graphs)
-/// back to the system: without this, glibc keeps it and the process stays tens of MiB larger for its whole life.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory at the top of glibc's heaps to the kernel; it touches no
-    // allocation in use and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Cosine similarity of two unit-length embeddings.

@@ -17,6 +17,7 @@ use std::time::Instant;
 use tract_onnx::prelude::*;
 
 use super::{load_typed_plan, Plan, VoiceError};
+use crate::nn::memory;
 use tokens::{Vocabulary, END, NO_SPEECH, NO_TIMESTAMPS, START};
 
 pub const ENCODER_FILE: &str = "whisper-encoder.onnx";
@@ -107,6 +108,7 @@ impl Whisper {
                 })
                 .unwrap_or_default()
         };
+        memory::keep_working_sets();
         Ok(Whisper {
             encoder,
             short_encoder,
@@ -122,6 +124,7 @@ impl Whisper {
     /// the decoder then loops (a phrase over and over, or the token budget used up — the short window's known
     /// failure on very short clips), the 30 s window decides instead.
     pub fn transcribe(&self, audio: &[f32]) -> Result<Transcript, VoiceError> {
+        memory::in_use();
         let features = self.mel.compute(audio);
         let seconds = audio.len() as f32 / 16_000.0;
         // Speech runs at about four tokens a second; four times that is more than anyone says.

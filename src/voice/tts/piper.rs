@@ -21,6 +21,7 @@ use tract_onnx::prelude::*;
 
 use super::piper_decoder::{Decoder, CHANNELS};
 use super::{espeak, TtsError};
+use crate::nn::memory;
 
 pub const ENCODER_FILE: &str = "piper-encoder.onnx";
 pub const DECODER_FILE: &str = "piper-decoder.onnx";
@@ -116,6 +117,7 @@ impl PiperVoice {
             .encoder_plan(ENCODER_BUCKETS[0])
             .map_err(|e| load(&enc_path, e.to_string()))?;
         let pad = ids[&'_'][0];
+        memory::keep_working_sets();
         Ok(PiperVoice {
             models,
             ids,
@@ -184,6 +186,7 @@ impl PiperVoice {
     }
 
     fn synthesize(&self, ids: &[i64]) -> Result<Vec<f32>, TtsError> {
+        memory::in_use();
         let run = |stage: &'static str| {
             move |e: TractError| TtsError::Run(format!("piper {stage}: {e:#}"))
         };
