@@ -405,6 +405,10 @@ fn main() {
         sentences[1]
     );
     let after_tts = rss_kib();
+    // What the idle trimmer (`nn::memory`) gives back 20 s after the last model ran: the working sets kept while
+    // speaking.
+    jarvis::nn::memory::release_freed_memory();
+    let after_trim = rss_kib();
 
     println!("\n## End of speech → first reply audio (the running app, offline fast path)");
     let question = piper_voice("What is the status of the cluster?");
@@ -412,11 +416,13 @@ fn main() {
 
     println!("\n## Memory");
     println!(
-        "RSS added: wake + VAD {} MiB, Whisper {} MiB, Piper (with a sentence spoken) {} MiB; total {} MiB",
+        "RSS added: wake + VAD {} MiB, Whisper {} MiB, Piper (with a sentence spoken) {} MiB; total {} MiB; \
+         after the idle trim: total {} MiB",
         after_ears.saturating_sub(before) / 1024,
         after_whisper.saturating_sub(after_ears) / 1024,
         after_tts.saturating_sub(after_whisper) / 1024,
-        after_tts.saturating_sub(before) / 1024
+        after_tts.saturating_sub(before) / 1024,
+        after_trim.saturating_sub(before) / 1024
     );
 }
 
