@@ -193,6 +193,49 @@ impl Conv1d {
         }
         Ok(())
     }
+
+    /// Computes `out_len` outputs of one batch item `x` (`[I, len]`) tile by tile, each tile's `[O, count]` block
+    /// handed to `sink` with its first output, instead of stored in one output tensor (no residual). For ops built
+    /// on this one ([`super::deconv1d`]).
+    pub(super) fn run_tiles(
+        &self,
+        x: &[f32],
+        len: usize,
+        out_len: usize,
+        mut sink: impl FnMut(usize, usize, &[f32]),
+    ) -> TractResult<()> {
+        ensure!(x.len() == self.inputs * len && !self.residual);
+        let kernel = fastest_kernel(self.outputs);
+        let p_view = self.packed.try_as_plain_ram()?;
+        let packed = p_view.as_slice::<f32>()?;
+        let b_view = self.bias.try_as_plain_ram()?;
+        let bias = b_view.as_slice::<f32>()?;
+        let tile = self.tile_outputs(kernel.block);
+        let stride = self.scratch_stride(tile, kernel.block);
+        let mut scratch = vec![0.0f32; self.inputs * stride];
+        let mut block = vec![0.0f32; self.outputs * tile];
+        let mut t0 = 0;
+        while t0 < out_len {
+            let count = tile.min(out_len - t0);
+            self.fill_tile(x, len, t0, &mut scratch, stride);
+            let tile = Tile {
+                scratch: &scratch,
+                stride,
+                t0: 0,
+                count,
+            };
+            let block = &mut block[..self.outputs * count];
+            // SAFETY: as in `run`, with `block` the output: `outputs` rows of `count`, the tile's outputs from 0.
+            unsafe { (kernel.run)(self, &tile, packed, bias, None, block, count) };
+            sink(t0, count, block);
+            t0 += count;
+        }
+        Ok(())
+    }
+
+    pub(super) fn set_leak(&mut self, slope: f32) {
+        self.leak = Some(slope);
+    }
 }
 
 /// A tile of outputs and its input rows.
@@ -563,7 +606,7 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Conv1
 }
 
 /// The slope of `node` when it is a LeakyReLU.
-fn leaky_slope(node: &TypedNode) -> Option<f32> {
+pub(super) fn leaky_slope(node: &TypedNode) -> Option<f32> {
     node.op_as::<ElementWiseOp>()
         .and_then(|op| op.0.downcast_ref::<LeakyRelu>())
         .map(|leaky| leaky.alpha)

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod conv1d;
+pub mod deconv1d;
 pub mod espeak;
 pub mod piper;
 pub mod piper_decoder;

@@ -7,7 +7,8 @@
 //! `RandomNormalLike`): it is given the concrete shape and the graph's facts refreshed.
 //!
 //! Its one-dimensional convolutions (HiFi-GAN's residual blocks, with their LeakyReLU and residual add, the flow's
-//! WaveNet layers, the output layer) run as Jarvis's own op ([`super::conv1d`]), put in once at load.
+//! WaveNet layers, the output layer) and HiFi-GAN's upsampling run as Jarvis's own ops ([`super::conv1d`],
+//! [`super::deconv1d`]), put in once at load.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx_opl::random::Random;
 
-use super::{conv1d, TtsError};
+use super::{conv1d, deconv1d, TtsError};
 
 /// Prior channels (VITS's `inter_channels`).
 pub const CHANNELS: usize = 192;
@@ -86,11 +87,15 @@ impl Decoder {
     }
 }
 
-/// The decluttered `model` with its convolutions Jarvis's own ([`conv1d::rewrite`]) when `own_kernels`.
+/// The decluttered `model` with its convolutions Jarvis's own ([`deconv1d::rewrite`], [`conv1d::rewrite`]) when
+/// `own_kernels`.
 fn with_own_kernels(mut model: TypedModel, own_kernels: bool) -> TractResult<TypedModel> {
     if own_kernels {
+        let upsampling = deconv1d::rewrite(&mut model)?;
         let taken = conv1d::rewrite(&mut model)?;
-        tracing::debug!("piper: {taken} decoder convolutions on Jarvis's own op");
+        tracing::debug!(
+            "piper: {taken} decoder convolutions and {upsampling} transposed ones on Jarvis's own ops"
+        );
     }
     Ok(model)
 }
@@ -166,7 +171,9 @@ mod tests {
         // Every one-dimensional convolution: HiFi-GAN's 18 residual ones (with 18 LeakyReLUs and 18 adds folded
         // in) and its output layer (with its LeakyReLU), the flow's 16 WaveNet layers, and HiFi-GAN's input layer.
         assert_eq!(count(&own, "Conv1d"), 36);
-        assert_eq!(count(&plain, "Conv1d"), 0);
+        // HiFi-GAN's three upsampling layers, each with the LeakyReLU before it.
+        assert_eq!(count(&own, "Deconv1d"), 3);
+        assert_eq!(count(&plain, "Conv1d") + count(&plain, "Deconv1d"), 0);
         let (plain, own) = (speak(&plain, frames), speak(&own, frames));
         assert_eq!(plain.len(), frames * 256);
         assert_eq!(plain.len(), own.len());
