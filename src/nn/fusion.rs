@@ -56,16 +56,30 @@ pub(crate) fn replace_chains<O: TypedOp + Clone>(
     model: &mut TypedModel,
     replacement: impl Fn(&TypedModel, &TypedNode) -> TractResult<Option<(O, usize)>>,
 ) -> TractResult<usize> {
+    replace_chains_reading(model, |model, node| {
+        let found = replacement(model, node)?;
+        Ok(found.map(|(op, last)| (op, node.id, last)))
+    })
+}
+
+/// As [`replace_chains`], but `replacement` also names the node whose first input the op reads (a chain may start
+/// before the node it is found at: a convolution's LeakyReLU that other nodes read too is recomputed by the op,
+/// from the LeakyReLU's input). That input is looked up as each chain is replaced, after the chains before it: one
+/// chain's input may be another's output.
+pub(crate) fn replace_chains_reading<O: TypedOp + Clone>(
+    model: &mut TypedModel,
+    replacement: impl Fn(&TypedModel, &TypedNode) -> TractResult<Option<(O, usize, usize)>>,
+) -> TractResult<usize> {
     let mut found = Vec::new();
     for id in model.eval_order()? {
-        if let Some((op, last)) = replacement(model, model.node(id))? {
-            found.push((id, op, last));
+        if let Some((op, reader, last)) = replacement(model, model.node(id))? {
+            found.push((id, op, reader, last));
         }
     }
-    for (id, op, last) in &found {
+    for (id, op, reader, last) in &found {
         let first = model.node(*id);
         let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, first.inputs[0])?;
+        let x = patch.tap_model(model, model.node(*reader).inputs[0])?;
         let y = patch.wire_node(&first.name, op.clone(), &[x])?;
         patch.shunt_outside(model, OutletId::new(*last, 0), y[0])?;
         patch.apply(model)?;

@@ -1,6 +1,7 @@
 //! One-dimensional convolutions (stride 1, one group, f32) as [`Conv1d`], put in place of tract's `Conv` in the
-//! Piper decoder by [`rewrite`], with the LeakyReLU before and the residual `Add` after folded in when nothing else
-//! reads what they pass on: HiFi-GAN's residual blocks are `x + conv(leaky(x))` over 30,000–120,000 samples at
+//! Piper decoder by [`rewrite`], with the LeakyReLU before (applied as the input is copied, so even one that other
+//! nodes read too) and the residual `Add` after (when nothing else reads the convolution) folded in: HiFi-GAN's
+//! residual blocks are `x + conv(leaky(x))`, three of them on each upsampled signal, over 30,000–120,000 samples at
 //! 32–128 channels, half of the decoder's time. tract runs these as a lazy im2col feeding a matrix product, or, for a
 //! few input taps, its direct convolution (AVX2 only, four output channels at a time), and the LeakyReLU and the
 //! `Add` as passes of their own over the whole signal.
@@ -20,7 +21,7 @@ use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::math::Add;
 use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu};
 
-use crate::nn::fusion::{only_successor, other_input, replace_chains};
+use crate::nn::fusion::{only_successor, other_input, replace_chains_reading};
 
 /// Output channels per register block.
 const BLOCK_CHANNELS: usize = 4;
@@ -606,65 +607,57 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Conv1
 }
 
 /// The slope of `node` when it is a LeakyReLU.
-pub(super) fn leaky_slope(node: &TypedNode) -> Option<f32> {
+fn leaky_slope(node: &TypedNode) -> Option<f32> {
     node.op_as::<ElementWiseOp>()
         .and_then(|op| op.0.downcast_ref::<LeakyRelu>())
         .map(|leaky| leaky.alpha)
 }
 
-/// The op for the chain starting at `node` (a LeakyReLU read only by a convolution, or a convolution not so
-/// preceded), with a residual `Add` of the chain's input folded in; and the last node it replaces.
-fn fused_replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<(Conv1d, usize)>> {
-    let x = node.inputs.first().copied();
-    let (mut op, conv) = match leaky_slope(node) {
-        Some(slope) => {
-            let Some(conv) = only_successor(model, node) else {
-                return Ok(None);
-            };
-            if conv.inputs.first() != Some(&OutletId::new(node.id, 0)) {
-                return Ok(None);
-            }
-            let Some(mut op) = replacement(model, conv)? else {
-                return Ok(None);
-            };
-            op.leak = Some(slope);
-            (op, conv)
-        }
-        None => {
-            // A convolution after a LeakyReLU that only it reads is taken with the LeakyReLU, from there.
-            let preceded = x.is_some_and(|x| {
-                let before = model.node(x.node);
-                leaky_slope(before).is_some()
-                    && only_successor(model, before).is_some_and(|n| n.id == node.id)
-                    && replacement(model, node).ok().flatten().is_some()
-            });
-            if preceded {
-                return Ok(None);
-            }
-            let Some(op) = replacement(model, node)? else {
-                return Ok(None);
-            };
-            (op, node)
-        }
-    };
-    let (Some(x), Some(add)) = (x, only_successor(model, conv)) else {
-        return Ok(Some((op, conv.id)));
-    };
-    let is_add = add.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Add>());
-    let same_shape =
-        model.outlet_fact(x)?.shape == model.outlet_fact(OutletId::new(conv.id, 0))?.shape;
-    if is_add && same_shape && other_input(add, OutletId::new(conv.id, 0)) == Some(x) {
-        op.residual = true;
-        return Ok(Some((op, add.id)));
+/// What a convolution reads, seen through a LeakyReLU before it: the LeakyReLU's input and slope (the op applies
+/// it as it copies its tiles, so it is folded in whatever else reads it), or the convolution's own input; with the
+/// node whose first input that is.
+pub(super) fn through_leaky(
+    model: &TypedModel,
+    conv: &TypedNode,
+) -> Option<(OutletId, Option<f32>, usize)> {
+    let input = *conv.inputs.first()?;
+    let before = model.node(input.node);
+    match (leaky_slope(before), before.inputs.first()) {
+        (Some(slope), Some(&x)) => Some((x, Some(slope), before.id)),
+        _ => Some((input, None, conv.id)),
     }
-    Ok(Some((op, conv.id)))
+}
+
+/// The op for the convolution `node` with the LeakyReLU before it and a residual `Add` of the LeakyReLU's input
+/// after it folded in; the node whose first input it reads, and the last node it replaces.
+fn fused_replacement(
+    model: &TypedModel,
+    node: &TypedNode,
+) -> TractResult<Option<(Conv1d, usize, usize)>> {
+    let (Some(mut op), Some((x, leak, reader))) =
+        (replacement(model, node)?, through_leaky(model, node))
+    else {
+        return Ok(None);
+    };
+    op.leak = leak;
+    let Some(add) = only_successor(model, node) else {
+        return Ok(Some((op, reader, node.id)));
+    };
+    let conv_out = OutletId::new(node.id, 0);
+    let is_add = add.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Add>());
+    let same_shape = model.outlet_fact(x)?.shape == model.outlet_fact(conv_out)?.shape;
+    if is_add && same_shape && other_input(add, conv_out) == Some(x) {
+        op.residual = true;
+        return Ok(Some((op, reader, add.id)));
+    }
+    Ok(Some((op, reader, node.id)))
 }
 
 /// Puts a [`Conv1d`] in place of every one-dimensional convolution of `model` it can compute (decluttered, not yet
 /// optimised; the length may be symbolic), with a LeakyReLU before and a residual `Add` after folded in; returns
 /// how many.
 pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
-    replace_chains(model, fused_replacement)
+    replace_chains_reading(model, fused_replacement)
 }
 
 #[cfg(test)]
@@ -880,10 +873,38 @@ mod tests {
     }
 
     #[test]
+    fn a_leaky_relu_shared_by_three_blocks_is_folded_into_each() {
+        // HiFi-GAN's three residual blocks on one upsampled signal, as tract's clean-up leaves them: one LeakyReLU of
+        // the signal read by the three first convolutions, each added back to the signal.
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([1, 8, 200])).unwrap();
+        let l = leaky(&mut model, "leaky", x, 0.1);
+        let mut sums = Vec::new();
+        for (b, taps) in [3, 5, 7].into_iter().enumerate() {
+            let s = shape(8, 8, taps, 2, (taps - 1, taps - 1));
+            let c = wire_conv(&mut model, &format!("conv{b}"), l, s, 1, 1);
+            sums.push(add(&mut model, &format!("add{b}"), c, x));
+        }
+        let total = add(&mut model, "total", sums[0], sums[1]);
+        let total = add(&mut model, "total2", total, sums[2]);
+        model.select_output_outlets(&[total]).unwrap();
+        let (taken, names) = compare(model, &input(1, 8, 200), "three blocks on one LeakyReLU");
+        assert_eq!(taken, 3);
+        assert_eq!(
+            names.iter().filter(|n| n.as_str() == "Conv1d").count(),
+            3,
+            "{names:?}"
+        );
+        assert!(!names.iter().any(|n| n == "LeakyRelu"), "{names:?}");
+        // Only the two adds of the blocks' sums are left.
+        assert_eq!(names.len(), 5, "{names:?}");
+    }
+
+    #[test]
     fn what_else_reads_or_another_operand_is_not_folded_in() {
         let s = shape(8, 8, 3, 1, (1, 1));
         let x = input(1, 8, 100);
-        // The LeakyReLU's output is also a model output: it stays, the convolution alone is taken.
+        // The LeakyReLU's output is also a model output: it stays, and the convolution recomputes it.
         let mut model = TypedModel::default();
         let src = model.add_source("x", f32::fact([1, 8, 100])).unwrap();
         let l = leaky(&mut model, "leaky", src, 0.1);

@@ -13,8 +13,8 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Deconv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::conv1d::{leaky_slope, Conv1d};
-use crate::nn::fusion::{only_successor, replace_chains};
+use super::conv1d::{through_leaky, Conv1d};
+use crate::nn::fusion::replace_chains_reading;
 
 /// `y[o, s·q + k − pad_before] += w[o, i, k]·x'[i, q]` over every input sample `q` and tap `k`, plus `bias[o]`, with
 /// `x' = leaky(x)` when a LeakyReLU was folded in. Input `[N, I, L]`, output `[N, O, L']` with
@@ -256,42 +256,28 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Decon
     Deconv1d::new(&kernel, &bias, stride, pad, adjustment)
 }
 
-/// The op for the chain starting at `node` (a LeakyReLU read only by a transposed convolution, or a transposed
-/// convolution not so preceded) and the last node it replaces.
+/// The op for the transposed convolution `node` with the LeakyReLU before it folded in; the node whose first input
+/// it reads, and the node it replaces.
 fn fused_replacement(
     model: &TypedModel,
     node: &TypedNode,
-) -> TractResult<Option<(Deconv1d, usize)>> {
-    if let Some(slope) = leaky_slope(node) {
-        let Some(deconv) = only_successor(model, node) else {
-            return Ok(None);
-        };
-        if deconv.inputs.first() != Some(&OutletId::new(node.id, 0)) {
-            return Ok(None);
-        }
-        let Some(mut op) = replacement(model, deconv)? else {
-            return Ok(None);
-        };
-        op.phases.set_leak(slope);
-        return Ok(Some((op, deconv.id)));
-    }
-    let preceded = node.inputs.first().is_some_and(|x| {
-        let before = model.node(x.node);
-        leaky_slope(before).is_some()
-            && only_successor(model, before).is_some_and(|n| n.id == node.id)
-            && replacement(model, node).ok().flatten().is_some()
-    });
-    if preceded {
+) -> TractResult<Option<(Deconv1d, usize, usize)>> {
+    let (Some(mut op), Some((_, leak, reader))) =
+        (replacement(model, node)?, through_leaky(model, node))
+    else {
         return Ok(None);
+    };
+    if let Some(slope) = leak {
+        op.phases.set_leak(slope);
     }
-    Ok(replacement(model, node)?.map(|op| (op, node.id)))
+    Ok(Some((op, reader, node.id)))
 }
 
 /// Puts a [`Deconv1d`] in place of every one-dimensional transposed convolution of `model` it can compute
 /// (decluttered, not yet optimised; the length may be symbolic), with a LeakyReLU before it folded in; returns how
 /// many.
 pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
-    replace_chains(model, fused_replacement)
+    replace_chains_reading(model, fused_replacement)
 }
 
 #[cfg(test)]
