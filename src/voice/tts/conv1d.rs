@@ -16,7 +16,7 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::math::Add;
 use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu};
@@ -572,11 +572,27 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Conv1
         _ => return Ok(None),
     };
     if conv.q_params.is_some()
-        || spec.kernel_shape.len() != 1
-        || spec.data_format != DataFormat::NCHW
         || !one(&spec.strides)
         || conv.group != 1
         || conv.kernel_fmt != KernelFormat::OIHW
+    {
+        return Ok(None);
+    }
+    let Some((kernel, bias)) = constant_weights(model, node, spec)? else {
+        return Ok(None);
+    };
+    Conv1d::new(&kernel, &bias, dilation, pad)
+}
+
+/// The constant kernel (`[O, I, K]`, as `spec` describes it) and bias of a one-dimensional convolution or
+/// transposed convolution `node` over a float `[N, I, L]`, or `None` when anything disagrees.
+pub(super) fn constant_weights(
+    model: &TypedModel,
+    node: &TypedNode,
+    spec: &PoolSpec,
+) -> TractResult<Option<(Arc<Tensor>, Arc<Tensor>)>> {
+    if spec.kernel_shape.len() != 1
+        || spec.data_format != DataFormat::NCHW
         || node.inputs.len() != 3
     {
         return Ok(None);
@@ -603,7 +619,7 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Conv1
     {
         return Ok(None);
     }
-    Conv1d::new(&kernel, &bias, dilation, pad)
+    Ok(Some((kernel, bias)))
 }
 
 /// The slope of `node` when it is a LeakyReLU.
@@ -663,7 +679,6 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tract_onnx::tract_core::ops::cnn::PoolSpec;
     use tract_onnx::tract_core::ops::math::Mul;
 
     fn values(len: usize, seed: usize) -> Vec<f32> {

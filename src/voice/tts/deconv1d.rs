@@ -11,9 +11,8 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Deconv, KernelFormat, PaddingSpec};
-use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::conv1d::{through_leaky, Conv1d};
+use super::conv1d::{constant_weights, through_leaky, Conv1d};
 use crate::nn::fusion::replace_chains_reading;
 
 /// `y[o, s·q + k − pad_before] += w[o, i, k]·x'[i, q]` over every input sample `q` and tap `k`, plus `bias[o]`, with
@@ -222,37 +221,12 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Decon
     let &[adjustment] = deconv.adjustments.as_slice() else {
         return Ok(None);
     };
-    if spec.kernel_shape.len() != 1
-        || spec.data_format != DataFormat::NCHW
-        || !undilated
-        || deconv.group != 1
-        || deconv.kernel_format != KernelFormat::OIHW
-        || node.inputs.len() != 3
-    {
+    if !undilated || deconv.group != 1 || deconv.kernel_format != KernelFormat::OIHW {
         return Ok(None);
     }
-    let x = model.outlet_fact(node.inputs[0])?;
-    if x.datum_type != f32::datum_type()
-        || x.rank() != 3
-        || x.shape[1] != spec.input_channels.to_dim()
-    {
-        return Ok(None);
-    }
-    let (Some(kernel), Some(bias)) = (
-        model.outlet_fact(node.inputs[1])?.konst.clone(),
-        model.outlet_fact(node.inputs[2])?.konst.clone(),
-    ) else {
+    let Some((kernel, bias)) = constant_weights(model, node, spec)? else {
         return Ok(None);
     };
-    if kernel.shape()
-        != [
-            spec.output_channels,
-            spec.input_channels,
-            spec.kernel_shape[0],
-        ]
-    {
-        return Ok(None);
-    }
     Deconv1d::new(&kernel, &bias, stride, pad, adjustment)
 }
 
@@ -285,6 +259,7 @@ mod tests {
     use super::*;
     use tract_onnx::tract_core::ops::cnn::PoolSpec;
     use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+    use tract_onnx::tract_core::ops::nn::DataFormat;
     use tract_onnx::tract_core::ops::nn::LeakyRelu;
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
