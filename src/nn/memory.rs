@@ -41,8 +41,10 @@ pub fn in_use() {
     LAST_USE.store(now_ms(), Ordering::Relaxed);
 }
 
-/// Sets the heap policy and starts the trimmer, once per process; later calls do nothing.
+/// Sets the heap policy and starts the trimmer, once per process. Every call also counts as a use, so what a
+/// model's loading freed is handed back once the box has been idle after it, even if the model never runs.
 pub fn keep_working_sets() {
+    in_use();
     KEEP.call_once(|| {
         if !set_thresholds() {
             tracing::warn!("memory: glibc refused the thresholds; models run with its defaults");
@@ -122,8 +124,11 @@ mod tests {
 
     #[test]
     fn the_policy_is_set_once_and_use_is_noted() {
+        let before = now_ms();
         keep_working_sets();
         keep_working_sets();
+        // A load counts as a use: the trimmer gives back what it freed once idle.
+        assert!(LAST_USE.load(Ordering::Relaxed) >= before);
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         assert!(set_thresholds(), "glibc takes the thresholds");
         let before = now_ms();
