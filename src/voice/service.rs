@@ -702,27 +702,43 @@ fn find_question(
     }
 }
 
-/// The question without the wake words Whisper may have caught at its start ("Jarvis, who is home?").
+/// How Whisper writes the "hey" of "hey Jarvis" when it mishears it ("A Jarvis, who is home?"); "hey" itself is
+/// stripped wherever it stands first.
+const HEY_AS_HEARD: [&str; 9] = ["hay", "a", "eh", "hi", "hello", "ok", "okay", "oh", "yo"];
+
+/// The question without the wake words Whisper may have caught at its start ("Jarvis, who is home?", or "A Jarvis,
+/// who is home?" when it mishears the "hey"). A word other than a greeting before "Jarvis" keeps the text whole:
+/// "is Jarvis running?" is a question about Jarvis; so does a greeting other than "hey" alone ("A guest is down").
 pub fn strip_wake_words(text: &str) -> String {
     let mut t = text.trim();
     loop {
-        let lower = t.to_lowercase();
-        let cut = ["hey jarvis", "hey, jarvis", "jarvis", "hey"]
-            .iter()
-            .find(|w| {
-                lower.starts_with(*w)
-                    && lower[w.len()..]
-                        .chars()
-                        .next()
-                        .is_none_or(|c| !c.is_alphanumeric())
-            })
-            .map(|w| w.len());
+        let (word, rest) = first_word(t);
+        let lower = word.to_lowercase();
+        let (next, after) = first_word(rest);
+        let cut = if lower == "jarvis" || lower == "hey" {
+            Some(rest)
+        } else if HEY_AS_HEARD.contains(&lower.as_str()) && next.eq_ignore_ascii_case("jarvis") {
+            Some(after)
+        } else {
+            None
+        };
         match cut {
-            Some(n) => t = t[n..].trim_start_matches([',', '.', '!', '?', ' ']),
+            Some(rest) => t = rest,
             None => break,
         }
     }
     t.trim().to_string()
+}
+
+/// The first word of `text` (letters and digits) and what follows it, with the punctuation and spaces between
+/// skipped. `("", "")` when there is no word.
+fn first_word(text: &str) -> (&str, &str) {
+    let text = text.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let end = text
+        .find(|c: char| !c.is_alphanumeric())
+        .unwrap_or(text.len());
+    let rest = text[end..].trim_start_matches([',', '.', '!', '?', ' ', ';', ':', '-']);
+    (&text[..end], rest)
 }
 
 /// A spoken "yes" (and nothing more).
@@ -760,6 +776,16 @@ mod tests {
         assert_eq!(strip_wake_words("Jarvis. Reboot pve."), "Reboot pve.");
         assert_eq!(strip_wake_words("Jarvisson called"), "Jarvisson called");
         assert_eq!(strip_wake_words("Hey, Jarvis!"), "");
+        // Whisper's mishearings of "hey".
+        assert_eq!(strip_wake_words("A Jarvis, who is home."), "who is home.");
+        assert_eq!(strip_wake_words("Hi, Jarvis. Who's home?"), "Who's home?");
+        assert_eq!(strip_wake_words("Okay Jarvis reboot pve"), "reboot pve");
+        // Not a wake word: a question about Jarvis, an article, a name that only starts alike.
+        assert_eq!(strip_wake_words("Is Jarvis running?"), "Is Jarvis running?");
+        assert_eq!(strip_wake_words("A guest is down"), "A guest is down");
+        assert_eq!(strip_wake_words("Hey, who is home?"), "who is home?");
+        assert_eq!(strip_wake_words("... Jarvis"), "");
+        assert_eq!(strip_wake_words(""), "");
         assert!(is_yes("Yes."));
         assert!(is_yes("Yes please, sir"));
         assert!(is_yes("Go ahead."));
