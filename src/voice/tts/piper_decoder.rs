@@ -1,38 +1,53 @@
-//! The Piper decoder (flow and HiFi-GAN) and its per-sentence plans. tract runs it 2–3× faster optimised for a
-//! sentence's exact frame count than over a symbolic one, so each sentence gets its own plan. Building one from
-//! the parsed ONNX graph took 160–190 ms, most of it in tract's clean-up passes (typing and decluttering), as long
-//! as speaking a short sentence. So the decoder is parsed, typed and decluttered once at load over a symbolic frame
-//! count `T`; per sentence `T` is substituted and the plan optimised from there (50–80 ms, the same audio bit for
-//! bit: test below). The one op that keeps its own copy of a shape is the prior noise (`Random`, from ONNX's
-//! `RandomNormalLike`): it is given the concrete shape and the graph's facts refreshed.
+//! The Piper decoder (flow and HiFi-GAN) as one plan over a symbolic frame count `T`, built at load. tract
+//! takes its fast element-wise kernels (in-place, fused chains) only where it can prove a tensor holds enough
+//! elements, so the frame count is asserted to be at least 1: with that, the symbolic plan runs as fast as one
+//! optimised for a sentence's exact length (to within the noise), and no sentence pays 15–30 ms for a plan of
+//! its own. The prior noise (`Random`, from ONNX's `RandomNormalLike`) draws its shape from the run's frame count
+//! and is seeded ([`seed_noise`], here and in the encoder), so a sentence always sounds the same.
 //!
 //! Its one-dimensional convolutions (HiFi-GAN's residual blocks, with their LeakyReLU and residual add, the flow's
 //! WaveNet layers, the output layer) and HiFi-GAN's upsampling run as Jarvis's own ops ([`super::conv1d`],
 //! [`super::deconv1d`]), put in once at load.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx_opl::random::Random;
 
-use super::{conv1d, deconv1d, TtsError};
+use super::{conv1d, deconv1d};
 
 /// Prior channels (VITS's `inter_channels`).
 pub const CHANNELS: usize = 192;
 
-/// The decoder, decluttered over the symbolic frame count `frames`.
+/// The seed of the prior noise (ONNX's `RandomNormalLike` carries none, so each run would draw its own). Seeded,
+/// a sentence is spoken the same way every time: the same words the same voice, and a recording Whisper heard
+/// right once it hears right again.
+pub const NOISE_SEED: u64 = 0x4a61_7276_6973;
+
+/// Seeds the prior noise of `model` (every `Random` op) with [`NOISE_SEED`]: each run starts its draw anew.
+pub fn seed_noise(model: &mut TypedModel) {
+    for node in model.nodes.iter_mut() {
+        if let Some(random) = node.op_as_mut::<Random>() {
+            random.seed = Some(NOISE_SEED);
+        }
+    }
+}
+
+/// The decoder's plan, for any number of frames.
 pub struct Decoder {
-    model: TypedModel,
-    frames: Symbol,
+    plan: Arc<TypedRunnableModel>,
 }
 
 impl Decoder {
-    /// Parses, types and declutters the decoder at `path`, its convolutions Jarvis's own when `own_kernels`.
+    /// Parses, types, declutters and optimises the decoder at `path` over a symbolic frame count, its
+    /// convolutions Jarvis's own when `own_kernels`.
     pub fn load(path: &Path, own_kernels: bool) -> TractResult<Decoder> {
         let parsed = tract_onnx::onnx().model_for_path(path)?;
         let frames = parsed.symbols.sym("T");
+        // True of every sentence (`synthesize` never asks for fewer), and what lets tract prove its element-wise
+        // kernels worth taking.
+        parsed.symbols.add_assertion("T >= 1")?;
         let prior = f32::fact(&[1.to_dim(), CHANNELS.to_dim(), frames.to_dim()]);
         let model = parsed
             .with_input_fact(0, prior.clone().into())?
@@ -44,46 +59,15 @@ impl Decoder {
             .with_input_fact(3, f32::fact([3]).into())?
             .into_typed()?
             .into_decluttered()?;
-        let model = with_own_kernels(model, own_kernels)?;
-        Ok(Decoder { model, frames })
+        let mut model = with_own_kernels(model, own_kernels)?;
+        seed_noise(&mut model);
+        let plan = model.into_optimized()?.into_runnable()?;
+        Ok(Decoder { plan })
     }
 
-    /// The decoder optimised for exactly `frames` frames.
-    pub fn plan(&self, frames: usize) -> Result<Arc<TypedRunnableModel>, TtsError> {
-        self.concrete(frames)
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| TtsError::Run(format!("piper decoder for {frames} frames: {e:#}")))
-    }
-
-    fn concrete(&self, frames: usize) -> TractResult<TypedModel> {
-        let count = (frames as i64).to_dim();
-        let mut model = self
-            .model
-            .set_symbols(&HashMap::from([(self.frames.clone(), count.clone())]))?;
-        for node in model.nodes.iter_mut() {
-            if let Some(random) = node.op_as_mut::<Random>() {
-                let shape: TVec<TDim> = random
-                    .fact
-                    .shape
-                    .iter()
-                    .map(|d| d.substitute(&self.frames, &count))
-                    .collect::<TractResult<_>>()?;
-                random.fact = random.fact.datum_type.fact(&*shape);
-            }
-        }
-        model.refresh_output_facts()?;
-        if let Some(node) = model.nodes.iter().find(|n| {
-            n.outputs
-                .iter()
-                .any(|o| o.fact.shape.as_concrete().is_none())
-        }) {
-            return Err(TractError::msg(format!(
-                "{} still has a symbolic shape",
-                node.name
-            )));
-        }
-        Ok(model)
+    /// Audio for `inputs` (prior means, prior log-deviations, mask, scales) over at least one frame.
+    pub fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        self.plan.run(inputs)
     }
 }
 
@@ -127,7 +111,10 @@ mod tests {
     }
 
     fn speak(plan: &Arc<TypedRunnableModel>, frames: usize) -> Vec<f32> {
-        let out = plan.run(still_inputs(frames)).unwrap();
+        samples(&plan.run(still_inputs(frames)).unwrap())
+    }
+
+    fn samples(out: &TVec<TValue>) -> Vec<f32> {
         out[0]
             .to_plain_array_view::<f32>()
             .unwrap()
@@ -190,24 +177,34 @@ mod tests {
     }
 
     #[test]
-    fn a_plan_from_the_decluttered_decoder_is_the_plan_from_scratch() {
+    fn the_symbolic_plan_speaks_as_a_plan_built_for_the_length() {
         let decoder =
             Decoder::load(&path(), true).expect("the Piper decoder (scripts/fetch-models)");
-        // Two sentences' lengths from the one decluttered decoder, each against a plan built from the parsed graph.
-        for frames in [47, 60] {
-            let plan = decoder.plan(frames).unwrap();
+        // Three sentences' lengths (one shorter than most taps) from the one plan, each against a plan built from
+        // the parsed graph for exactly that length.
+        for frames in [1, 47, 60] {
             assert_eq!(
-                speak(&plan, frames),
-                speak(&plan_from_scratch(true, frames), frames)
+                samples(&decoder.run(still_inputs(frames)).unwrap()),
+                speak(&plan_from_scratch(true, frames), frames),
+                "{frames} frames"
             );
         }
-        // The noise is drawn at the sentence's length (it is the one op with a shape of its own).
-        let noisy = decoder.plan(30).unwrap();
+        // The noise is drawn at the run's length.
         let mut inputs = still_inputs(30);
         inputs[3] = Tensor::from_shape(&[3], &[0.667f32, 1.0, 0.8])
             .unwrap()
             .into();
-        let out = noisy.run(inputs).unwrap();
+        let out = decoder.run(inputs.clone()).unwrap();
         assert_eq!(out[0].len(), 30 * 256);
+        // The noise is seeded: the same run again, and from a decoder loaded anew, says exactly the same.
+        assert_eq!(out[0], decoder.run(inputs.clone()).unwrap()[0]);
+        let again = Decoder::load(&path(), true).unwrap();
+        assert_eq!(out[0], again.run(inputs.clone()).unwrap()[0]);
+        // And it is noise: with it off the audio differs.
+        assert_ne!(out[0], decoder.run(still_inputs(30)).unwrap()[0]);
+        // Inputs that disagree on the frame count are an error, not a crash.
+        let mut wrong = still_inputs(30);
+        wrong[2] = Tensor::from_shape(&[1, 1, 29], &[1f32; 29]).unwrap().into();
+        assert!(decoder.run(wrong).is_err());
     }
 }
