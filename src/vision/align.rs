@@ -106,31 +106,62 @@ pub fn crop(photo: &Photo, landmarks: &[[f32; 2]; 5]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// `v.floor()` as an integer, without the library call `floor` is on a CPU baseline without SSE4.1 (a call per
+/// sample made alignment cost a millisecond a face). NaN gives 0.
+#[inline(always)]
+fn floor_to_int(v: f32) -> i64 {
+    let t = v as i64;
+    if (t as f32) > v {
+        t - 1
+    } else {
+        t
+    }
+}
+
 /// Bilinear sample at (x, y); black outside the photo.
 fn sample(photo: &Photo, x: f32, y: f32) -> [u8; 3] {
     let (w, h) = (photo.width as i64, photo.height as i64);
-    let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+    let (x0, y0) = (floor_to_int(x), floor_to_int(y));
     let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let blend = |p00: [f32; 3], p10: [f32; 3], p01: [f32; 3], p11: [f32; 3]| {
+        let mut out = [0u8; 3];
+        for c in 0..3 {
+            let top = p00[c] * (1.0 - fx) + p10[c] * fx;
+            let bottom = p01[c] * (1.0 - fx) + p11[c] * fx;
+            // Rounded half up (the value is not negative), without the library call `round` would be.
+            out[c] = ((top * (1.0 - fy) + bottom * fy).clamp(0.0, 255.0) + 0.5) as u8;
+        }
+        out
+    };
+    let channels = |p: &[u8]| [p[0] as f32, p[1] as f32, p[2] as f32];
+    if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+        // All four neighbours inside: read them straight from the two rows.
+        let stride = photo.width as usize * 3;
+        let at = y0 as usize * stride + x0 as usize * 3;
+        if let (Some(top), Some(bottom)) = (
+            photo.rgb.get(at..at + 6),
+            photo.rgb.get(at + stride..at + stride + 6),
+        ) {
+            return blend(
+                channels(&top[..3]),
+                channels(&top[3..]),
+                channels(&bottom[..3]),
+                channels(&bottom[3..]),
+            );
+        }
+    }
     let at = |xi: i64, yi: i64| -> [f32; 3] {
         if xi < 0 || yi < 0 || xi >= w || yi >= h {
             return [0.0; 3];
         }
-        let p = photo.pixel(xi as u32, yi as u32);
-        [p[0] as f32, p[1] as f32, p[2] as f32]
+        channels(&photo.pixel(xi as u32, yi as u32))
     };
-    let (p00, p10, p01, p11) = (
+    blend(
         at(x0, y0),
         at(x0 + 1, y0),
         at(x0, y0 + 1),
         at(x0 + 1, y0 + 1),
-    );
-    let mut out = [0u8; 3];
-    for c in 0..3 {
-        let top = p00[c] * (1.0 - fx) + p10[c] * fx;
-        let bottom = p01[c] * (1.0 - fx) + p11[c] * fx;
-        out[c] = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
-    }
-    out
+    )
 }
 
 #[cfg(test)]

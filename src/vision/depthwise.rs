@@ -1,11 +1,15 @@
 //! 3×3 depthwise convolutions (one filter per channel, padding 1, stride 1 or 2) as [`Depthwise3x3`], put in place
-//! of tract's `Conv` by [`rewrite`] before a face model is optimised, with the ReLU and the 2×2 max-pool that follow
-//! one folded in when nothing else reads what they would consume (YuNet: each such triple was three passes over a
-//! large plane; now the convolved rows are pooled as they are made and never stored). tract vectorises only wide
-//! stride-1 planes (`depthwise::contiguous`) and walks the rest tap by tap; SFace's 56×56 and smaller planes and
-//! its stride-2 convolutions were the slow case. Each plane is copied once with a border of zeros (at stride 2,
-//! each row's even and odd columns apart), so every output row is one pass of nine multiply-adds over contiguous
-//! views, which the compiler vectorises; compiled for AVX2 and FMA when the CPU has them (checked at run time, as
+//! of tract's `Conv` by [`rewrite`] before a face model is optimised — and, as the same op (named `Conv3x3`), a full
+//! 3×3 convolution over a few channels (a model's first layer, over RGB: each output sums the nine taps of every
+//! input, band by band of rows so that the inputs stay in cache across the output channels) — with what follows folded in when nothing else
+//! reads what it would consume: a batch norm and a ReLU or PRelu ([`crate::vision::epilogue`]; SFace), and a 2×2
+//! max-pool (YuNet: each such triple was three passes over a large plane; now the convolved rows are pooled as they
+//! are made and never stored). tract vectorises only wide stride-1 planes (`depthwise::contiguous`) and walks the
+//! rest tap by tap; SFace's 56×56 and smaller planes and its stride-2 convolutions were the slow case. Each plane is
+//! copied once with a border of zeros, at stride 2 split into its four phases of even and odd rows and columns
+//! ([`Layout`]), so that every tap of every output pixel is a fixed offset from the pixel's place in a flat run:
+//! a band of output rows is one pass of nine multiply-adds, however narrow the rows (row by row, a 7-pixel row
+//! was mostly loop overhead). Compiled for AVX-512 or AVX2 and FMA when the CPU has them (checked at run time, as
 //! tract checks for its own kernels; without them the same code is slower than tract's). The sums are the same
 //! products added in another order, so results agree with tract's to rounding (tests compare both).
 
@@ -14,21 +18,26 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use crate::nn::fusion::{is_relu, only_successor, replace_chains};
+use crate::nn::fusion::{only_successor, replace_chains};
+use crate::vision::epilogue::{Activation, Epilogue};
 use crate::vision::maxpool::{is_pool_2x2, pool_rows};
 
 /// A depthwise 3×3 convolution over NCHW (or CHW, a batch of one) f32, zero padding of one on every side, and what
-/// followed it in the model when the rewrite could fold it in: a ReLU, then a 2×2 max-pool.
+/// followed it in the model when the rewrite could fold it in: a per-channel scale and shift (in the kernel and
+/// bias), an activation, then a 2×2 max-pool.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Depthwise3x3 {
-    /// `[C, 9]`: each channel's filter, row by row.
+    /// `[O, inputs·9]`: each output channel's filters, one per input it reads, row by row.
     kernel: Arc<Tensor>,
-    /// `[C]`.
+    /// `[O]`.
     bias: Arc<Tensor>,
+    /// The input channels each output reads: 1 for a depthwise convolution (output channel `c` reads input `c`),
+    /// or all of a few (at most [`MAX_INPUTS`]: a model's first convolution, over RGB).
+    inputs: usize,
     /// 1 or 2, along both axes.
     stride: usize,
-    /// `max(y, 0)` on the convolution's output: a ReLU that followed it.
-    relu: bool,
+    /// Applied to the convolution's output.
+    activation: Activation,
     /// Then the maximum of each 2×2 block, stride 2, no padding (an odd last row or column is dropped): a max-pool
     /// that followed. The convolution's output is never stored whole.
     pool: bool,
@@ -67,129 +76,226 @@ fn mul_add<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
-/// `out[x] = bias + Σ k[3r+t]·taps[r][t][x]`: one output row from the three shifted views of each of three input
-/// rows, in one pass the compiler vectorises (every view is cut to the row's length first, so no bounds checks).
+/// `out[q] += Σ k[j]·taps[j][q]`: [`nine_taps`] for a further input channel.
 #[inline(always)]
-fn nine_taps<const FMA: bool>(out: &mut [f32], taps: [[&[f32]; 3]; 3], k: &[f32; 9], bias: f32) {
+fn nine_taps_add<const FMA: bool>(out: &mut [f32], taps: [&[f32]; 9], k: &[f32; 9]) {
     let n = out.len();
-    let [[a0, a1, a2], [b0, b1, b2], [c0, c1, c2]] = taps.map(|row| row.map(|view| &view[..n]));
-    for (x, o) in out.iter_mut().enumerate() {
-        let mut v = mul_add::<FMA>(k[0], a0[x], bias);
-        v = mul_add::<FMA>(k[1], a1[x], v);
-        v = mul_add::<FMA>(k[2], a2[x], v);
-        v = mul_add::<FMA>(k[3], b0[x], v);
-        v = mul_add::<FMA>(k[4], b1[x], v);
-        v = mul_add::<FMA>(k[5], b2[x], v);
-        v = mul_add::<FMA>(k[6], c0[x], v);
-        v = mul_add::<FMA>(k[7], c1[x], v);
-        *o = mul_add::<FMA>(k[8], c2[x], v);
+    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps.map(|view| &view[..n]);
+    for (q, o) in out.iter_mut().enumerate() {
+        let mut v = mul_add::<FMA>(k[0], t0[q], *o);
+        v = mul_add::<FMA>(k[1], t1[q], v);
+        v = mul_add::<FMA>(k[2], t2[q], v);
+        v = mul_add::<FMA>(k[3], t3[q], v);
+        v = mul_add::<FMA>(k[4], t4[q], v);
+        v = mul_add::<FMA>(k[5], t5[q], v);
+        v = mul_add::<FMA>(k[6], t6[q], v);
+        v = mul_add::<FMA>(k[7], t7[q], v);
+        *o = mul_add::<FMA>(k[8], t8[q], v);
     }
 }
 
-/// `max(v, 0)` in place. (Written as `if v > 0 { v } else { 0 }`, the compiler makes it a masked store of the zeros,
-/// several times slower.)
+/// The most input channels a full (not depthwise) convolution may have to be taken: a first layer over RGB(A).
+const MAX_INPUTS: usize = 4;
+
+/// `out[q] = bias + Σ k[j]·taps[j][q]` over nine views the length of `out`, in one pass the compiler vectorises
+/// (every view is cut to that length first, so no bounds checks).
 #[inline(always)]
-fn relu_row(row: &mut [f32]) {
-    for v in row {
-        *v = v.max(0.0);
+fn nine_taps<const FMA: bool>(out: &mut [f32], taps: [&[f32]; 9], k: &[f32; 9], bias: f32) {
+    let n = out.len();
+    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps.map(|view| &view[..n]);
+    for (q, o) in out.iter_mut().enumerate() {
+        let mut v = mul_add::<FMA>(k[0], t0[q], bias);
+        v = mul_add::<FMA>(k[1], t1[q], v);
+        v = mul_add::<FMA>(k[2], t2[q], v);
+        v = mul_add::<FMA>(k[3], t3[q], v);
+        v = mul_add::<FMA>(k[4], t4[q], v);
+        v = mul_add::<FMA>(k[5], t5[q], v);
+        v = mul_add::<FMA>(k[6], t6[q], v);
+        v = mul_add::<FMA>(k[7], t7[q], v);
+        *o = mul_add::<FMA>(k[8], t8[q], v);
+    }
+}
+
+/// Values per band of convolved rows: a band and the padded rows it reads stay in the first-level cache.
+const BAND_VALUES: usize = 2048;
+
+/// How one input plane is laid out with its border of zeros so that, for every output pixel `(y, x)`, each of the
+/// nine taps is the value at `y·row + x` plus a fixed offset — the whole plane one flat pass per tap, however
+/// narrow its rows (SFace's are 7 to 56 pixels). At stride 1 it is the padded plane, rows `row = w + 2` apart. At
+/// stride 2 it is the padded plane's four phases one after the other (even rows' even columns, even rows' odd
+/// columns, odd rows' even ones, odd rows' odd ones), each `rows × row` with `row = wo + 1`: padded pixel
+/// `(2y + r, 2x + t)` is phase `(r mod 2, t mod 2)` at `(y + r/2, x + t/2)`. Values at `x ≥ wo` of a flat pass are
+/// computed and thrown away.
+struct Layout {
+    /// Values between the starts of two rows, in the padded plane (and in a band of output).
+    row: usize,
+    /// Rows of the padded plane (stride 1) or of each phase (stride 2).
+    rows: usize,
+    /// Where tap `(r, t)` reads, relative to the output pixel's `y·row + x`: index `3r + t`.
+    taps: [usize; 9],
+}
+
+impl Layout {
+    fn new((h, w): (usize, usize), stride: usize) -> Layout {
+        if stride == 1 {
+            let row = w + 2;
+            let taps = std::array::from_fn(|j| (j / 3) * row + j % 3);
+            Layout {
+                row,
+                rows: h + 2,
+                taps,
+            }
+        } else {
+            let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
+            let (row, rows) = (wo + 1, ho + 1);
+            let taps = std::array::from_fn(|j| {
+                let (r, t) = (j / 3, j % 3);
+                ((r % 2) * 2 + t % 2) * rows * row + (r / 2) * row + t / 2
+            });
+            Layout { row, rows, taps }
+        }
+    }
+
+    /// Values of one padded plane (all its phases).
+    fn plane_len(&self, stride: usize) -> usize {
+        (if stride == 1 { 1 } else { 4 }) * self.rows * self.row
+    }
+
+    /// Copies each of the planes (`h`×`w`) into `padded`, one after the other, zeros around them.
+    fn fill(&self, planes: &[f32], (h, w): (usize, usize), stride: usize, padded: &mut Vec<f32>) {
+        let len = self.plane_len(stride);
+        let count = planes.len() / (h * w);
+        padded.clear();
+        padded.resize(count * len, 0.0);
+        for (plane, padded) in planes.chunks_exact(h * w).zip(padded.chunks_exact_mut(len)) {
+            self.fill_one(plane, (h, w), stride, padded);
+        }
+    }
+
+    /// Copies `plane` (`h`×`w`) into `padded` (zeros, [`Layout::plane_len`] long).
+    fn fill_one(&self, plane: &[f32], (h, w): (usize, usize), stride: usize, padded: &mut [f32]) {
+        let row = self.row;
+        if stride == 1 {
+            for (y, input) in plane.chunks_exact(w).enumerate() {
+                let at = (y + 1) * row + 1;
+                padded[at..at + w].copy_from_slice(input);
+            }
+            return;
+        }
+        let phase = self.rows * row;
+        for (y, input) in plane.chunks_exact(w).enumerate().take(h) {
+            // Padded row y + 1; input column x is padded column x + 1: even x goes to the odd-column phase at
+            // x/2, odd x to the even-column phase at (x + 1)/2.
+            let padded_row = y + 1;
+            let (r, py) = (padded_row % 2, padded_row / 2);
+            let even_cols = (2 * r) * phase + py * row;
+            let odd_cols = (2 * r + 1) * phase + py * row;
+            let pairs = input.chunks_exact(2);
+            let tail = pairs.remainder().first().copied();
+            let n = pairs.len();
+            let (odd, even) = {
+                let (a, b) = padded.split_at_mut(odd_cols);
+                (&mut b[..n + 1], &mut a[even_cols + 1..even_cols + 1 + n])
+            };
+            for ((pair, o), e) in pairs.zip(odd.iter_mut()).zip(even.iter_mut()) {
+                *o = pair[0];
+                *e = pair[1];
+            }
+            if let Some(last) = tail {
+                odd[n] = last;
+            }
+        }
     }
 }
 
 /// The buffers one plane needs besides its input and output, kept from plane to plane.
 #[derive(Default)]
 struct Scratch {
-    /// The plane with a border of zeros, `(h+2)×(w+2)`; at stride 2 each padded row holds its even columns, then its
-    /// odd ones, so that every view of it is contiguous.
+    /// The plane as [`Layout`] has it.
     padded: Vec<f32>,
-    /// Two convolved rows, when they are pooled.
-    rows: [Vec<f32>; 2],
+    /// A band of convolved rows, `row` values apart.
+    band: Vec<f32>,
 }
 
-/// One channel's plane.
+/// Whole bands of convolved rows `row` values apart (an even number, for the pool).
+fn band_rows(row: usize) -> usize {
+    (BAND_VALUES / row).max(2) & !1
+}
+
+/// Output channel `ch`'s plane, its convolved rows from `rows.0` up to `rows.1` (all: `(0, usize::MAX)`; a range
+/// starts on a band), from the op's `inputs` planes (consecutive in `planes`); with `fill`, they are copied into
+/// the scratch first (without, they are there from the call before).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn convolve_plane<const FMA: bool>(
-    plane: &[f32],
+    (planes, fill, (first, end)): (&[f32], bool, (usize, usize)),
     (h, w): (usize, usize),
-    k: &[f32; 9],
-    bias: f32,
+    ch: usize,
+    (k, bias): (&[f32], f32),
     op: &Depthwise3x3,
     out: &mut [f32],
     scratch: &mut Scratch,
 ) {
     let stride = op.stride;
-    let wo = Depthwise3x3::convolved_side(w, stride);
-    let pw = w + 2;
-    let padded = &mut scratch.padded;
-    padded.clear();
-    padded.resize(pw, 0.0);
-    for row in plane.chunks_exact(w) {
-        if stride == 1 {
-            padded.push(0.0);
-            padded.extend_from_slice(row);
-            padded.push(0.0);
-        } else {
-            // Padded columns 0, 2, 4, …: the zero, then the input's odd columns; then 1, 3, …: its even ones.
-            // The right zero, padded column w+1, is even when w is odd.
-            padded.push(0.0);
-            padded.extend(row.iter().skip(1).step_by(2));
-            if w % 2 == 1 {
-                padded.push(0.0);
-            }
-            padded.extend(row.iter().step_by(2));
-            if w % 2 == 0 {
-                padded.push(0.0);
-            }
-        }
-    }
-    padded.resize(pw * (h + 2), 0.0);
-    let padded = &scratch.padded;
-    // Output row `oy` of the convolution alone. (No closure: a closure would not be compiled for AVX2 and FMA.)
-    #[inline(always)]
-    fn convolve_row<const FMA: bool>(
-        padded: &[f32],
-        (pw, stride): (usize, usize),
-        (k, bias): (&[f32; 9], f32),
-        oy: usize,
-        orow: &mut [f32],
-    ) {
-        let wo = orow.len();
-        let views = |r: usize| {
-            let p = &padded[(oy * stride + r) * pw..(oy * stride + r + 1) * pw];
-            if stride == 1 {
-                [&p[..wo], &p[1..wo + 1], &p[2..wo + 2]]
-            } else {
-                let (even, odd) = p.split_at(pw.div_ceil(2));
-                [&even[..wo], &odd[..wo], &even[1..wo + 1]]
-            }
-        };
-        nine_taps::<FMA>(orow, [views(0), views(1), views(2)], k, bias);
-    }
-    let geometry = (pw, stride);
-    let filter = (k, bias);
+    let (ho, wo) = (
+        Depthwise3x3::convolved_side(h, stride),
+        Depthwise3x3::convolved_side(w, stride),
+    );
     let (_, out_w) = op.output_plane(h, w);
-    if out_w == 0 {
+    if out_w == 0 || ho == 0 {
         return;
     }
-    if op.pool {
-        let [a, b] = &mut scratch.rows;
-        a.resize(wo, 0.0);
-        b.resize(wo, 0.0);
-        for (py, prow) in out.chunks_exact_mut(out_w).enumerate() {
-            convolve_row::<FMA>(padded, geometry, filter, 2 * py, a);
-            convolve_row::<FMA>(padded, geometry, filter, 2 * py + 1, b);
-            pool_rows(prow, a, b);
-            if op.relu {
-                relu_row(prow);
+    let layout = Layout::new((h, w), stride);
+    if fill {
+        layout.fill(planes, (h, w), stride, &mut scratch.padded);
+    }
+    let padded = &scratch.padded;
+    let plane_len = layout.plane_len(stride);
+    let row = layout.row;
+    let slopes = op.activation.slopes();
+    // Activations that commute with a maximum are applied after the pool, to a quarter of the values.
+    let after_pool = op.pool && op.activation.is_monotone();
+    // Whole bands of rows (an even number when they are pooled).
+    let band_rows = band_rows(row);
+    scratch.band.resize(band_rows * row, 0.0);
+    let band = &mut scratch.band;
+    let rows = (if op.pool { ho & !1 } else { ho }).min(end);
+    let mut y0 = first;
+    while y0 < rows {
+        let y1 = (y0 + band_rows).min(rows);
+        let (start, len) = (y0 * row, (y1 - y0 - 1) * row + wo);
+        let flat = &mut band[..len];
+        for (i, filter) in k.chunks_exact(9).enumerate() {
+            let Ok(filter) = <&[f32; 9]>::try_from(filter) else {
+                continue;
+            };
+            let at = i * plane_len + start;
+            let taps = layout.taps.map(|t| &padded[at + t..at + t + len]);
+            if i == 0 {
+                nine_taps::<FMA>(flat, taps, filter, bias);
+            } else {
+                nine_taps_add::<FMA>(flat, taps, filter);
             }
         }
-    } else {
-        for (oy, orow) in out.chunks_exact_mut(out_w).enumerate() {
-            convolve_row::<FMA>(padded, geometry, filter, oy, orow);
-            if op.relu {
-                relu_row(orow);
+        if !after_pool {
+            op.activation.apply(slopes, ch, flat);
+        }
+        if op.pool {
+            for py in y0 / 2..y1 / 2 {
+                let a = &band[(2 * py - y0) * row..][..wo];
+                let b = &band[(2 * py + 1 - y0) * row..][..wo];
+                let prow = &mut out[py * out_w..(py + 1) * out_w];
+                pool_rows(prow, a, b);
+                if after_pool {
+                    op.activation.apply(slopes, ch, prow);
+                }
+            }
+        } else {
+            for y in y0..y1 {
+                out[y * wo..(y + 1) * wo].copy_from_slice(&band[(y - y0) * row..][..wo]);
             }
         }
+        y0 = y1;
     }
 }
 
@@ -197,45 +303,72 @@ fn convolve_plane<const FMA: bool>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn convolve_plane_avx2(
-    plane: &[f32],
+    planes: (&[f32], bool, (usize, usize)),
     hw: (usize, usize),
-    k: &[f32; 9],
-    bias: f32,
+    ch: usize,
+    filter: (&[f32], f32),
     op: &Depthwise3x3,
     out: &mut [f32],
     scratch: &mut Scratch,
 ) {
-    convolve_plane::<true>(plane, hw, k, bias, op, out, scratch)
+    convolve_plane::<true>(planes, hw, ch, filter, op, out, scratch)
+}
+
+/// [`convolve_plane`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn convolve_plane_avx512(
+    planes: (&[f32], bool, (usize, usize)),
+    hw: (usize, usize),
+    ch: usize,
+    filter: (&[f32], f32),
+    op: &Depthwise3x3,
+    out: &mut [f32],
+    scratch: &mut Scratch,
+) {
+    convolve_plane::<true>(planes, hw, ch, filter, op, out, scratch)
 }
 
 /// [`convolve_plane`] with the widest vectors this CPU has.
 fn convolve_plane_fastest(
-    plane: &[f32],
+    planes: (&[f32], bool, (usize, usize)),
     hw: (usize, usize),
-    k: &[f32; 9],
-    bias: f32,
+    ch: usize,
+    filter: (&[f32], f32),
     op: &Depthwise3x3,
     out: &mut [f32],
     scratch: &mut Scratch,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the function only needs AVX2 and FMA, and this CPU has both (checked just above).
-        return unsafe { convolve_plane_avx2(plane, hw, k, bias, op, out, scratch) };
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the function only needs AVX-512F, AVX2 and FMA, and this CPU has them (AVX-512F implies the
+            // other two; checked just above).
+            return unsafe { convolve_plane_avx512(planes, hw, ch, filter, op, out, scratch) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the function only needs AVX2 and FMA, and this CPU has both (checked just above).
+            return unsafe { convolve_plane_avx2(planes, hw, ch, filter, op, out, scratch) };
+        }
     }
-    convolve_plane::<false>(plane, hw, k, bias, op, out, scratch)
+    convolve_plane::<false>(planes, hw, ch, filter, op, out, scratch)
 }
 
 impl Op for Depthwise3x3 {
     fn name(&self) -> StaticName {
-        "Depthwise3x3".into()
+        if self.inputs == 1 {
+            "Depthwise3x3".into()
+        } else {
+            "Conv3x3".into()
+        }
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
             "stride {}{}{}",
             self.stride,
-            if self.relu { ", relu" } else { "" },
+            self.activation.describe(),
             if self.pool { ", 2×2 max-pool" } else { "" }
         )])
     }
@@ -260,16 +393,18 @@ impl EvalOp for Depthwise3x3 {
         let kernel = kernel_view.as_slice::<f32>()?;
         let bias_view = self.bias.try_as_plain_ram()?;
         let bias = bias_view.as_slice::<f32>()?;
+        let o = bias.len();
+        let reads = self.inputs;
         ensure!(
-            kernel.len() == c * 9 && bias.len() == c,
-            "Depthwise3x3 for {} channels over {shape:?}",
-            bias.len()
+            kernel.len() == o * reads * 9 && (if reads == 1 { c == o } else { c == reads }),
+            "{} for {o} channels over {shape:?}",
+            self.name()
         );
         let (ho, wo) = self.output_plane(h, w);
         let out_shape = if shape.len() == 4 {
-            vec![n, c, ho, wo]
+            vec![n, o, ho, wo]
         } else {
-            vec![c, ho, wo]
+            vec![o, ho, wo]
         };
         let x_view = x.try_as_plain_ram()?;
         let input = x_view.as_slice::<f32>()?;
@@ -287,21 +422,49 @@ impl EvalOp for Depthwise3x3 {
         let mut out_view = out.try_as_plain_ram_mut()?;
         let output = out_view.as_slice_mut::<f32>()?;
         let mut scratch = Scratch::default();
-        for (i, (plane, out_plane)) in input
-            .chunks_exact(h * w)
-            .zip(output.chunks_exact_mut(ho * wo))
-            .enumerate()
-        {
-            let ch = i % c;
-            convolve_plane_fastest(
-                plane,
-                (h, w),
-                <&[f32; 9]>::try_from(&kernel[ch * 9..ch * 9 + 9])?,
-                bias[ch],
-                self,
-                out_plane,
-                &mut scratch,
-            );
+        let filters = reads * 9;
+        if reads == 1 {
+            // Each output plane from its own input plane.
+            for (i, (plane, out_plane)) in input
+                .chunks_exact(h * w)
+                .zip(output.chunks_exact_mut(ho * wo))
+                .enumerate()
+            {
+                let ch = i % o;
+                convolve_plane_fastest(
+                    (plane, true, (0, usize::MAX)),
+                    (h, w),
+                    ch,
+                    (&kernel[ch * 9..ch * 9 + 9], bias[ch]),
+                    self,
+                    out_plane,
+                    &mut scratch,
+                );
+            }
+        } else {
+            // Every output plane from all the batch item's input planes, copied once; band by band, every output
+            // channel in turn, so that the band's input rows stay in the first-level cache.
+            let band = band_rows(Layout::new((h, w), self.stride).row);
+            let conv_rows = Depthwise3x3::convolved_side(h, self.stride);
+            for (planes, out_planes) in input
+                .chunks_exact(c * h * w)
+                .zip(output.chunks_exact_mut(o * ho * wo))
+            {
+                for first in (0..conv_rows).step_by(band) {
+                    for (ch, out_plane) in out_planes.chunks_exact_mut(ho * wo).enumerate() {
+                        let fill = first == 0 && ch == 0;
+                        convolve_plane_fastest(
+                            (planes, fill, (first, first + band)),
+                            (h, w),
+                            ch,
+                            (&kernel[ch * filters..(ch + 1) * filters], bias[ch]),
+                            self,
+                            out_plane,
+                            &mut scratch,
+                        );
+                    }
+                }
+            }
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -318,6 +481,7 @@ impl TypedOp for Depthwise3x3 {
         let mut out = shape.to_vec();
         let r = out.len();
         (out[r - 2], out[r - 1]) = self.output_plane(shape[r - 2], shape[r - 1]);
+        out[r - 3] = self.bias.len();
         Ok(tvec!(f32::fact(out)))
     }
 
@@ -353,13 +517,20 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Depth
         || spec.kernel_shape.as_slice() != [3, 3]
         || !padded_by_one
         || !one(&spec.dilations)
-        || conv.group != channels
-        || spec.output_channels != channels
         || conv.kernel_fmt != KernelFormat::OIHW
         || node.inputs.len() != 3
     {
         return Ok(None);
     }
+    let outputs = spec.output_channels;
+    // Depthwise (every output reads its own channel), or full over a few channels.
+    let reads = if conv.group == channels && outputs == channels {
+        1
+    } else if conv.group == 1 && (2..=MAX_INPUTS).contains(&channels) {
+        channels
+    } else {
+        return Ok(None);
+    };
     let x = model.outlet_fact(node.inputs[0])?;
     let concrete = x.shape.as_concrete().map(|s| s.to_vec());
     let (Some(shape), true) = (concrete, x.datum_type == f32::datum_type()) else {
@@ -375,7 +546,7 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Depth
         return Ok(None);
     };
     if kernel.datum_type() != f32::datum_type()
-        || kernel.shape() != [channels, 1, 3, 3]
+        || kernel.shape() != [outputs, reads, 3, 3]
         || bias.datum_type() != f32::datum_type()
     {
         return Ok(None);
@@ -384,16 +555,17 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Depth
         1 => {
             let view = bias.try_as_plain_ram()?;
             let value = view.as_slice::<f32>()?[0];
-            Tensor::from_shape(&[channels], &vec![value; channels])?
+            Tensor::from_shape(&[outputs], &vec![value; outputs])?
         }
-        n if n == channels => (*bias).clone().into_shape(&[channels])?,
+        n if n == outputs => (*bias).clone().into_shape(&[outputs])?,
         _ => return Ok(None),
     };
     Ok(Some(Depthwise3x3 {
-        kernel: Arc::new((*kernel).clone().into_shape(&[channels, 9])?),
+        kernel: Arc::new((*kernel).clone().into_shape(&[outputs, reads * 9])?),
         bias: Arc::new(bias),
+        inputs: reads,
         stride,
-        relu: false,
+        activation: Activation::Linear,
         pool: false,
     }))
 }
@@ -415,11 +587,28 @@ fn fused_replacement(
         .op_as::<Conv>()
         .map(|c| c.pool_spec.data_format)
         .unwrap_or(DataFormat::NCHW);
-    if let Some(next) = only_successor(model, last) {
-        if is_relu(model, next, OutletId::new(last.id, 0))? {
-            op.relu = true;
-            last = next;
+    let channels = op.bias.len();
+    let rank = model.outlet_fact(node.inputs[0])?.rank();
+    let epilogue = Epilogue::after(model, node, channels, rank)?;
+    if epilogue.last != node.id {
+        let mut kernel = (*op.kernel).clone();
+        let mut bias = (*op.bias).clone();
+        {
+            let mut k_view = kernel.try_as_plain_ram_mut()?;
+            let k = k_view.as_slice_mut::<f32>()?;
+            let mut b_view = bias.try_as_plain_ram_mut()?;
+            let b = b_view.as_slice_mut::<f32>()?;
+            let filters = op.inputs * 9;
+            for (ch, (filter, b)) in k.chunks_exact_mut(filters).zip(b.iter_mut()).enumerate() {
+                let scale = epilogue.scale_of(ch);
+                filter.iter_mut().for_each(|v| *v *= scale);
+                *b = epilogue.bias_of(ch, *b);
+            }
         }
+        op.kernel = Arc::new(kernel);
+        op.bias = Arc::new(bias);
+        op.activation = epilogue.activation;
+        last = model.node(epilogue.last);
     }
     if let Some(next) = only_successor(model, last) {
         if is_pool_2x2(next, format) {
@@ -439,6 +628,7 @@ pub fn rewrite(model: &mut TypedModel, fuse: bool) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vision::epilogue;
     use tract_onnx::tract_core::ops::binary::TypedBinOp;
     use tract_onnx::tract_core::ops::cnn::{MaxPool, PoolSpec};
     use tract_onnx::tract_core::ops::math::Max;
@@ -452,26 +642,25 @@ mod tests {
             .collect()
     }
 
-    /// A typed model of one tract `Conv`: the depthwise 3×3 of `shape`'s channels at `stride`.
-    fn conv_model(shape: &[usize], stride: usize, bias: Option<Vec<f32>>) -> TypedModel {
+    /// A typed model of a source of `shape` and one tract 3×3 `Conv` of it to `o` channels in `group`s, padding 1,
+    /// at `stride`, with `bias`; and the convolution's output (not yet selected).
+    fn conv_3x3(
+        shape: &[usize],
+        (o, group): (usize, usize),
+        stride: usize,
+        bias: Tensor,
+    ) -> (TypedModel, OutletId) {
         let c = shape[shape.len() - 3];
         let mut model = TypedModel::default();
         let x = model.add_source("x", f32::fact(shape)).expect("source");
+        let reads = c / group;
         let kernel = model
             .add_const(
                 "kernel",
-                Tensor::from_shape(&[c, 1, 3, 3], &values(c * 9, 3)).expect("kernel"),
+                Tensor::from_shape(&[o, reads, 3, 3], &values(o * reads * 9, 3)).expect("kernel"),
             )
             .expect("kernel");
-        let bias = model
-            .add_const(
-                "bias",
-                match bias {
-                    Some(b) => Tensor::from_shape(&[c], &b).expect("bias"),
-                    None => tensor0(0.0f32),
-                },
-            )
-            .expect("bias");
+        let bias = model.add_const("bias", bias).expect("bias");
         let conv = Conv {
             pool_spec: PoolSpec {
                 data_format: if shape.len() == 4 {
@@ -484,16 +673,27 @@ mod tests {
                 dilations: None,
                 strides: Some(tvec!(stride, stride)),
                 input_channels: c,
-                output_channels: c,
+                output_channels: o,
             },
             kernel_fmt: KernelFormat::OIHW,
-            group: c,
+            group,
             q_params: None,
         };
         let y = model
             .wire_node("conv", conv, &[x, kernel, bias])
-            .expect("conv");
-        model.select_output_outlets(&y).expect("output");
+            .expect("conv")[0];
+        (model, y)
+    }
+
+    /// A typed model of one tract `Conv`: the depthwise 3×3 of `shape`'s channels at `stride`.
+    fn conv_model(shape: &[usize], stride: usize, bias: Option<Vec<f32>>) -> TypedModel {
+        let c = shape[shape.len() - 3];
+        let bias = match bias {
+            Some(b) => Tensor::from_shape(&[c], &b).expect("bias"),
+            None => tensor0(0.0f32),
+        };
+        let (mut model, y) = conv_3x3(shape, (c, c), stride, bias);
+        model.select_output_outlets(&[y]).expect("output");
         model
     }
 
@@ -550,8 +750,9 @@ mod tests {
         let op = Depthwise3x3 {
             kernel: Arc::new(Tensor::zero::<f32>(&[2, 9]).expect("kernel")),
             bias: Arc::new(Tensor::zero::<f32>(&[2]).expect("bias")),
+            inputs: 1,
             stride: 1,
-            relu: false,
+            activation: Activation::Linear,
             pool: false,
         };
         let x = Tensor::zero::<f32>(&[1, 3, 4, 4]).expect("x");
@@ -669,7 +870,7 @@ mod tests {
                 .iter()
                 .find_map(|n| n.op_as::<Depthwise3x3>())
                 .expect("the op");
-            assert!(op.relu && op.pool, "{shape:?}");
+            assert!(op.activation == Activation::Relu && op.pool, "{shape:?}");
             assert_close(&run_all(model, &x), &reference, &format!("{shape:?}"));
             // Unfused, the same rewrite leaves both to tract.
             let mut model = conv_relu_pool_model(shape, stride, 0.0, false);
@@ -697,7 +898,7 @@ mod tests {
             .iter()
             .find_map(|n| n.op_as::<Depthwise3x3>())
             .expect("the op");
-        assert!(op.relu && !op.pool);
+        assert!(op.activation == Activation::Relu && !op.pool);
         assert!(op_names(&model).iter().any(|o| o == "MaxPool"));
         assert_close(&run_all(model, &x), &reference, "relu read twice");
         // max(y, 0.5) is not a ReLU.
@@ -709,7 +910,138 @@ mod tests {
             .iter()
             .find_map(|n| n.op_as::<Depthwise3x3>())
             .expect("the op");
-        assert!(!op.relu && !op.pool);
+        assert!(op.activation == Activation::Linear && !op.pool);
         assert_close(&run_all(model, &x), &reference, "floor 0.5");
+    }
+
+    #[test]
+    fn a_batch_norm_and_a_prelu_after_the_convolution_are_folded_in() {
+        // SFace's chain: convolution, Mul and Add by per-channel constants, PRelu. Slopes of both signs; with a
+        // pool after it too (a negative slope does not commute with the maximum: applied before it).
+        let cases: [(&[usize], usize, bool); 6] = [
+            (&[1, 3, 14, 14], 1, false),
+            (&[1, 3, 14, 14], 2, false),
+            (&[1, 4, 7, 7], 2, false),
+            (&[3, 9, 5], 1, false),
+            (&[1, 2, 9, 8], 1, true),
+            (&[1, 3, 11, 10], 2, true),
+        ];
+        for (shape, stride, pool) in cases {
+            let c = shape[shape.len() - 3];
+            let build = || {
+                let mut model = conv_model(shape, stride, Some(values(c, 4)));
+                let conv = model.output_outlets().expect("outputs")[0];
+                let slopes: Vec<f32> = (0..c).map(|i| [0.25, -0.5, 1.5][i % 3]).collect();
+                let y = epilogue::tests::wire_batch_norm_prelu(&mut model, conv, &slopes);
+                let y = if pool {
+                    let rank = shape.len();
+                    let pool = MaxPool {
+                        pool_spec: PoolSpec {
+                            data_format: if rank == 4 {
+                                DataFormat::NCHW
+                            } else {
+                                DataFormat::CHW
+                            },
+                            kernel_shape: tvec!(2, 2),
+                            padding: PaddingSpec::Valid,
+                            dilations: None,
+                            strides: Some(tvec!(2, 2)),
+                            input_channels: c,
+                            output_channels: c,
+                        },
+                        with_index_outputs: None,
+                    };
+                    model.wire_node("pool", pool, &[y]).expect("pool")[0]
+                } else {
+                    y
+                };
+                model.select_output_outlets(&[y]).expect("output");
+                model
+            };
+            let x = Tensor::from_shape(shape, &values(shape.iter().product(), 6)).expect("x");
+            let reference = run_all(build(), &x);
+            let mut model = build();
+            assert_eq!(rewrite(&mut model, true).expect("rewrite"), 1);
+            let ops = op_names(&model);
+            assert!(
+                !ops.iter()
+                    .any(|o| o == "Mul" || o == "Add" || o == "ChannelPrelu" || o == "MaxPool"),
+                "{shape:?}: {ops:?}"
+            );
+            let op = model
+                .nodes
+                .iter()
+                .find_map(|n| n.op_as::<Depthwise3x3>())
+                .expect("the op");
+            assert!(matches!(op.activation, Activation::Prelu(_)) && op.pool == pool);
+            assert_close(
+                &run_all(model, &x),
+                &reference,
+                &format!("{shape:?} stride {stride}"),
+            );
+        }
+    }
+
+    /// A typed model of one full tract `Conv` (group 1): `shape`'s few channels to `o`, 3×3, padding 1, at
+    /// `stride`, then (with `bn_prelu`) SFace's batch norm and PRelu.
+    fn full_conv_model(shape: &[usize], o: usize, stride: usize, bn_prelu: bool) -> TypedModel {
+        let bias = Tensor::from_shape(&[o], &values(o, 8)).expect("bias");
+        let (mut model, mut y) = conv_3x3(shape, (o, 1), stride, bias);
+        if bn_prelu {
+            let slopes: Vec<f32> = (0..o).map(|i| [0.25, -0.5, 1.5][i % 3]).collect();
+            y = epilogue::tests::wire_batch_norm_prelu(&mut model, y, &slopes);
+        }
+        model.select_output_outlets(&[y]).expect("output");
+        model
+    }
+
+    #[test]
+    fn a_full_convolution_over_a_few_channels_is_computed_as_tract_computes_it() {
+        // SFace's and YuNet's first layers: RGB to a few channels, at both strides, odd sizes, a batch of two.
+        let cases: [(&[usize], usize, usize, bool); 9] = [
+            // Several bands of rows, each computed for every output channel in turn.
+            (&[1, 3, 130, 40], 4, 1, true),
+            (&[1, 3, 200, 61], 3, 2, false),
+            (&[1, 3, 16, 16], 8, 1, true),
+            (&[1, 3, 15, 17], 5, 2, false),
+            (&[2, 2, 9, 7], 3, 1, true),
+            (&[2, 4, 6, 9], 6, 2, true),
+            (&[3, 40, 37], 4, 1, false),
+            (&[1, 3, 1, 1], 2, 2, false),
+            (&[1, 3, 2, 3], 3, 1, true),
+        ];
+        for (shape, o, stride, bn_prelu) in cases {
+            let what = format!("{shape:?} -> {o} stride {stride}");
+            let x = Tensor::from_shape(shape, &values(shape.iter().product(), 12)).expect("x");
+            let reference = run_all(full_conv_model(shape, o, stride, bn_prelu), &x);
+            let mut model = full_conv_model(shape, o, stride, bn_prelu);
+            assert_eq!(rewrite(&mut model, true).expect("rewrite"), 1, "{what}");
+            let ops = op_names(&model);
+            assert!(ops.iter().any(|o| o == "Conv3x3"), "{what}: {ops:?}");
+            assert!(
+                !ops.iter()
+                    .any(|o| o == "Conv" || o == "ChannelPrelu" || o == "Mul" || o == "Add"),
+                "{what}: {ops:?}"
+            );
+            assert_close(&run_all(model, &x), &reference, &what);
+        }
+        // Five input channels, or a grouped convolution that is not depthwise: left to tract.
+        let mut model = full_conv_model(&[1, 5, 8, 8], 4, 1, false);
+        assert_eq!(rewrite(&mut model, true).expect("rewrite"), 0);
+        // A lying input: another channel count than the kernel's is an error.
+        let op = Depthwise3x3 {
+            kernel: Arc::new(Tensor::zero::<f32>(&[2, 27]).expect("kernel")),
+            bias: Arc::new(Tensor::zero::<f32>(&[2]).expect("bias")),
+            inputs: 3,
+            stride: 1,
+            activation: Activation::Linear,
+            pool: false,
+        };
+        for shape in [&[1, 2, 4, 4][..], &[1, 4, 4, 4]] {
+            let x = Tensor::zero::<f32>(shape).expect("x");
+            assert!(op
+                .eval(&EvalContext::out_of_plan(), tvec!(x.into_tvalue()))
+                .is_err());
+        }
     }
 }

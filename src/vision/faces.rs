@@ -55,9 +55,9 @@ pub struct DetectorSettings {
     /// At most this many faces per photo.
     pub max_faces: usize,
     /// Jarvis's own ops where tract is slow: SFace's PRelu nodes as one pass each ([`crate::vision::prelu`]), both
-    /// models' 3×3 depthwise convolutions as [`crate::vision::depthwise`] (YuNet's with the ReLU and max-pool that
-    /// follow them folded in), YuNet's other max-pools as [`crate::vision::maxpool`] and 1×1 convolutions over
-    /// planes of 32×32 and more as [`crate::vision::pointwise`]. Off only to compare with tract's own.
+    /// models' 3×3 depthwise convolutions and first convolution over RGB as [`crate::vision::depthwise`] (with
+    /// the batch norm, ReLU or PRelu and max-pool that follow them folded in), YuNet's other max-pools as [`crate::vision::maxpool`] and 1×1 convolutions over
+    /// planes of 28×28 and more as [`crate::vision::pointwise`]. Off only to compare with tract's own.
     pub own_kernels: bool,
 }
 

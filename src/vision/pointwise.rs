@@ -1,6 +1,6 @@
 //! 1×1 convolutions over f32 channel planes as [`Pointwise`], put in place of tract's `EinSum` (what a decluttered
-//! ONNX 1×1 `Conv` becomes) by [`rewrite`] before a face model is optimised, with the bias `Add` and the ReLU after
-//! it folded in. tract runs these as matrix products whose activations it first copies into packed panels: on
+//! ONNX 1×1 `Conv` becomes) by [`rewrite`] before a face model is optimised, with the batch norm, bias and
+//! activation after it folded in ([`crate::vision::epilogue`]). tract runs these as matrix products whose activations it first copies into packed panels: on
 //! YuNet's wide planes with few channels (16–64) the packing alone was a sixth of the model's time. The planes are
 //! already in the layout a product needs (each channel's pixels contiguous), so here each block of output pixels is
 //! accumulated in registers, four output channels by 24 pixels at a time, straight from the input rows: AVX2 and
@@ -9,13 +9,12 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::einsum::EinSum;
-use tract_onnx::tract_core::ops::math::Add;
 
-use crate::nn::fusion::{is_relu, only_successor, other_input, replace_chains};
+use crate::nn::fusion::replace_chains;
+use crate::vision::epilogue::{Activation, Epilogue};
 
-/// `y[o, p] = bias[o] + Σ_k w[o, k]·x[k, p]` (then `max(y, 0)` with `relu`) over planes of `P` pixels: input
+/// `y[o, p] = bias[o] + Σ_k w[o, k]·x[k, p]`, then the activation, over planes of `P` pixels: input
 /// `[1, K, H, W]` or `[K, H, W]`, output `[1, O, H, W]` or `[O, H, W]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pointwise {
@@ -23,16 +22,19 @@ pub struct Pointwise {
     weights: Arc<Tensor>,
     /// `[O]`.
     bias: Arc<Tensor>,
-    relu: bool,
+    /// Applied to each output value after the bias.
+    activation: Activation,
     /// Whether the output has the batch axis of one (`NOHW`) or not (`OHW`).
     batch_axis: bool,
 }
 
 /// Output channels per register block.
 const BLOCK_CHANNELS: usize = 4;
-/// Smaller planes are left to tract: SFace's 28×28 and smaller ones, with 256–1024 channels, measured faster there
-/// (its packed products reuse each weight over more pixels than these blocks of four channels do).
-const MIN_PIXELS: usize = 1024;
+/// Smaller planes are left to tract: SFace's 14×14 and 7×7 ones, with 256–1024 channels, measured faster there
+/// (its packed products reuse each weight over more pixels than these blocks of four channels do, and a block of
+/// 64 pixels is a quarter empty on a plane of 196). Its 28×28 ones (784 pixels) measured faster here, with the
+/// batch norm and PRelu after them folded in (SFace 1.0–1.8 ms less in all).
+const MIN_PIXELS: usize = 784;
 
 /// One output channel's whole row, `out = bias + Σ_k w[k]·x[k]`, as plain passes the compiler vectorises.
 #[inline(always)]
@@ -41,7 +43,7 @@ fn channel_row(
     pixels: usize,
     w: impl Iterator<Item = f32>,
     bias: f32,
-    relu: bool,
+    (activation, channel): (&Activation, usize),
     out: &mut [f32],
 ) {
     out.fill(bias);
@@ -50,11 +52,7 @@ fn channel_row(
             *o += wk * v;
         }
     }
-    if relu {
-        for o in out {
-            *o = o.max(0.0);
-        }
-    }
+    activation.apply(activation.slopes(), channel, out);
 }
 
 /// The portable version: every output channel by [`channel_row`].
@@ -69,7 +67,7 @@ fn plane_generic(
     let o = bias.len();
     for (c, row) in out.chunks_exact_mut(p).enumerate() {
         let w = (0..k).map(|kk| wt[kk * o + c]);
-        channel_row(x, p, w, bias[c], op.relu, row);
+        channel_row(x, p, w, bias[c], (&op.activation, c), row);
     }
 }
 
@@ -80,7 +78,8 @@ fn plane_generic(
 /// only its real pixels stored). The channels left over after the last whole group of four go through plain sums.
 macro_rules! plane_kernel {
     ($(#[$doc:meta])* $name:ident, $features:literal, lanes $lanes:literal, vectors $vectors:literal,
-     runs $runs:literal, $load:ident, $store:ident, $fma:ident, $set1:ident, $max:ident, $zero:ident) => {
+     runs $runs:literal, $load:ident, $store:ident, $fma:ident, $set1:ident, $max:ident, $min:ident,
+     $zero:ident) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -104,6 +103,9 @@ macro_rules! plane_kernel {
             let mut run = vec![0.0f32; k * BLOCK * $runs];
             let (wp, outp) = (wt.as_ptr(), out.as_mut_ptr());
             let zero = $zero();
+            let relu = op.activation == Activation::Relu;
+            let slopes = op.activation.slopes();
+            assert!(slopes.is_none_or(|s| s.len() == o));
             // Where a block that runs past the end of the plane is stored before its pixels are copied out.
             let mut partial = [0.0f32; BLOCK_CHANNELS * BLOCK];
             let mut col = 0;
@@ -145,7 +147,12 @@ macro_rules! plane_kernel {
                         }
                         for (j, row) in acc.iter().enumerate() {
                             for (m, a) in row.iter().enumerate() {
-                                let v = if op.relu { $max(*a, zero) } else { *a };
+                                let v = match slopes {
+                                    // a·min(y, 0) + max(y, 0): the PRelu without a compare.
+                                    Some(s) => $fma($set1(s[c0 + j]), $min(*a, zero), $max(*a, zero)),
+                                    None if relu => $max(*a, zero),
+                                    None => *a,
+                                };
                                 if valid == BLOCK {
                                     // SAFETY: (c0 + j)·p + col + sub + BLOCK <= (c0 + j + 1)·p <= o·p: in `out`.
                                     unsafe { $store(outp.add((c0 + j) * p + col + sub + $lanes * m), v) };
@@ -168,7 +175,7 @@ macro_rules! plane_kernel {
             // The channels after the last whole group, every pixel.
             for c in groups * BLOCK_CHANNELS..o {
                 let w = (0..k).map(|kk| wt[kk * o + c]);
-                channel_row(x, p, w, bias[c], op.relu, &mut out[c * p..(c + 1) * p]);
+                channel_row(x, p, w, bias[c], (&op.activation, c), &mut out[c * p..(c + 1) * p]);
             }
         }
     };
@@ -177,13 +184,15 @@ macro_rules! plane_kernel {
 plane_kernel!(
     /// AVX2 and FMA: four channels × 24 pixels in twelve of the sixteen registers; runs of 48 pixels.
     plane_avx2, "avx2,fma", lanes 8, vectors 3, runs 2,
-    _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_max_ps, _mm256_setzero_ps
+    _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_max_ps, _mm256_min_ps,
+    _mm256_setzero_ps
 );
 
 plane_kernel!(
     /// AVX-512: four channels × 64 pixels in sixteen of the thirty-two registers; runs of 128 pixels.
     plane_avx512, "avx512f", lanes 16, vectors 4, runs 2,
-    _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_max_ps, _mm512_setzero_ps
+    _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_max_ps, _mm512_min_ps,
+    _mm512_setzero_ps
 );
 
 impl Op for Pointwise {
@@ -197,7 +206,7 @@ impl Op for Pointwise {
             "{} -> {} channels{}",
             shape[0],
             shape[1],
-            if self.relu { ", relu" } else { "" }
+            self.activation.describe()
         )])
     }
 
@@ -301,8 +310,8 @@ const FORMS: [&str; 4] = [
     "IHW,OI->OHW",
 ];
 
-/// The op for `node` when it is a float 1×1 convolution [`Pointwise`] computes, with the bias `Add` and the ReLU that
-/// follow it folded in; and the last node it replaces.
+/// The op for `node` when it is a float 1×1 convolution [`Pointwise`] computes, with the batch norm, bias and
+/// activation that follow it folded in; and the last node it replaces.
 fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<(Pointwise, usize)>> {
     let Some(einsum) = node.op_as::<EinSum>() else {
         return Ok(None);
@@ -339,74 +348,27 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<(Poin
     }
     let batch_axis = form.ends_with("NOHW");
     let out_rank = if batch_axis { 4 } else { 3 };
-    let mut op = Pointwise {
-        weights: Arc::new(
-            (*weights)
-                .clone()
-                .permute_axes(&[1, 0])?
-                .into_shape(&[k, o])?,
-        ),
-        bias: Arc::new(Tensor::zero::<f32>(&[o])?),
-        relu: false,
+    let epilogue = Epilogue::after(model, node, o, out_rank)?;
+    let mut weights = (*weights)
+        .clone()
+        .permute_axes(&[1, 0])?
+        .into_shape(&[k, o])?;
+    {
+        let mut view = weights.try_as_plain_ram_mut()?;
+        for row in view.as_slice_mut::<f32>()?.chunks_exact_mut(o) {
+            for (c, w) in row.iter_mut().enumerate() {
+                *w *= epilogue.scale_of(c);
+            }
+        }
+    }
+    let bias: Vec<f32> = (0..o).map(|c| epilogue.bias_of(c, 0.0)).collect();
+    let op = Pointwise {
+        weights: Arc::new(weights),
+        bias: Arc::new(Tensor::from_shape(&[o], &bias)?),
+        activation: epilogue.activation,
         batch_axis,
     };
-    let mut last = node;
-    if let Some(next) = only_successor(model, last) {
-        if let Some(bias) = bias_of(model, next, OutletId::new(last.id, 0), o, out_rank)? {
-            op.bias = Arc::new(bias);
-            last = next;
-        }
-    }
-    if let Some(next) = only_successor(model, last) {
-        if is_relu(model, next, OutletId::new(last.id, 0))? {
-            op.relu = true;
-            last = next;
-        }
-    }
-    Ok(Some((op, last.id)))
-}
-
-/// When `node` adds a constant per-channel bias to `input` (`o` channels at axis `rank − 3`, broadcast over the
-/// pixels, the sum the same shape as `input`), that bias as `[o]`.
-fn bias_of(
-    model: &TypedModel,
-    node: &TypedNode,
-    input: OutletId,
-    o: usize,
-    rank: usize,
-) -> TractResult<Option<Tensor>> {
-    let Some(add) = node.op_as::<TypedBinOp>() else {
-        return Ok(None);
-    };
-    if !add.0.is::<Add>() || node.inputs.len() != 2 {
-        return Ok(None);
-    }
-    let Some(other) = other_input(node, input) else {
-        return Ok(None);
-    };
-    let Some(bias) = model.outlet_fact(other)?.konst.clone() else {
-        return Ok(None);
-    };
-    let channel_axis = rank - 3;
-    let fits = bias.datum_type() == f32::datum_type()
-        && bias.rank() == rank
-        && bias
-            .shape()
-            .iter()
-            .enumerate()
-            .all(|(axis, &d)| d == 1 || (axis == channel_axis && d == o))
-        && model.outlet_fact(OutletId::new(node.id, 0))?.shape == model.outlet_fact(input)?.shape;
-    if !fits {
-        return Ok(None);
-    }
-    let view = bias.try_as_plain_ram()?;
-    let values = view.as_slice::<f32>()?;
-    let per_channel = if values.len() == o {
-        values.to_vec()
-    } else {
-        vec![values[0]; o]
-    };
-    Ok(Some(Tensor::from_shape(&[o], &per_channel)?))
+    Ok(Some((op, epilogue.last)))
 }
 
 /// Puts a [`Pointwise`] in place of every 1×1 convolution of `model` it computes (decluttered, not yet optimised),
@@ -418,7 +380,9 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tract_onnx::tract_core::ops::math::Max;
+    use crate::vision::epilogue;
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
+    use tract_onnx::tract_core::ops::math::{Add, Max};
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len)
@@ -516,7 +480,7 @@ mod tests {
                     .iter()
                     .find_map(|n| n.op_as::<Pointwise>())
                     .expect("the op");
-                assert_eq!(op.relu, fused, "{what}");
+                assert_eq!(op.activation == Activation::Relu, fused, "{what}");
                 assert_eq!(
                     model.nodes.len(),
                     2,
@@ -532,16 +496,27 @@ mod tests {
     #[test]
     fn the_portable_kernel_and_the_vector_ones_agree_with_the_definition() {
         let (k, o, p) = (7, 10, 61);
+        let slopes: Vec<f32> = (0..o).map(|c| [0.25, -0.5][c % 2]).collect();
+        for activation in [
+            Activation::Linear,
+            Activation::Relu,
+            Activation::Prelu(Arc::new(Tensor::from_shape(&[o], &slopes).expect("a"))),
+        ] {
+            kernels_agree_with_the_definition((k, o, p), activation);
+        }
+    }
+
+    fn kernels_agree_with_the_definition((k, o, p): (usize, usize, usize), activation: Activation) {
         let op = Pointwise {
             weights: Arc::new(Tensor::from_shape(&[k, o], &values(k * o, 2)).expect("w")),
             bias: Arc::new(Tensor::from_shape(&[o], &values(o, 4)).expect("b")),
-            relu: true,
+            activation: activation.clone(),
             batch_axis: false,
         };
         let x = values(k * p, 9);
         let wt = values(k * o, 2);
         let bias = values(o, 4);
-        // The definition, with the ReLU, over `p` pixels of `x`.
+        // The definition, with the activation, over `p` pixels of `x`.
         let definition = |x: &[f32], p: usize| -> Vec<f32> {
             (0..o * p)
                 .map(|i| {
@@ -550,7 +525,12 @@ mod tests {
                         + (0..k)
                             .map(|kk| wt[kk * o + c] * x[kk * p + px])
                             .sum::<f32>();
-                    v.max(0.0)
+                    match &activation {
+                        Activation::Linear => v,
+                        Activation::Relu => v.max(0.0),
+                        Activation::Prelu(_) if v < 0.0 => v * [0.25, -0.5][c % 2],
+                        Activation::Prelu(_) => v,
+                    }
                 })
                 .collect()
         };
@@ -582,7 +562,7 @@ mod tests {
                     for (a, b) in vector.iter().zip(&reference) {
                         assert!(
                             (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                            "{name} over {p} pixels: {a} vs {b}"
+                            "{name} over {p} pixels, {activation:?}: {a} vs {b}"
                         );
                     }
                 }
@@ -605,7 +585,7 @@ mod tests {
         let op = Pointwise {
             weights: Arc::new(Tensor::zero::<f32>(&[4, 3]).expect("w")),
             bias: Arc::new(Tensor::zero::<f32>(&[3]).expect("b")),
-            relu: false,
+            activation: Activation::Linear,
             batch_axis: true,
         };
         for shape in [&[1, 5, 2, 2][..], &[2, 4, 2, 2], &[4, 4]] {
@@ -613,6 +593,40 @@ mod tests {
             assert!(op
                 .eval(&EvalContext::out_of_plan(), tvec!(x.into_tvalue()))
                 .is_err());
+        }
+    }
+
+    #[test]
+    fn a_batch_norm_and_a_prelu_after_it_are_folded_in() {
+        // SFace's 1×1 convolutions over 56×56 and 112×112 planes: EinSum, Mul, Add, PRelu.
+        for (form, shape, o) in [
+            ("NIHW,OI->NOHW", &[1, 6, 32, 33][..], 9),
+            ("IHW,OI->OHW", &[5, 40, 30][..], 4),
+        ] {
+            let build = || {
+                let mut model = einsum_model(form, shape, o, false);
+                let y = model.output_outlets().expect("outputs")[0];
+                let slopes: Vec<f32> = (0..o).map(|c| [0.25, -0.5, 2.0][c % 3]).collect();
+                let y = epilogue::tests::wire_batch_norm_prelu(&mut model, y, &slopes);
+                model.select_output_outlets(&[y]).expect("output");
+                model
+            };
+            let x = Tensor::from_shape(shape, &values(shape.iter().product(), 8)).expect("x");
+            let reference = run(build(), &x);
+            let mut model = build();
+            assert_eq!(rewrite(&mut model).expect("rewrite"), 1);
+            assert_eq!(
+                model.nodes.len(),
+                2,
+                "{shape:?}: only the source and the op are left"
+            );
+            let op = model
+                .nodes
+                .iter()
+                .find_map(|n| n.op_as::<Pointwise>())
+                .expect("the op");
+            assert!(matches!(op.activation, Activation::Prelu(_)));
+            assert_close(&run(model, &x), &reference, &format!("{form} {shape:?}"));
         }
     }
 }

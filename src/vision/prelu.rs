@@ -41,6 +41,26 @@ impl ChannelPrelu {
     }
 }
 
+impl ChannelPrelu {
+    /// The slope as one value per channel for an input of `rank` whose channels (`channels` of them) are at axis
+    /// `rank − 3`, when it is that or one value for all.
+    pub(crate) fn channel_slopes(&self, channels: usize, rank: usize) -> Option<Vec<f32>> {
+        let view = self.slope.try_as_plain_ram().ok()?;
+        let slope = view.as_slice::<f32>().ok()?;
+        let shape = self.slope.shape();
+        if slope.len() == 1 {
+            return Some(vec![slope[0]; channels]);
+        }
+        let channel_axis = rank.checked_sub(3)?;
+        let fits = shape.len() == rank
+            && shape
+                .iter()
+                .enumerate()
+                .all(|(axis, &d)| d == 1 || (axis == channel_axis && d == channels));
+        (fits && slope.len() == channels).then(|| slope.to_vec())
+    }
+}
+
 impl Op for ChannelPrelu {
     fn name(&self) -> StaticName {
         "ChannelPrelu".into()

@@ -191,8 +191,8 @@ fn checked_selfies_pass_the_quality_gates_and_a_blurred_copy_does_not() {
     assert_eq!(refused_blurred, names(&checked(), "single_faces").len());
 }
 
-/// SFace as Jarvis runs it, with its own PRelu and depthwise ops, gives the embeddings of the model as published
-/// (tract's own ops), to rounding.
+/// SFace as Jarvis runs it, with its own PRelu, depthwise and 1×1 convolution ops (the batch norms and PRelus after
+/// them folded in), gives the embeddings of the model as published (tract's own ops), to rounding.
 #[test]
 fn jarvis_own_kernels_give_the_same_embeddings() {
     let plan = jarvis::vision::faces::embedder_plan(
@@ -211,10 +211,13 @@ fn jarvis_own_kernels_give_the_same_embeddings() {
         (
             count("ChannelPrelu"),
             count("Depthwise3x3"),
-            count("Pointwise")
+            count("Pointwise"),
+            count("Conv3x3")
         ),
-        (27, 13, 3),
-        "SFace's PRelu nodes, depthwise convolutions and 1×1 convolutions over 56×56 and larger run as Jarvis's ops"
+        (8, 13, 5, 1),
+        "SFace's first convolution, its depthwise convolutions and its 1×1 convolutions over 28×28 and larger run \
+         as Jarvis's ops, the batch norms and PRelus after them folded in; its other PRelus run as Jarvis's \
+         ChannelPrelu"
     );
     let ours = engine();
     let published = FaceEngine::load(
@@ -239,11 +242,12 @@ fn jarvis_own_kernels_give_the_same_embeddings() {
             yunet("Depthwise3x3"),
             yunet("MaxPool2x2"),
             yunet("MaxPool"),
-            yunet("Pointwise")
+            yunet("Pointwise"),
+            yunet("Conv3x3")
         ),
-        (14, 2, 0, 11),
-        "YuNet's depthwise convolutions (two with their max-pool), its other max-pools and its 1×1 convolutions \
-         over 40×40 and larger run as Jarvis's ops"
+        (14, 2, 0, 11, 1),
+        "YuNet's depthwise convolutions (two with their max-pool), its other max-pools, its 1×1 convolutions \
+         over 40×40 and larger and its first convolution run as Jarvis's ops"
     );
     for name in names(&checked(), "single_faces") {
         let p = photo(&name);
