@@ -124,6 +124,7 @@ fn main() {
         opencv_version()
     );
     println!("| --- | --- | --- | --- | --- |");
+    let mut references = Vec::new();
     for threads in [1usize, 2] {
         let j = jarvis_speed(&engine, &photos, &names, &photos_dir, threads);
         let cv = ["intra", "workers"]
@@ -134,16 +135,24 @@ fn main() {
             println!("OpenCV did not run (pip install opencv-python-headless into the venv: scripts/setup --bench)");
             continue;
         };
-        for (stage, ours, theirs) in [
-            ("detection (per photo)", j.0, cv.0),
-            ("alignment + embedding (per face)", j.1, cv.1),
-            ("photo → identity (per photo)", j.2, cv.2),
-        ] {
-            println!(
-                "| {threads} | {stage} | {ours:.1} ms | {theirs:.1} ms | {:.2}× |",
-                ours / theirs
+        speed_rows(threads, j, cv);
+        references.push((threads, cv));
+    }
+    // A box without AVX-512 (an Intel N100, most mini PCs): Jarvis's own kernels limited to AVX2, against the
+    // same OpenCV figures (its wheel's kernels are AVX2 at most). tract's own kernels still choose for themselves.
+    if jarvis::nn::simd::avx512() {
+        jarvis::nn::simd::limit_to_avx2(true);
+        println!("\nJarvis's own kernels limited to AVX2 (tract's unchanged), OpenCV as above:");
+        println!("| threads | stage | Jarvis, AVX2 | OpenCV | ratio |");
+        println!("| --- | --- | --- | --- | --- |");
+        for (threads, cv) in references {
+            speed_rows(
+                threads,
+                jarvis_speed(&engine, &photos, &names, &photos_dir, threads),
+                cv,
             );
         }
+        jarvis::nn::simd::limit_to_avx2(false);
     }
     let _ = std::fs::remove_file(&list);
     own_kernels_against_tracts(&engine, &models, &photos);
@@ -166,6 +175,20 @@ fn main() {
         GallerySettings::default().max_samples,
         per_sample * GallerySettings::default().max_samples / 1024
     );
+}
+
+/// One table row per stage: Jarvis's (detection, embedding, whole) against OpenCV's.
+fn speed_rows(threads: usize, ours: (f64, f64, f64), theirs: (f64, f64, f64)) {
+    for (stage, ours, theirs) in [
+        ("detection (per photo)", ours.0, theirs.0),
+        ("alignment + embedding (per face)", ours.1, theirs.1),
+        ("photo → identity (per photo)", ours.2, theirs.2),
+    ] {
+        println!(
+            "| {threads} | {stage} | {ours:.1} ms | {theirs:.1} ms | {:.2}× |",
+            ours / theirs
+        );
+    }
 }
 
 /// Same/different pair scores, and identification with half of the people enrolled from their first photos.

@@ -341,9 +341,9 @@ fn convolve_plane_fastest(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if crate::nn::simd::avx512() {
             // SAFETY: the function only needs AVX-512F, AVX2 and FMA, and this CPU has them (AVX-512F implies the
-            // other two; checked just above).
+            // other two; `simd::avx512` checks it).
             return unsafe { convolve_plane_avx512(planes, hw, ch, filter, op, out, scratch) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")

@@ -270,8 +270,8 @@ impl EvalOp for Pointwise {
         let output = out_view.as_slice_mut::<f32>()?;
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: this CPU has AVX-512F (checked just above); the lengths were checked above.
+            if crate::nn::simd::avx512() {
+                // SAFETY: this CPU has AVX-512F (`simd::avx512` checks it); the lengths were checked above.
                 unsafe { plane_avx512(input, (k, p), self, wt, bias, output) };
                 return Ok(tvec!(out.into_tvalue()));
             }

@@ -437,7 +437,7 @@ fn fastest_kernel(outputs: usize) -> Kernel {
     #[cfg(target_arch = "x86_64")]
     {
         let narrow = outputs < BLOCK_CHANNELS;
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if crate::nn::simd::avx512() {
             return match narrow {
                 false => Kernel {
                     block: 64,
