@@ -76,35 +76,24 @@ fn mul_add<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
-/// `out[q] += Σ k[j]·taps[j][q]`: [`nine_taps`] for a further input channel.
-#[inline(always)]
-fn nine_taps_add<const FMA: bool>(out: &mut [f32], taps: [&[f32]; 9], k: &[f32; 9]) {
-    let n = out.len();
-    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps.map(|view| &view[..n]);
-    for (q, o) in out.iter_mut().enumerate() {
-        let mut v = mul_add::<FMA>(k[0], t0[q], *o);
-        v = mul_add::<FMA>(k[1], t1[q], v);
-        v = mul_add::<FMA>(k[2], t2[q], v);
-        v = mul_add::<FMA>(k[3], t3[q], v);
-        v = mul_add::<FMA>(k[4], t4[q], v);
-        v = mul_add::<FMA>(k[5], t5[q], v);
-        v = mul_add::<FMA>(k[6], t6[q], v);
-        v = mul_add::<FMA>(k[7], t7[q], v);
-        *o = mul_add::<FMA>(k[8], t8[q], v);
-    }
-}
-
 /// The most input channels a full (not depthwise) convolution may have to be taken: a first layer over RGB(A).
 const MAX_INPUTS: usize = 4;
 
-/// `out[q] = bias + Σ k[j]·taps[j][q]` over nine views the length of `out`, in one pass the compiler vectorises
-/// (every view is cut to that length first, so no bounds checks).
+/// `out[q] = bias + Σ k[j]·taps[j][q]` over nine views the length of `out` — or, with `ADD`, `out[q] += Σ …` (a
+/// further input channel; `bias` unused) — in one pass the compiler vectorises (every view is cut to that length
+/// first, so no bounds checks).
 #[inline(always)]
-fn nine_taps<const FMA: bool>(out: &mut [f32], taps: [&[f32]; 9], k: &[f32; 9], bias: f32) {
+fn nine_taps<const FMA: bool, const ADD: bool>(
+    out: &mut [f32],
+    taps: [&[f32]; 9],
+    k: &[f32; 9],
+    bias: f32,
+) {
     let n = out.len();
     let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps.map(|view| &view[..n]);
     for (q, o) in out.iter_mut().enumerate() {
-        let mut v = mul_add::<FMA>(k[0], t0[q], bias);
+        let start = if ADD { *o } else { bias };
+        let mut v = mul_add::<FMA>(k[0], t0[q], start);
         v = mul_add::<FMA>(k[1], t1[q], v);
         v = mul_add::<FMA>(k[2], t2[q], v);
         v = mul_add::<FMA>(k[3], t3[q], v);
@@ -272,9 +261,9 @@ fn convolve_plane<const FMA: bool>(
             let at = i * plane_len + start;
             let taps = layout.taps.map(|t| &padded[at + t..at + t + len]);
             if i == 0 {
-                nine_taps::<FMA>(flat, taps, filter, bias);
+                nine_taps::<FMA, false>(flat, taps, filter, bias);
             } else {
-                nine_taps_add::<FMA>(flat, taps, filter);
+                nine_taps::<FMA, true>(flat, taps, filter, bias);
             }
         }
         if !after_pool {
